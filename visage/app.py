@@ -1,0 +1,102 @@
+"""The configured application object: settings, models and store, created once, shared.
+
+This is the only long-lived state in Visage. Every interface (CLI, API, web) builds one
+``Visage`` and calls the use-cases in :mod:`visage.usecases` with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from visage.config import Settings
+from visage.errors import MasterKeyError
+from visage.gallery.matching import DEFAULT_THRESHOLD
+from visage.media.image import LoadedImage, decode_image, read_image_file
+from visage.store import crypto
+from visage.store.db import Store, open_store
+from visage.store.schema import Meta
+from visage.vision.pipeline import FaceAnalyzer, PipelineOptions
+
+ImageInput = Path | str | bytes
+"""A path to an image file, or the image's bytes (an upload)."""
+
+KEY_CHECK = "master_key_check"
+
+
+class Visage:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._lock = threading.Lock()
+        self._analyzer: FaceAnalyzer | None = None
+        self._store: Store | None = None
+        self._master: bytes | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    @property
+    def threshold(self) -> float:
+        t = self.settings.match_threshold
+        return DEFAULT_THRESHOLD if t is None else t
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        if self._analyzer is None:
+            with self._lock:
+                if self._analyzer is None:
+                    s = self.settings
+                    self._analyzer = FaceAnalyzer(
+                        PipelineOptions(
+                            detect_threshold=s.detect_threshold,
+                            max_side=s.detect_max_side,
+                            min_side=s.detect_min_side,
+                            threads=s.num_threads,
+                        )
+                    )
+        return self._analyzer
+
+    def load_image(self, image: ImageInput) -> LoadedImage:
+        s = self.settings
+        if isinstance(image, bytes):
+            return decode_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
+        return read_image_file(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
+
+    # -- store and keys -------------------------------------------------------------
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / crypto.KEY_FILE
+
+    def _read_master(self) -> bytes:
+        if self.settings.master_key:
+            return crypto.parse_key(self.settings.master_key)
+        return crypto.read_key_file(self.key_path)
+
+    @property
+    def store(self) -> Store:
+        """The opened, migrated store whose key check the master key passes."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    store = open_store(self.home, create=False)
+                    master = self._read_master()
+                    with store.session() as session:
+                        check = session.get(Meta, KEY_CHECK)
+                        if check is None:
+                            raise MasterKeyError("data directory has no key check; re-run init")
+                        crypto.verify_key_check(master, check.value)
+                    self._master, self._store = master, store
+        return self._store
+
+    @property
+    def master_key(self) -> bytes:
+        _ = self.store
+        assert self._master is not None
+        return self._master
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,359 @@
+"""The ``visage`` command: a thin adapter over :mod:`visage.usecases`.
+
+Contract: ``--json`` on every command prints exactly one JSON document on stdout; without
+it, readable tables. Exit status 0 = ok, 1 = a negative result (no match, not the same
+person), 2 = bad input or usage, 3 = installation problem (model or key missing).
+Errors are one line on stderr, never a traceback (set VISAGE_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from visage.app import Visage
+from visage.config import Settings
+from visage.errors import VisageError
+from visage.usecases import demo as demo_uc
+from visage.usecases import enroll as enroll_uc
+from visage.usecases import evaluate as eval_uc
+from visage.usecases import faces as faces_uc
+from visage.usecases import identify as identify_uc
+from visage.usecases import setup as setup_uc
+from visage.usecases import subjects as subjects_uc
+from visage.usecases import verify as verify_uc
+
+app = typer.Typer(
+    name="visage",
+    help="Privacy-by-design face recognition: consent-only gallery, offline models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+subject_app = typer.Typer(help="Subjects (consenting people) and their consent records.",
+                          no_args_is_help=True)
+app.add_typer(subject_app, name="subject")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document, no table.")]
+ImageArg = Annotated[Path, typer.Argument(help="Image file (JPEG, PNG, WebP, BMP, TIFF).",
+                                          show_default=False)]
+
+
+P = ParamSpec("P")
+
+
+class _Exit(Exception):
+    """Ends a command with a status code after its output was printed."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def guarded(fn: Callable[P, None]) -> Callable[P, None]:
+    """Turns every failure of a command into one line on stderr and an exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        debug = os.environ.get("VISAGE_DEBUG") == "1"
+        try:
+            fn(*args, **kwargs)
+        except _Exit as stop:
+            raise typer.Exit(stop.code) from None
+        except VisageError as exc:
+            if debug:
+                raise
+            print(f"visage: error: {exc.message}", file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as exc:  # the last line of defence: no traceback reaches a user
+            if debug:
+                raise
+            print(f"visage: internal error: {type(exc).__name__}: {exc} "
+                  "(set VISAGE_DEBUG=1 for details)", file=sys.stderr)
+            raise typer.Exit(3) from None
+
+    return wrapper
+
+
+def _core() -> Visage:
+    return Visage(Settings())
+
+
+def _emit_json(data: BaseModel | list[BaseModel] | dict[str, Any]) -> None:
+    if isinstance(data, BaseModel):
+        payload: Any = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        payload = [d.model_dump(mode="json") for d in data]
+    else:
+        payload = data
+    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def _progress() -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+@app.command()
+@guarded
+def init(as_json: JsonFlag = False) -> None:
+    """Create the data directory, master key and database (safe to run again)."""
+    report = setup_uc.init(_core())
+    if as_json:
+        _emit_json(report)
+        return
+    state = "created" if report.created else "already initialised"
+    out.print(f"Visage data directory {report.home} ({state})")
+    out.print(f"  database   {report.database}")
+    out.print(f"  master key {report.key_source}")
+
+
+@app.command()
+@guarded
+def detect(image: ImageArg, as_json: JsonFlag = False) -> None:
+    """Find faces: box, 5 landmarks, detection score and quality."""
+    result = faces_uc.detect(_core(), image)
+    if as_json:
+        _emit_json(result)
+        return
+    table = Table(title=f"{result.image} ({result.width}x{result.height}): "
+                        f"{len(result.faces)} face(s)")
+    for col in ("#", "box", "score", "quality", "face px", "sharpness", "yaw"):
+        table.add_column(col)
+    for i, f in enumerate(result.faces, 1):
+        q = f.quality
+        table.add_row(str(i), str(f.box), f"{f.score:.2f}", f"{q.score:.2f}",
+                      f"{q.face_px:.0f}", f"{q.sharpness:.0f}", f"{q.yaw:+.2f}")
+    out.print(table)
+
+
+@app.command()
+@guarded
+def verify(image_a: ImageArg, image_b: ImageArg, as_json: JsonFlag = False) -> None:
+    """1:1: is the main face of IMAGE_A the same person as that of IMAGE_B? Exit 1 if not."""
+    result = verify_uc.verify(_core(), image_a, image_b)
+    if as_json:
+        _emit_json(result)
+    else:
+        verdict = "[green]same person[/]" if result.same else "[red]different people[/]"
+        out.print(f"{verdict} (score {result.score:.4f}, threshold {result.threshold})")
+    if not result.same:
+        raise _Exit(1)
+
+
+@subject_app.command("add")
+@guarded
+def subject_add(
+    name: Annotated[str, typer.Argument(help="The person's name as they gave it.")],
+    consent_ref: Annotated[str, typer.Option("--consent-ref", help="Reference of the signed "
+                                             "consent (form id, document path). Required.")],
+    purpose: Annotated[list[str], typer.Option("--purpose", help="Purpose consented to, e.g. "
+                                               "access-control. Repeat for several.")],
+    legal_basis: Annotated[str, typer.Option(
+        "--legal-basis",
+        help="explicit-consent, employment, vital-interests, substantial-public-interest or "
+             "research.")] = "explicit-consent",
+    expires: Annotated[str | None, typer.Option("--expires", help="Last day the consent is "
+                                                "valid, YYYY-MM-DD. Default: no expiry.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register a consenting person with their consent record; prints the new id."""
+    try:
+        expires_on = date.fromisoformat(expires) if expires else None
+    except ValueError as exc:
+        raise VisageError(f"--expires {expires!r}: expected a date as YYYY-MM-DD") from exc
+    consent = subjects_uc.make_consent(consent_ref, purpose, legal_basis, expires_on)
+    created = subjects_uc.add_subject(_core(), name, consent)
+    if as_json:
+        _emit_json(created)
+    else:
+        out.print(created.id)
+
+
+@subject_app.command("list")
+@guarded
+def subject_list(as_json: JsonFlag = False) -> None:
+    """All subjects, their template counts and consent purposes."""
+    subjects = subjects_uc.list_subjects(_core())
+    if as_json:
+        _emit_json(subjects)
+        return
+    table = Table(title=f"{len(subjects)} subject(s)")
+    for col in ("id", "name", "templates", "purposes", "consent valid"):
+        table.add_column(col)
+    for s in subjects:
+        purposes = sorted({p for c in s.consents if c.valid for p in c.purposes})
+        table.add_row(s.id, s.name, str(s.templates), ", ".join(purposes) or "-",
+                      "yes" if any(c.valid for c in s.consents) else "no")
+    out.print(table)
+
+
+@subject_app.command("show")
+@guarded
+def subject_show(
+    subject_id: Annotated[str, typer.Argument(help="Subject id.")], as_json: JsonFlag = False
+) -> None:
+    """One subject: consent records and template metadata (never the templates)."""
+    s = subjects_uc.show_subject(_core(), subject_id)
+    if as_json:
+        _emit_json(s)
+        return
+    out.print(f"[bold]{s.name}[/] ({s.id}), created {s.created_at:%Y-%m-%d %H:%M} UTC")
+    consents = Table(title="consent records")
+    for col in ("reference", "purposes", "legal basis", "granted", "expires", "valid"):
+        consents.add_column(col)
+    for c in s.consents:
+        consents.add_row(c.reference, ", ".join(c.purposes), c.legal_basis,
+                         f"{c.granted_at:%Y-%m-%d}", str(c.expires_on or "-"),
+                         "yes" if c.valid else "no")
+    out.print(consents)
+    templates = Table(title=f"{s.templates} template(s)")
+    for col in ("id", "model", "quality", "created"):
+        templates.add_column(col)
+    for t in s.template_list:
+        templates.add_row(t.id, t.model, f"{t.quality:.2f}", f"{t.created_at:%Y-%m-%d %H:%M}")
+    out.print(templates)
+
+
+@app.command()
+@guarded
+def enroll(
+    subject_id: Annotated[str, typer.Argument(help="Subject id from `visage subject add`.")],
+    images: Annotated[list[Path], typer.Argument(help="Photos, one face each.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """One template per image. Rejects, with the reason, an image with no face, several
+    faces, or too low quality (exit 2 if any is rejected)."""
+    core = _core()
+    with _progress() as bar:
+        task = bar.add_task("enrolling", total=len(images))
+        report = enroll_uc.enroll(core, subject_id, images,
+                                  progress=lambda n: bar.update(task, completed=n))
+    if as_json:
+        _emit_json(report)
+    else:
+        for e in report.enrolled:
+            out.print(f"[green]enrolled[/] {e.image} (quality {e.quality:.2f})")
+        for r in report.rejected:
+            out.print(f"[red]rejected[/] {r.image}: {r.reason}")
+    if report.rejected:
+        raise _Exit(2)
+
+
+@app.command()
+@guarded
+def identify(
+    image: ImageArg,
+    purpose: Annotated[str, typer.Option("--purpose", help="Why you search. Only subjects "
+                                         "whose valid consent covers it can match.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """1:N: every face in IMAGE against consenting subjects. Exit 1 if nobody matched."""
+    result = identify_uc.identify(_core(), image, purpose)
+    if as_json:
+        _emit_json(result)
+    else:
+        table = Table(title=f"{len(result.faces)} face(s), purpose {result.purpose}, "
+                            f"threshold {result.threshold}")
+        for col in ("box", "subject", "name", "score"):
+            table.add_column(col)
+        for f in result.faces:
+            if not f.candidates:
+                table.add_row(str(f.box), "-", "[dim]no match[/]", "-")
+            for c in f.candidates:
+                table.add_row(str(f.box), c.subject_id, c.name, f"{c.score:.4f}")
+        out.print(table)
+    if not any(f.candidates for f in result.faces):
+        raise _Exit(1)
+
+
+@app.command("eval")
+@guarded
+def evaluate(
+    pairs: Annotated[Path, typer.Option("--pairs", help="CSV with image_a,image_b,same.")],
+    root: Annotated[Path, typer.Option("--root", help="Folder the CSV's paths are relative to.")],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a DET curve (PNG/SVG).")]
+    = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verification accuracy, FMR, FNMR and failures to acquire on labelled pairs."""
+    core = _core()
+    with _progress() as bar:
+        task = bar.add_task("embedding images", total=None)
+        report = eval_uc.evaluate(core, pairs, root, plot,
+                                  progress=lambda n, t: bar.update(task, completed=n, total=t))
+    if as_json:
+        _emit_json(report)
+        return
+    table = Table(title=f"{pairs}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [("pairs", f"{report.pairs} ({report.genuine} genuine, {report.impostor} impostor)"),
+            ("accuracy", f"{report.accuracy:.4f}"), ("fmr", f"{report.fmr:.4f}"),
+            ("fnmr", f"{report.fnmr:.4f}"), ("threshold", f"{report.threshold}"),
+            ("failures_to_acquire", str(report.failures_to_acquire))]
+    rows += [(f"threshold @ FMR {p.target_fmr:g}", f"{p.threshold:.4f} (FNMR {p.fnmr:.4f})")
+             for p in report.operating_points]
+    rows.append(("time", f"{report.seconds:.1f} s for {report.images} images"))
+    if report.plot:
+        rows.append(("DET curve", report.plot))
+    for k, v in rows:
+        table.add_row(k, v)
+    out.print(table)
+
+
+@app.command()
+@guarded
+def demo(
+    data: Annotated[Path, typer.Option("--data", help="Test-data folder with people/ and "
+                                       "scenes/.")] = Path("../shared/faces"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Initialise, enrol everyone in DATA/people with a consent record, identify DATA/scenes."""
+    core = _core()
+    setup_uc.init(core)
+    with err.status("working") as status:
+        report = demo_uc.demo(core, data, step=lambda s: status.update(s))
+    if as_json:
+        _emit_json(report)
+        return
+    out.print(f"data directory {core.home}: {report.subjects} subjects, "
+              f"{report.templates} templates (purpose '{demo_uc.DEMO_PURPOSE}')")
+    for r in report.rejected:
+        out.print(f"[yellow]not enrolled[/] {r}")
+    table = Table(title="identification in scenes/")
+    for col in ("scene", "face box", "identified as", "score"):
+        table.add_column(col)
+    for m in report.matches:
+        table.add_row(m.scene, str(m.box), m.name or "[dim]bystander (not stored)[/]",
+                      f"{m.score:.4f}" if m.score is not None else "-")
+    out.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,75 @@
+"""Settings, read from the environment (prefix ``VISAGE_``) with documented defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """The per-user data directory used when ``VISAGE_HOME`` is not set."""
+    return Path(platformdirs.user_data_dir("visage", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every knob of a Visage installation. Each field says its default and what it trades."""
+
+    model_config = SettingsConfigDict(env_prefix="VISAGE_", extra="forbid", frozen=True)
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Data directory: database, master key, caches. Default: the user data dir.",
+    )
+    master_key: str | None = Field(
+        default=None,
+        description="Master key (64 hex chars or urlsafe base64 of 32 bytes). If unset, the key "
+        "file `master.key` in the data dir is used (created 0600 by `visage init`).",
+    )
+    max_pixels: int = Field(
+        default=40_000_000,
+        gt=0,
+        description="Images with more pixels are refused before decoding (decompression bombs).",
+    )
+    max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        gt=0,
+        description="Image files larger than this many bytes are refused without reading them.",
+    )
+    detect_threshold: float = Field(
+        default=0.5,
+        ge=0.05,
+        le=0.99,
+        description="CenterFace detection score threshold: lower finds more faces and more "
+        "false detections.",
+    )
+    detect_max_side: int = Field(
+        default=1280,
+        ge=128,
+        description="Images are scaled so that their longer side is at most this before "
+        "detection; larger finds smaller faces, slower.",
+    )
+    detect_min_side: int = Field(
+        default=320,
+        ge=64,
+        description="Small images are upscaled so their shorter side is at least this before "
+        "detection, so that faces in thumbnails are found.",
+    )
+    match_threshold: float | None = Field(
+        default=None,
+        description="Similarity threshold for a match; default: the calibrated threshold "
+        "(see visage.gallery.matching.DEFAULT_THRESHOLD).",
+    )
+    top_k: int = Field(default=3, ge=1, le=100, description="Candidates returned per face.")
+    min_face_px: int = Field(
+        default=40,
+        ge=16,
+        description="Enrolment refuses faces whose box is narrower than this many pixels.",
+    )
+    num_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Threads for model inference; 0 lets the runtime choose (all cores).",
+    )

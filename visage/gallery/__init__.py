@@ -1,0 +1,1 @@
+"""Subjects, their templates, and the vector index that searches them."""

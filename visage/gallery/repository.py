@@ -1,0 +1,165 @@
+"""Subjects, consent records and encrypted templates in the store.
+
+Everything that reads or writes template bytes goes through here, so that plaintext
+embeddings exist only in memory, and only for subjects whose consent covers the purpose.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from visage.errors import ConsentError, NotFoundError
+from visage.governance.consent import ConsentRecord
+from visage.store import crypto
+from visage.store.schema import ConsentRow, SubjectRow, TemplateRow
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _aad(subject_id: str, template_id: str, model_id: str) -> bytes:
+    return f"template:{subject_id}:{template_id}:{model_id}".encode()
+
+
+def consent_of(row: ConsentRow) -> ConsentRecord:
+    return ConsentRecord(
+        reference=row.reference,
+        purposes=tuple(row.purposes),
+        legal_basis=row.legal_basis,  # type: ignore[arg-type]
+        granted_at=row.granted_at,
+        expires_on=row.expires_on,
+        withdrawn_at=row.withdrawn_at,
+    )
+
+
+def create_subject(session: Session, master: bytes, name: str, consent: ConsentRecord) -> str:
+    """A new subject with their first consent record; returns the subject id."""
+    name = name.strip()
+    if not name:
+        raise ConsentError("a subject needs a name")
+    subject = SubjectRow(
+        id=new_id(),
+        name=name,
+        wrapped_key=crypto.wrap(master, crypto.new_key()),
+        created_at=datetime.now(UTC),
+    )
+    subject.consents.append(_consent_row(consent))
+    session.add(subject)
+    session.flush()
+    return subject.id
+
+
+def _consent_row(consent: ConsentRecord) -> ConsentRow:
+    return ConsentRow(
+        id=new_id(),
+        reference=consent.reference,
+        purposes=list(consent.purposes),
+        legal_basis=consent.legal_basis.value,
+        granted_at=consent.granted_at,
+        expires_on=consent.expires_on,
+        withdrawn_at=consent.withdrawn_at,
+    )
+
+
+def get_subject(session: Session, subject_id: str) -> SubjectRow:
+    row = session.get(
+        SubjectRow,
+        subject_id,
+        options=[selectinload(SubjectRow.consents), selectinload(SubjectRow.templates)],
+    )
+    if row is None:
+        raise NotFoundError(f"no subject with id {subject_id}")
+    return row
+
+
+def list_subjects(session: Session) -> list[tuple[SubjectRow, int]]:
+    counts = (
+        select(TemplateRow.subject_id, func.count().label("n"))
+        .group_by(TemplateRow.subject_id)
+        .subquery()
+    )
+    stmt = (
+        select(SubjectRow, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.subject_id == SubjectRow.id)
+        .options(selectinload(SubjectRow.consents))
+        .order_by(SubjectRow.created_at)
+    )
+    return [(row, int(n)) for row, n in session.execute(stmt).all()]
+
+
+def has_valid_consent(subject: SubjectRow, at: datetime | None = None) -> bool:
+    return any(consent_of(c).is_valid(at) for c in subject.consents)
+
+
+def add_template(
+    session: Session,
+    master: bytes,
+    subject: SubjectRow,
+    vector: NDArray[np.float32],
+    *,
+    model_id: str,
+    quality: float,
+) -> str:
+    """Seal and store one template; refused unless the subject has a valid consent."""
+    if not has_valid_consent(subject):
+        raise ConsentError(f"subject {subject.id} has no valid consent record; cannot enrol")
+    template_id = new_id()
+    key = crypto.unwrap(master, subject.wrapped_key)
+    sealed = crypto.seal(
+        key, vector.astype("<f4").tobytes(), _aad(subject.id, template_id, model_id)
+    )
+    session.add(
+        TemplateRow(
+            id=template_id,
+            subject_id=subject.id,
+            model_id=model_id,
+            sealed=sealed,
+            quality=quality,
+            created_at=datetime.now(UTC),
+        )
+    )
+    session.flush()
+    return template_id
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryView:
+    """Decrypted templates of the subjects eligible for one purpose, for one search."""
+
+    labels: list[str]
+    names: dict[str, str]
+    vectors: NDArray[np.float32]
+
+
+def eligible_templates(
+    session: Session, master: bytes, purpose: str, model_id: str, at: datetime | None = None
+) -> GalleryView:
+    """Templates of subjects whose unexpired, unwithdrawn consent covers ``purpose``."""
+    stmt = select(SubjectRow).options(
+        selectinload(SubjectRow.consents), selectinload(SubjectRow.templates)
+    )
+    labels: list[str] = []
+    names: dict[str, str] = {}
+    rows: list[NDArray[np.float32]] = []
+    for subject in session.scalars(stmt):
+        if not any(consent_of(c).covers(purpose, at) for c in subject.consents):
+            continue
+        templates = [t for t in subject.templates if t.model_id == model_id]
+        if not templates:
+            continue
+        key = crypto.unwrap(master, subject.wrapped_key)
+        for t in templates:
+            raw = crypto.open_sealed(key, t.sealed, _aad(subject.id, t.id, t.model_id))
+            rows.append(np.frombuffer(raw, dtype="<f4").astype(np.float32))
+            labels.append(subject.id)
+        names[subject.id] = subject.name
+    matrix = np.vstack(rows) if rows else np.empty((0, 128), np.float32)
+    return GalleryView(labels=labels, names=names, vectors=matrix)

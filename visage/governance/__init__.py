@@ -1,0 +1,1 @@
+"""What makes use lawful: consent records now; audit, retention, review and reports later."""

@@ -1,0 +1,1 @@
+"""Media in and out: images now; video, streams, tracking and blurring later."""

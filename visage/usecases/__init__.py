@@ -1,0 +1,1 @@
+"""The application core: one module per use-case. CLI, API and web only call these."""

@@ -1,0 +1,77 @@
+"""The demo job: enrol the people of a test-data folder, then identify its scenes.
+
+Each person gets their own consent record (reference ``test-data:people/<folder>``,
+purpose ``demo``, legal basis ``research``): even a demo never enrols a face without one.
+Re-running reuses subjects already enrolled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from visage.app import Visage
+from visage.errors import InputError
+from visage.governance.consent import LegalBasis
+from visage.usecases.enroll import enroll
+from visage.usecases.identify import identify
+from visage.usecases.subjects import add_subject, list_subjects, make_consent
+
+DEMO_PURPOSE = "demo"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+class DemoMatch(BaseModel):
+    scene: str
+    box: list[int]
+    name: str | None
+    score: float | None
+
+
+class DemoReport(BaseModel):
+    subjects: int
+    templates: int
+    rejected: list[str]
+    matches: list[DemoMatch]
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> DemoReport:
+    people, scenes = data / "people", data / "scenes"
+    if not people.is_dir() or not scenes.is_dir():
+        raise InputError(f"{data}: expected folders people/ and scenes/ (see shared/faces)")
+    existing = {s.name: s for s in list_subjects(app)}
+    templates, rejected = 0, []
+    for folder in sorted(p for p in people.iterdir() if p.is_dir()):
+        name = folder.name.replace("_", " ").title()
+        if name in existing and existing[name].templates:
+            templates += existing[name].templates
+            continue
+        if step:
+            step(f"enrolling {name}")
+        subject_id = existing[name].id if name in existing else add_subject(
+            app,
+            name,
+            make_consent(f"test-data:people/{folder.name}", [DEMO_PURPOSE],
+                         LegalBasis.research.value),
+        ).id
+        report = enroll(app, subject_id, _images(folder))
+        templates += len(report.enrolled)
+        rejected += [f"{r.image}: {r.reason}" for r in report.rejected]
+    matches = []
+    for scene in _images(scenes):
+        if step:
+            step(f"identifying {scene.name}")
+        result = identify(app, scene, DEMO_PURPOSE)
+        for face in result.faces:
+            best = face.candidates[0] if face.candidates else None
+            matches.append(DemoMatch(scene=scene.name, box=face.box,
+                                     name=best.name if best else None,
+                                     score=best.score if best else None))
+    return DemoReport(subjects=len(list_subjects(app)), templates=templates,
+                      rejected=rejected, matches=matches)

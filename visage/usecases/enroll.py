@@ -1,0 +1,104 @@
+"""Enrolment: one template per image, only for a subject with a valid consent record.
+
+An image is rejected, with the reason, when it cannot be read, shows no face, shows more
+than one face large enough to matter, or its face is too small or poor to be a reliable
+template. Photos are never kept: only the sealed template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pydantic import BaseModel
+
+from visage.app import ImageInput, Visage
+from visage.errors import ConsentError, VisageError
+from visage.gallery import repository as repo
+from visage.vision.types import Face
+
+MIN_QUALITY = 0.35
+"""Quality score below which a face is refused for enrolment (see vision.quality)."""
+
+MAX_YAW = 0.45
+
+
+class Enrolled(BaseModel):
+    image: str
+    template_id: str
+    quality: float
+
+
+class Rejected(BaseModel):
+    image: str
+    reason: str
+
+
+class EnrollReport(BaseModel):
+    subject_id: str
+    enrolled: list[Enrolled]
+    rejected: list[Rejected]
+
+
+def _label(image: ImageInput, index: int) -> str:
+    return f"upload #{index + 1}" if isinstance(image, bytes) else str(image)
+
+
+def check_enrolable(faces: list[Face], min_face_px: int) -> Face:
+    """The one usable face, or a VisageError saying why there is none."""
+    if not faces:
+        raise VisageError("no face found")
+    relevant = [f for f in faces if f.detection.box.width >= min_face_px]
+    if len(relevant) > 1:
+        raise VisageError(f"{len(relevant)} faces found; an enrolment photo must show one person")
+    face = relevant[0] if relevant else faces[0]
+    q = face.quality
+    if face.detection.box.width < min_face_px:
+        raise VisageError(
+            f"face too small ({face.detection.box.width:.0f} px wide, minimum {min_face_px})"
+        )
+    if abs(q.yaw) > MAX_YAW:
+        raise VisageError(f"face turned too far from the camera (yaw {q.yaw:+.2f})")
+    if q.score < MIN_QUALITY:
+        raise VisageError(
+            f"face quality too low ({q.score:.2f} < {MIN_QUALITY}; sharpness {q.sharpness:.0f})"
+        )
+    return face
+
+
+def enroll(
+    app: Visage,
+    subject_id: str,
+    images: Sequence[ImageInput],
+    progress: Callable[[int], None] | None = None,
+) -> EnrollReport:
+    report = EnrollReport(subject_id=subject_id, enrolled=[], rejected=[])
+    with app.store.session() as session:
+        subject = repo.get_subject(session, subject_id)
+        if not repo.has_valid_consent(subject):
+            raise ConsentError(f"subject {subject_id} has no valid consent record; cannot enrol")
+    for i, image in enumerate(images):
+        label = _label(image, i)
+        try:
+            loaded = app.load_image(image)
+            face = check_enrolable(app.analyzer.analyze(loaded.pixels), app.settings.min_face_px)
+            assert face.embedding is not None
+            with app.store.session() as session:
+                subject = repo.get_subject(session, subject_id)
+                template_id = repo.add_template(
+                    session,
+                    app.master_key,
+                    subject,
+                    face.embedding,
+                    model_id=app.analyzer.model_id,
+                    quality=face.quality.score,
+                )
+            report.enrolled.append(
+                Enrolled(image=label, template_id=template_id,
+                         quality=round(face.quality.score, 3))
+            )
+        except VisageError as exc:
+            reason = exc.message.removeprefix(f"{label}: ")
+            report.rejected.append(Rejected(image=label, reason=reason))
+        if progress is not None:
+            progress(i + 1)
+    return report

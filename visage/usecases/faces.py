@@ -1,0 +1,76 @@
+"""Detect faces in an image; the face output schema shared by the other use-cases."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from visage.app import ImageInput, Visage
+from visage.vision.types import Face
+
+
+class QualityOut(BaseModel):
+    """Picture quality of a face: geometry and sharpness, nothing about the person."""
+
+    score: float = Field(description="0..1, size x sharpness x pose combined")
+    face_px: float = Field(description="shorter side of the face box, pixels")
+    interocular_px: float
+    sharpness: float = Field(description="variance of the Laplacian of the aligned chip")
+    yaw: float = Field(description="head-turn proxy from landmarks; 0 is frontal")
+    roll_deg: float
+
+
+class FaceOut(BaseModel):
+    box: list[int] = Field(description="left, top, right, bottom in pixels")
+    score: float = Field(description="detection confidence")
+    landmarks: list[list[float]] = Field(description="5 points: eyes, nose, mouth corners")
+    quality: QualityOut
+
+
+class DetectResult(BaseModel):
+    image: str
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+def face_out(face: Face) -> FaceOut:
+    q = face.quality
+    return FaceOut(
+        box=face.detection.box.as_list(),
+        score=round(face.detection.score, 4),
+        landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in face.detection.landmarks],
+        quality=QualityOut(
+            score=round(q.score, 3),
+            face_px=round(q.face_px, 1),
+            interocular_px=round(q.interocular_px, 1),
+            sharpness=round(q.sharpness, 1),
+            yaw=round(q.yaw, 3),
+            roll_deg=round(q.roll_deg, 1),
+        ),
+    )
+
+
+def primary_face(faces: list[Face], width: int, height: int) -> Face | None:
+    """The face a single-subject photo is about: among faces at least half as large as the
+    largest, the one nearest the image centre."""
+    if not faces:
+        return None
+    largest = max(f.detection.box.area for f in faces)
+    cx, cy = width / 2, height / 2
+
+    def off_centre(f: Face) -> float:
+        fx, fy = f.detection.box.center
+        return (fx - cx) ** 2 + (fy - cy) ** 2
+
+    return min((f for f in faces if f.detection.box.area >= largest / 2), key=off_centre)
+
+
+def detect(app: Visage, image: ImageInput) -> DetectResult:
+    loaded = app.load_image(image)
+    faces = app.analyzer.analyze(loaded.pixels, embed=False)
+    return DetectResult(
+        image=loaded.source,
+        width=loaded.width,
+        height=loaded.height,
+        faces=[face_out(f) for f in faces],
+    )

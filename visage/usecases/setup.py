@@ -1,0 +1,50 @@
+"""Initialise a data directory: folder, master key, database (idempotent)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel
+
+from visage.app import KEY_CHECK, Visage
+from visage.store import crypto
+from visage.store.db import DB_FILE, open_store
+from visage.store.schema import Meta
+
+
+class InitReport(BaseModel):
+    home: str
+    database: str
+    key_source: str
+    created: bool
+
+
+def init(app: Visage) -> InitReport:
+    home = app.home
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    created = False
+    if app.settings.master_key:
+        master = crypto.parse_key(app.settings.master_key)
+        key_source = "environment (VISAGE_MASTER_KEY)"
+    elif app.key_path.exists():
+        master = crypto.read_key_file(app.key_path)
+        key_source = str(app.key_path)
+    else:
+        master = crypto.create_key_file(app.key_path)
+        key_source = str(app.key_path)
+        created = True
+    store = open_store(home, create=True)
+    try:
+        with store.session() as session:
+            check = session.get(Meta, KEY_CHECK)
+            if check is None:
+                session.add(Meta(key=KEY_CHECK, value=crypto.key_check(master)))
+                created = True
+            else:
+                crypto.verify_key_check(master, check.value)
+    finally:
+        store.close()
+    return InitReport(
+        home=str(home), database=str(home / DB_FILE), key_source=key_source, created=created
+    )

@@ -1,0 +1,35 @@
+"""1:1 verification: are the main faces of two images the same person? Not gated by
+consent (no gallery is searched); nothing is stored."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from visage.app import ImageInput, Visage
+from visage.errors import FaceNotFoundError
+from visage.gallery.matching import calibrate
+from visage.usecases.faces import primary_face
+from visage.vision.types import Face
+
+
+class VerifyResult(BaseModel):
+    same: bool
+    score: float
+    threshold: float
+
+
+def main_face(app: Visage, image: ImageInput, label: str) -> Face:
+    loaded = app.load_image(image)
+    face = primary_face(app.analyzer.analyze(loaded.pixels), loaded.width, loaded.height)
+    if face is None or face.embedding is None:
+        raise FaceNotFoundError(f"{loaded.source}: no face found in {label}")
+    return face
+
+
+def verify(app: Visage, image_a: ImageInput, image_b: ImageInput) -> VerifyResult:
+    a = main_face(app, image_a, "the first image")
+    b = main_face(app, image_b, "the second image")
+    assert a.embedding is not None and b.embedding is not None
+    score = calibrate(float(a.embedding @ b.embedding))
+    return VerifyResult(same=score >= app.threshold, score=round(score, 4),
+                        threshold=app.threshold)

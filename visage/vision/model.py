@@ -1,0 +1,72 @@
+"""Model lifecycle: one base class loads a model on first use, once, thread-safely.
+
+Subclasses say what they are (``name``) and how to load (``_load``). Model files come only
+from installed packages; :func:`package_file` finds them without importing the package
+(some ship heavy imports we do not need) and names the package when one is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from visage.errors import ModelMissingError
+
+T = TypeVar("T")
+
+
+def package_file(package: str, relative: str, pip_name: str | None = None) -> Path:
+    """Path of ``relative`` inside the installed package ``package``.
+
+    Raises :class:`ModelMissingError` naming the pip package when it is not installed.
+    """
+    spec = importlib.util.find_spec(package)
+    hint = pip_name or package
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelMissingError(
+            f"model package '{hint}' is not installed; install it with: pip install {hint}"
+        )
+    for base in spec.submodule_search_locations:
+        candidate = Path(base) / relative
+        if candidate.is_file():
+            return candidate
+    raise ModelMissingError(
+        f"model file {relative} is missing from package '{hint}'; reinstall it with: "
+        f"pip install --force-reinstall {hint}"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class LazyModel(ABC, Generic[T]):
+    """Owns one model's life: load on first use (once, under a lock), then reuse."""
+
+    name: str = "model"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: T | None = None
+
+    @property
+    def model(self) -> T:
+        loaded = self._loaded
+        if loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._loaded = self._load()
+                loaded = self._loaded
+        return loaded
+
+    @abstractmethod
+    def _load(self) -> T:
+        """Load and return the underlying model object."""

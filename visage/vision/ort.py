@@ -1,0 +1,20 @@
+"""The one place that builds ONNX Runtime sessions, with thread counts set on purpose."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+
+
+def make_session(model: bytes | str, *, intra_op_threads: int = 0) -> ort.InferenceSession:
+    """A CPU inference session.
+
+    ``intra_op_threads`` = 0 lets ONNX Runtime use every core; inter-op is 1 because our
+    graphs are sequential and parallel branches would only contend with each other.
+    """
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    providers = [p for p in ("CPUExecutionProvider",) if p in ort.get_available_providers()]
+    return ort.InferenceSession(model, sess_options=opts, providers=providers)
