@@ -84,9 +84,12 @@ def decode_image(
                 f"{source}: not a supported image (expected JPEG, PNG, WebP, BMP or TIFF)"
             ) from exc
         except Image.DecompressionBombError as exc:
-            raise ImageTooLargeError(f"{source}: image is too large to decode safely") from exc
+            raise ImageTooLargeError(
+                f"{source}: the header announces far more than {max_pixels / 1e6:.1f} "
+                "megapixels; refused before decoding"
+            ) from exc
         except OSError as exc:
-            raise InputError(f"{source}: unreadable image header ({exc})") from exc
+            raise InputError(f"{source}: truncated or corrupt image header ({exc})") from exc
         with img:
             fmt = img.format or "unknown"
             if fmt not in SUPPORTED_FORMATS:

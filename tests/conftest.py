@@ -1,0 +1,79 @@
+"""Shared fixtures: the real test images in ../shared/faces and real SQLite data dirs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from visage.app import Visage
+from visage.config import Settings
+from visage.usecases.enroll import enroll
+from visage.usecases.setup import init
+from visage.usecases.subjects import add_subject, make_consent
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Tests must not pick up the developer's own data dir or key.
+for _name in [n for n in os.environ if n.startswith("VISAGE_") and n != "VISAGE_TEST_DATA"]:
+    del os.environ[_name]
+
+
+def _find_data() -> Path:
+    candidates = [os.environ.get("VISAGE_TEST_DATA"), REPO.parent / "shared" / "faces"]
+    for c in candidates:
+        if c and (Path(c) / "lfw10" / "pairs.csv").is_file():
+            return Path(c)
+    raise RuntimeError(
+        "test images not found: set VISAGE_TEST_DATA or put shared/faces beside the repo"
+    )
+
+
+DATA = _find_data()
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    return DATA
+
+
+def make_app(home: Path, **overrides: object) -> Visage:
+    app = Visage(Settings(home=home, **overrides))  # type: ignore[arg-type]
+    init(app)
+    return app
+
+
+@pytest.fixture(scope="session")
+def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Visage]:
+    """An initialised data dir with nobody enrolled; models loaded once for the session."""
+    app = make_app(tmp_path_factory.mktemp("visage-home"))
+    yield app
+    app.close()
+
+
+@pytest.fixture()
+def fresh_app(tmp_path: Path, shared_app: Visage) -> Iterator[Visage]:
+    """A new empty data dir that reuses the session's loaded models."""
+    app = make_app(tmp_path / "home")
+    app._analyzer = shared_app.analyzer
+    yield app
+    app.close()
+
+
+PEOPLE_PURPOSE = "access-control"
+
+
+@pytest.fixture(scope="session")
+def enrolled_app(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> Iterator[Visage]:
+    """Everyone in people/ enrolled with a consent record for ``access-control``."""
+    app = make_app(tmp_path_factory.mktemp("visage-enrolled"))
+    app._analyzer = shared_app.analyzer
+    for folder in sorted(p for p in (DATA / "people").iterdir() if p.is_dir()):
+        consent = make_consent(f"form-{folder.name}", [PEOPLE_PURPOSE])
+        subject_id = add_subject(app, folder.name, consent).id
+        report = enroll(app, subject_id, sorted(folder.iterdir()))
+        assert report.enrolled, f"nothing enrolled for {folder.name}: {report.rejected}"
+    yield app
+    app.close()
