@@ -8,16 +8,14 @@ Errors are one line on stderr, never a traceback (set VISAGE_DEBUG=1 to see one)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
-
-import functools
-from collections.abc import Callable
-from typing import ParamSpec
+from typing import Annotated, Any, ParamSpec
 
 import typer
 from pydantic import BaseModel
@@ -44,16 +42,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-subject_app = typer.Typer(help="Subjects (consenting people) and their consent records.",
-                          no_args_is_help=True)
+subject_app = typer.Typer(
+    help="Subjects (consenting people) and their consent records.", no_args_is_help=True
+)
 app.add_typer(subject_app, name="subject")
 
 out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document, no table.")]
-ImageArg = Annotated[Path, typer.Argument(help="Image file (JPEG, PNG, WebP, BMP, TIFF).",
-                                          show_default=False)]
+ImageArg = Annotated[
+    Path, typer.Argument(help="Image file (JPEG, PNG, WebP, BMP, TIFF).", show_default=False)
+]
 
 
 P = ParamSpec("P")
@@ -86,8 +86,11 @@ def guarded(fn: Callable[P, None]) -> Callable[P, None]:
         except Exception as exc:  # the last line of defence: no traceback reaches a user
             if debug:
                 raise
-            print(f"visage: internal error: {type(exc).__name__}: {exc} "
-                  "(set VISAGE_DEBUG=1 for details)", file=sys.stderr)
+            print(
+                f"visage: internal error: {type(exc).__name__}: {exc} "
+                "(set VISAGE_DEBUG=1 for details)",
+                file=sys.stderr,
+            )
             raise typer.Exit(3) from None
 
     return wrapper
@@ -97,10 +100,10 @@ def _core() -> Visage:
     return Visage(Settings())
 
 
-def _emit_json(data: BaseModel | list[BaseModel] | dict[str, Any]) -> None:
+def _emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
     if isinstance(data, BaseModel):
         payload: Any = data.model_dump(mode="json")
-    elif isinstance(data, list):
+    elif isinstance(data, Sequence):
         payload = [d.model_dump(mode="json") for d in data]
     else:
         payload = data
@@ -141,14 +144,22 @@ def detect(image: ImageArg, as_json: JsonFlag = False) -> None:
     if as_json:
         _emit_json(result)
         return
-    table = Table(title=f"{result.image} ({result.width}x{result.height}): "
-                        f"{len(result.faces)} face(s)")
+    table = Table(
+        title=f"{result.image} ({result.width}x{result.height}): {len(result.faces)} face(s)"
+    )
     for col in ("#", "box", "score", "quality", "face px", "sharpness", "yaw"):
         table.add_column(col)
     for i, f in enumerate(result.faces, 1):
         q = f.quality
-        table.add_row(str(i), str(f.box), f"{f.score:.2f}", f"{q.score:.2f}",
-                      f"{q.face_px:.0f}", f"{q.sharpness:.0f}", f"{q.yaw:+.2f}")
+        table.add_row(
+            str(i),
+            str(f.box),
+            f"{f.score:.2f}",
+            f"{q.score:.2f}",
+            f"{q.face_px:.0f}",
+            f"{q.sharpness:.0f}",
+            f"{q.yaw:+.2f}",
+        )
     out.print(table)
 
 
@@ -170,16 +181,33 @@ def verify(image_a: ImageArg, image_b: ImageArg, as_json: JsonFlag = False) -> N
 @guarded
 def subject_add(
     name: Annotated[str, typer.Argument(help="The person's name as they gave it.")],
-    consent_ref: Annotated[str, typer.Option("--consent-ref", help="Reference of the signed "
-                                             "consent (form id, document path). Required.")],
-    purpose: Annotated[list[str], typer.Option("--purpose", help="Purpose consented to, e.g. "
-                                               "access-control. Repeat for several.")],
-    legal_basis: Annotated[str, typer.Option(
-        "--legal-basis",
-        help="explicit-consent, employment, vital-interests, substantial-public-interest or "
-             "research.")] = "explicit-consent",
-    expires: Annotated[str | None, typer.Option("--expires", help="Last day the consent is "
-                                                "valid, YYYY-MM-DD. Default: no expiry.")] = None,
+    consent_ref: Annotated[
+        str,
+        typer.Option(
+            "--consent-ref",
+            help="Reference of the signed consent (form id, document path). Required.",
+        ),
+    ],
+    purpose: Annotated[
+        list[str],
+        typer.Option(
+            "--purpose", help="Purpose consented to, e.g. access-control. Repeat for several."
+        ),
+    ],
+    legal_basis: Annotated[
+        str,
+        typer.Option(
+            "--legal-basis",
+            help="explicit-consent, employment, vital-interests, substantial-public-interest or "
+            "research.",
+        ),
+    ] = "explicit-consent",
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            "--expires", help="Last day the consent is valid, YYYY-MM-DD. Default: no expiry."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a consenting person with their consent record; prints the new id."""
@@ -208,8 +236,13 @@ def subject_list(as_json: JsonFlag = False) -> None:
         table.add_column(col)
     for s in subjects:
         purposes = sorted({p for c in s.consents if c.valid for p in c.purposes})
-        table.add_row(s.id, s.name, str(s.templates), ", ".join(purposes) or "-",
-                      "yes" if any(c.valid for c in s.consents) else "no")
+        table.add_row(
+            s.id,
+            s.name,
+            str(s.templates),
+            ", ".join(purposes) or "-",
+            "yes" if any(c.valid for c in s.consents) else "no",
+        )
     out.print(table)
 
 
@@ -228,9 +261,14 @@ def subject_show(
     for col in ("reference", "purposes", "legal basis", "granted", "expires", "valid"):
         consents.add_column(col)
     for c in s.consents:
-        consents.add_row(c.reference, ", ".join(c.purposes), c.legal_basis,
-                         f"{c.granted_at:%Y-%m-%d}", str(c.expires_on or "-"),
-                         "yes" if c.valid else "no")
+        consents.add_row(
+            c.reference,
+            ", ".join(c.purposes),
+            c.legal_basis,
+            f"{c.granted_at:%Y-%m-%d}",
+            str(c.expires_on or "-"),
+            "yes" if c.valid else "no",
+        )
     out.print(consents)
     templates = Table(title=f"{s.templates} template(s)")
     for col in ("id", "model", "quality", "created"):
@@ -252,8 +290,9 @@ def enroll(
     core = _core()
     with _progress() as bar:
         task = bar.add_task("enrolling", total=len(images))
-        report = enroll_uc.enroll(core, subject_id, images,
-                                  progress=lambda n: bar.update(task, completed=n))
+        report = enroll_uc.enroll(
+            core, subject_id, images, progress=lambda n: bar.update(task, completed=n)
+        )
     if as_json:
         _emit_json(report)
     else:
@@ -269,8 +308,13 @@ def enroll(
 @guarded
 def identify(
     image: ImageArg,
-    purpose: Annotated[str, typer.Option("--purpose", help="Why you search. Only subjects "
-                                         "whose valid consent covers it can match.")],
+    purpose: Annotated[
+        str,
+        typer.Option(
+            "--purpose",
+            help="Why you search. Only subjects whose valid consent covers it can match.",
+        ),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """1:N: every face in IMAGE against consenting subjects. Exit 1 if nobody matched."""
@@ -278,8 +322,10 @@ def identify(
     if as_json:
         _emit_json(result)
     else:
-        table = Table(title=f"{len(result.faces)} face(s), purpose {result.purpose}, "
-                            f"threshold {result.threshold}")
+        table = Table(
+            title=f"{len(result.faces)} face(s), purpose {result.purpose}, "
+            f"threshold {result.threshold}"
+        )
         for col in ("box", "subject", "name", "score"):
             table.add_column(col)
         for f in result.faces:
@@ -297,28 +343,36 @@ def identify(
 def evaluate(
     pairs: Annotated[Path, typer.Option("--pairs", help="CSV with image_a,image_b,same.")],
     root: Annotated[Path, typer.Option("--root", help="Folder the CSV's paths are relative to.")],
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write a DET curve (PNG/SVG).")]
-    = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a DET curve (PNG/SVG).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Verification accuracy, FMR, FNMR and failures to acquire on labelled pairs."""
     core = _core()
     with _progress() as bar:
         task = bar.add_task("embedding images", total=None)
-        report = eval_uc.evaluate(core, pairs, root, plot,
-                                  progress=lambda n, t: bar.update(task, completed=n, total=t))
+        report = eval_uc.evaluate(
+            core, pairs, root, plot, progress=lambda n, t: bar.update(task, completed=n, total=t)
+        )
     if as_json:
         _emit_json(report)
         return
     table = Table(title=f"{pairs}")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    rows = [("pairs", f"{report.pairs} ({report.genuine} genuine, {report.impostor} impostor)"),
-            ("accuracy", f"{report.accuracy:.4f}"), ("fmr", f"{report.fmr:.4f}"),
-            ("fnmr", f"{report.fnmr:.4f}"), ("threshold", f"{report.threshold}"),
-            ("failures_to_acquire", str(report.failures_to_acquire))]
-    rows += [(f"threshold @ FMR {p.target_fmr:g}", f"{p.threshold:.4f} (FNMR {p.fnmr:.4f})")
-             for p in report.operating_points]
+    rows = [
+        ("pairs", f"{report.pairs} ({report.genuine} genuine, {report.impostor} impostor)"),
+        ("accuracy", f"{report.accuracy:.4f}"),
+        ("fmr", f"{report.fmr:.4f}"),
+        ("fnmr", f"{report.fnmr:.4f}"),
+        ("threshold", f"{report.threshold}"),
+        ("failures_to_acquire", str(report.failures_to_acquire)),
+    ]
+    rows += [
+        (f"threshold @ FMR {p.target_fmr:g}", f"{p.threshold:.4f} (FNMR {p.fnmr:.4f})")
+        for p in report.operating_points
+    ]
     rows.append(("time", f"{report.seconds:.1f} s for {report.images} images"))
     if report.plot:
         rows.append(("DET curve", report.plot))
@@ -330,8 +384,9 @@ def evaluate(
 @app.command()
 @guarded
 def demo(
-    data: Annotated[Path, typer.Option("--data", help="Test-data folder with people/ and "
-                                       "scenes/.")] = Path("../shared/faces"),
+    data: Annotated[
+        Path, typer.Option("--data", help="Test-data folder with people/ and scenes/.")
+    ] = Path("../shared/faces"),
     as_json: JsonFlag = False,
 ) -> None:
     """Initialise, enrol everyone in DATA/people with a consent record, identify DATA/scenes."""
@@ -342,16 +397,22 @@ def demo(
     if as_json:
         _emit_json(report)
         return
-    out.print(f"data directory {core.home}: {report.subjects} subjects, "
-              f"{report.templates} templates (purpose '{demo_uc.DEMO_PURPOSE}')")
+    out.print(
+        f"data directory {core.home}: {report.subjects} subjects, "
+        f"{report.templates} templates (purpose '{demo_uc.DEMO_PURPOSE}')"
+    )
     for r in report.rejected:
         out.print(f"[yellow]not enrolled[/] {r}")
     table = Table(title="identification in scenes/")
     for col in ("scene", "face box", "identified as", "score"):
         table.add_column(col)
     for m in report.matches:
-        table.add_row(m.scene, str(m.box), m.name or "[dim]bystander (not stored)[/]",
-                      f"{m.score:.4f}" if m.score is not None else "-")
+        table.add_row(
+            m.scene,
+            str(m.box),
+            m.name or "[dim]bystander (not stored)[/]",
+            f"{m.score:.4f}" if m.score is not None else "-",
+        )
     out.print(table)
 
 

@@ -20,7 +20,7 @@ def test_search_returns_best_label_once_per_subject() -> None:
     index = ExactIndex()
     index.add(["a", "a", "b", "b", "c", "c"], vecs)
     hits = index.search(vecs[2:3], k=2)[0]
-    assert [h.label for h in hits][0] == "b"
+    assert hits[0].label == "b"
     assert hits[0].cosine == pytest.approx(1.0, abs=1e-5)
     assert len({h.label for h in hits}) == 2
 

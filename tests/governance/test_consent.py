@@ -31,8 +31,9 @@ def test_withdrawn_consent_covers_nothing() -> None:
     assert not c.covers("p", now)
 
 
-@pytest.mark.parametrize("bad", [{"reference": "  "}, {"purposes": ()},
-                                 {"legal_basis": "legitimate-interest"}])
+@pytest.mark.parametrize(
+    "bad", [{"reference": "  "}, {"purposes": ()}, {"legal_basis": "legitimate-interest"}]
+)
 def test_incomplete_records_are_refused(bad: dict[str, object]) -> None:
     fields: dict[str, object] = {"reference": "f", "purposes": ("p",)} | bad
     with pytest.raises(ValidationError):

@@ -25,8 +25,9 @@ SCENES = {
 
 
 @pytest.mark.parametrize("scene", sorted(SCENES))
-def test_identify_names_everyone_present_and_nobody_else(enrolled_app: Visage, data: Path,
-                                                         scene: str) -> None:
+def test_identify_names_everyone_present_and_nobody_else(
+    enrolled_app: Visage, data: Path, scene: str
+) -> None:
     result = identify(enrolled_app, data / "scenes" / scene, PEOPLE_PURPOSE)
     named = [f.candidates[0].name for f in result.faces if f.candidates]
     assert sorted(named) == sorted(SCENES[scene])
@@ -67,8 +68,7 @@ def test_expired_and_withdrawn_consent_stop_matching(fresh_app: Visage, data: Pa
         enroll(fresh_app, subject, [photo])
 
 
-def test_enrolment_rejections_have_reasons(fresh_app: Visage, data: Path,
-                                           tmp_path: Path) -> None:
+def test_enrolment_rejections_have_reasons(fresh_app: Visage, data: Path, tmp_path: Path) -> None:
     subject = add_subject(fresh_app, "Barack", make_consent("form-1", ["door"])).id
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((400, 400, 3), 200, np.uint8)).save(blank)
@@ -76,13 +76,17 @@ def test_enrolment_rejections_have_reasons(fresh_app: Visage, data: Path,
     corrupt.write_bytes((data / "people/barack_obama/1.jpg").read_bytes()[:3000])
     tiny = tmp_path / "tiny.png"  # the face becomes about 31 px wide
     Image.open(data / "hard/obama_240p.jpg").resize((256, 144)).save(tiny)
-    report = enroll(fresh_app, subject, [
-        data / "people/barack_obama/1.jpg",
-        data / "scenes/two_people.jpg",
-        blank,
-        corrupt,
-        tiny,
-    ])
+    report = enroll(
+        fresh_app,
+        subject,
+        [
+            data / "people/barack_obama/1.jpg",
+            data / "scenes/two_people.jpg",
+            blank,
+            corrupt,
+            tiny,
+        ],
+    )
     assert [Path(e.image).name for e in report.enrolled] == ["1.jpg"]
     reasons = {Path(r.image).name: r.reason for r in report.rejected}
     assert "2 faces found" in reasons["two_people.jpg"]
@@ -107,8 +111,9 @@ def test_enrolment_keeps_no_photo_and_no_plaintext(fresh_app: Visage, data: Path
 
 
 def test_subject_listing_and_unknown_ids(fresh_app: Visage) -> None:
-    sid = add_subject(fresh_app, "Ada", make_consent("form-3", ["door", "Payroll"],
-                                                      expires_on=date(2099, 1, 1))).id
+    sid = add_subject(
+        fresh_app, "Ada", make_consent("form-3", ["door", "Payroll"], expires_on=date(2099, 1, 1))
+    ).id
     (listed,) = list_subjects(fresh_app)
     assert listed.id == sid and listed.templates == 0
     assert listed.consents[0].purposes == ["door", "payroll"]

@@ -13,8 +13,9 @@ from visage.usecases.verify import verify
 
 
 def test_verify_same_and_different(shared_app: Visage, data: Path) -> None:
-    same = verify(shared_app, data / "people/barack_obama/1.jpg",
-                  data / "people/barack_obama/3.jpg")
+    same = verify(
+        shared_app, data / "people/barack_obama/1.jpg", data / "people/barack_obama/3.jpg"
+    )
     assert same.same and same.score >= same.threshold
     diff = verify(shared_app, data / "people/barack_obama/1.jpg", data / "people/joe_biden/1.jpg")
     assert not diff.same and diff.score < diff.threshold
@@ -48,8 +49,7 @@ def test_lfw10_accuracy(shared_app: Visage, data: Path, tmp_path: Path) -> None:
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_failure_to_acquire_counts_as_error(shared_app: Visage, data: Path,
-                                            tmp_path: Path) -> None:
+def test_failure_to_acquire_counts_as_error(shared_app: Visage, data: Path, tmp_path: Path) -> None:
     root = tmp_path / "pairs"
     root.mkdir()
     (root / "a.jpg").write_bytes((data / "lfw10/Tony_Blair/Tony_Blair_0001.jpg").read_bytes())

@@ -21,8 +21,9 @@ def _faces(app: Visage, path: Path) -> list:  # type: ignore[type-arg]
     ("scene", "expected"),
     [("two_people.jpg", 2), ("kit_with_rose.jpg", 2), ("obama_and_biden.jpg", 3)],
 )
-def test_every_face_in_scenes_is_found(shared_app: Visage, data: Path, scene: str,
-                                       expected: int) -> None:
+def test_every_face_in_scenes_is_found(
+    shared_app: Visage, data: Path, scene: str, expected: int
+) -> None:
     faces = _faces(shared_app, data / "scenes" / scene)
     assert len(faces) == expected
 
@@ -42,8 +43,10 @@ def test_face_fields(shared_app: Visage, data: Path) -> None:
     assert face.quality.interocular_px > 20
 
 
-@pytest.mark.parametrize("name", ["obama_240p.jpg", "obama_480p.jpg", "obama_720p.jpg",
-                                  "obama_1080p.jpg", "obama_small.jpg"])
+@pytest.mark.parametrize(
+    "name",
+    ["obama_240p.jpg", "obama_480p.jpg", "obama_720p.jpg", "obama_1080p.jpg", "obama_small.jpg"],
+)
 def test_same_face_at_every_resolution(shared_app: Visage, data: Path, name: str) -> None:
     faces = _faces(shared_app, data / "hard" / name)
     assert len(faces) >= 1

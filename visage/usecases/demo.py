@@ -54,12 +54,17 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
             continue
         if step:
             step(f"enrolling {name}")
-        subject_id = existing[name].id if name in existing else add_subject(
-            app,
-            name,
-            make_consent(f"test-data:people/{folder.name}", [DEMO_PURPOSE],
-                         LegalBasis.research.value),
-        ).id
+        subject_id = (
+            existing[name].id
+            if name in existing
+            else add_subject(
+                app,
+                name,
+                make_consent(
+                    f"test-data:people/{folder.name}", [DEMO_PURPOSE], LegalBasis.research.value
+                ),
+            ).id
+        )
         report = enroll(app, subject_id, _images(folder))
         templates += len(report.enrolled)
         rejected += [f"{r.image}: {r.reason}" for r in report.rejected]
@@ -70,8 +75,14 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
         result = identify(app, scene, DEMO_PURPOSE)
         for face in result.faces:
             best = face.candidates[0] if face.candidates else None
-            matches.append(DemoMatch(scene=scene.name, box=face.box,
-                                     name=best.name if best else None,
-                                     score=best.score if best else None))
-    return DemoReport(subjects=len(list_subjects(app)), templates=templates,
-                      rejected=rejected, matches=matches)
+            matches.append(
+                DemoMatch(
+                    scene=scene.name,
+                    box=face.box,
+                    name=best.name if best else None,
+                    score=best.score if best else None,
+                )
+            )
+    return DemoReport(
+        subjects=len(list_subjects(app)), templates=templates, rejected=rejected, matches=matches
+    )

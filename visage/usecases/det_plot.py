@@ -31,8 +31,13 @@ def draw_det(
     ax.plot(np.maximum(fmr, floor), np.maximum(fnmr, floor), lw=2, label="Visage")
     op_fmr = float(np.mean(impostor >= threshold)) if impostor.size else 0.0
     op_fnmr = float(np.mean(genuine < threshold)) if genuine.size else 0.0
-    ax.plot([max(op_fmr, floor)], [max(op_fnmr, floor)], "o", color="crimson",
-            label=f"threshold {threshold:.3f}: FMR {op_fmr:.4f}, FNMR {op_fnmr:.4f}")
+    ax.plot(
+        [max(op_fmr, floor)],
+        [max(op_fnmr, floor)],
+        "o",
+        color="crimson",
+        label=f"threshold {threshold:.3f}: FMR {op_fmr:.4f}, FNMR {op_fnmr:.4f}",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("False match rate (FMR)")

@@ -93,8 +93,7 @@ def enroll(
                     quality=face.quality.score,
                 )
             report.enrolled.append(
-                Enrolled(image=label, template_id=template_id,
-                         quality=round(face.quality.score, 3))
+                Enrolled(image=label, template_id=template_id, quality=round(face.quality.score, 3))
             )
         except VisageError as exc:
             reason = exc.message.removeprefix(f"{label}: ")

@@ -120,8 +120,10 @@ def evaluate(
     same = np.array([p.same for p in pairs])
     acquired = np.array([vectors[p.a] is not None and vectors[p.b] is not None for p in pairs])
     cos = np.array(
-        [float(vectors[p.a] @ vectors[p.b]) if ok else -1.0  # type: ignore[operator]
-         for p, ok in zip(pairs, acquired, strict=True)],
+        [
+            float(vectors[p.a] @ vectors[p.b]) if ok else -1.0  # type: ignore[operator]
+            for p, ok in zip(pairs, acquired, strict=True)
+        ],
         dtype=np.float32,
     )
     scores = calibrate_array(cos)
@@ -140,8 +142,14 @@ def evaluate(
     points = []
     for target in (1e-2, 1e-3):
         t = threshold_for_fmr(imp_scores, target)
-        points.append(OperatingPoint(target_fmr=target, threshold=round(t, 6),
-                                     fmr=round(fmr_at(t), 6), fnmr=round(fnmr_at(t), 6)))
+        points.append(
+            OperatingPoint(
+                target_fmr=target,
+                threshold=round(t, 6),
+                fmr=round(fmr_at(t), 6),
+                fnmr=round(fnmr_at(t), 6),
+            )
+        )
     report = EvalReport(
         pairs=len(pairs),
         genuine=int(same.sum()),

@@ -35,9 +35,7 @@ def identify(app: Visage, image: ImageInput, purpose: str) -> IdentifyResult:
     purpose = normalise_purpose(purpose)
     loaded = app.load_image(image)
     with app.store.session() as session:
-        gallery = repo.eligible_templates(
-            session, app.master_key, purpose, app.analyzer.model_id
-        )
+        gallery = repo.eligible_templates(session, app.master_key, purpose, app.analyzer.model_id)
     faces = app.analyzer.analyze(loaded.pixels)
     index = ExactIndex()
     index.add(gallery.labels, gallery.vectors)
@@ -50,8 +48,12 @@ def identify(app: Visage, image: ImageInput, purpose: str) -> IdentifyResult:
             for hit in face_hits:
                 score = calibrate(hit.cosine)
                 if score >= app.threshold:
-                    candidates.append(Candidate(subject_id=hit.label,
-                                                name=gallery.names[hit.label],
-                                                score=round(score, 4)))
+                    candidates.append(
+                        Candidate(
+                            subject_id=hit.label,
+                            name=gallery.names[hit.label],
+                            score=round(score, 4),
+                        )
+                    )
             out.append(IdentifiedFace(box=face.detection.box.as_list(), candidates=candidates))
     return IdentifyResult(purpose=purpose, threshold=app.threshold, faces=out)

@@ -95,8 +95,13 @@ def _consents(row: SubjectRow) -> list[ConsentOut]:
 def list_subjects(app: Visage) -> list[SubjectOut]:
     with app.store.session() as session:
         return [
-            SubjectOut(id=row.id, name=row.name, created_at=row.created_at, templates=n,
-                       consents=_consents(row))
+            SubjectOut(
+                id=row.id,
+                name=row.name,
+                created_at=row.created_at,
+                templates=n,
+                consents=_consents(row),
+            )
             for row, n in repo.list_subjects(session)
         ]
 
@@ -111,8 +116,9 @@ def show_subject(app: Visage, subject_id: str) -> SubjectDetail:
             templates=len(row.templates),
             consents=_consents(row),
             template_list=[
-                TemplateOut(id=t.id, model=t.model_id, quality=round(t.quality, 3),
-                            created_at=t.created_at)
+                TemplateOut(
+                    id=t.id, model=t.model_id, quality=round(t.quality, 3), created_at=t.created_at
+                )
                 for t in row.templates
             ],
         )

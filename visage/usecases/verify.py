@@ -31,5 +31,4 @@ def verify(app: Visage, image_a: ImageInput, image_b: ImageInput) -> VerifyResul
     b = main_face(app, image_b, "the second image")
     assert a.embedding is not None and b.embedding is not None
     score = calibrate(float(a.embedding @ b.embedding))
-    return VerifyResult(same=score >= app.threshold, score=round(score, 4),
-                        threshold=app.threshold)
+    return VerifyResult(same=score >= app.threshold, score=round(score, 4), threshold=app.threshold)

@@ -56,10 +56,12 @@ class CenterFaceDetector(LazyModel[object]):
         from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
         static = onnx.load(str(self.path))
-        inputs = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
-                  for i in static.graph.input}
-        outputs = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim]
-                   for o in static.graph.output}
+        inputs = {
+            i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in static.graph.input
+        }
+        outputs = {
+            o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in static.graph.output
+        }
         inputs[_INPUT] = ["B", 3, "H", "W"]
         channels = {"537": 1, "538": 2, "539": 2, "540": 10}
         for name, c in channels.items():
@@ -83,8 +85,9 @@ class CenterFaceDetector(LazyModel[object]):
         blob = np.ascontiguousarray(resized.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
         session = self.model
         heat, scale, offset, lms = session.run(list(_OUTPUTS), {_INPUT: blob})  # type: ignore[attr-defined]
-        boxes, scores, points = _decode(heat[0, 0], scale[0], offset[0], lms[0], threshold,
-                                        new_w, new_h)
+        boxes, scores, points = _decode(
+            heat[0, 0], scale[0], offset[0], lms[0], threshold, new_w, new_h
+        )
         keep = _nms(boxes, scores, 0.3)
         found: list[Detection] = []
         for i in keep:
@@ -114,8 +117,11 @@ def _decode(
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
     rows, cols = np.nonzero(heat > threshold)
     if rows.size == 0:
-        return (np.empty((0, 4), np.float32), np.empty((0,), np.float32),
-                np.empty((0, 5, 2), np.float32))
+        return (
+            np.empty((0, 4), np.float32),
+            np.empty((0,), np.float32),
+            np.empty((0, 5, 2), np.float32),
+        )
     s_h = np.exp(scale[0, rows, cols]) * 4
     s_w = np.exp(scale[1, rows, cols]) * 4
     o_y = offset[0, rows, cols]

@@ -1,0 +1,241 @@
+"""Black-box tests of the `visage` command: the public contract (JSON, exit codes, errors)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.media.test_image import huge_png
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VISAGE_")}
+    env["VISAGE_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "visage", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("cli-home")
+    r = run(home, "init", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["created"] is True
+    return home
+
+
+def test_init_is_idempotent(home: Path) -> None:
+    r = run(home, "init", "--json")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["created"] is False
+    assert (home / "master.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_enrol_then_identify_flow(home: Path, data: Path) -> None:
+    r = run(
+        home,
+        "subject",
+        "add",
+        "Joe Biden",
+        "--consent-ref",
+        "form-42",
+        "--purpose",
+        "access-control",
+        "--expires",
+        "2099-12-31",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+
+    r = run(
+        home,
+        "enroll",
+        sid,
+        str(data / "people/joe_biden/1.jpg"),
+        str(data / "people/joe_biden/2.jpg"),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["enrolled"]) == 2
+
+    r = run(
+        home,
+        "identify",
+        str(data / "scenes/two_people.jpg"),
+        "--purpose",
+        "access-control",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    faces = json.loads(r.stdout)["faces"]
+    assert len(faces) == 2
+    named = [c for f in faces for c in f["candidates"]]
+    assert [(c["subject_id"], c["name"]) for c in named] == [(sid, "Joe Biden")]
+    assert set(faces[0]) == {"box", "candidates"}
+    assert set(named[0]) == {"subject_id", "name", "score"}
+
+    r = run(home, "identify", str(data / "scenes/two_people.jpg"), "--purpose", "other")
+    assert r.returncode == 1  # nobody consented to that purpose
+
+    r = run(home, "subject", "show", sid, "--json")
+    shown = json.loads(r.stdout)
+    assert shown["templates"] == 2 and shown["consents"][0]["reference"] == "form-42"
+    r = run(home, "subject", "list")
+    assert r.returncode == 0 and "Joe Biden" in r.stdout
+
+
+def test_subject_without_consent_is_refused(home: Path) -> None:
+    r = run(home, "subject", "add", "Nobody", "--purpose", "door")
+    assert r.returncode == 2
+    assert "--consent-ref" in r.stderr
+    r = run(
+        home,
+        "subject",
+        "add",
+        "Nobody",
+        "--consent-ref",
+        "f",
+        "--purpose",
+        "door",
+        "--expires",
+        "someday",
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("visage: error:")
+
+
+def test_enrol_rejection_exit_code(home: Path, data: Path) -> None:
+    sid = json.loads(
+        run(home, "subject", "add", "X", "--consent-ref", "f", "--purpose", "p", "--json").stdout
+    )["id"]
+    r = run(home, "enroll", sid, str(data / "scenes/two_people.jpg"), "--json")
+    assert r.returncode == 2
+    assert "faces found" in json.loads(r.stdout)["rejected"][0]["reason"]
+
+
+def test_verify_contract(home: Path, data: Path) -> None:
+    r = run(
+        home,
+        "verify",
+        str(data / "people/kit_harington/1.jpg"),
+        str(data / "people/kit_harington/2.jpg"),
+        "--json",
+    )
+    assert r.returncode == 0
+    out = json.loads(r.stdout)
+    assert set(out) == {"same", "score", "threshold"} and out["same"] is True
+    r = run(
+        home,
+        "verify",
+        str(data / "people/kit_harington/1.jpg"),
+        str(data / "people/rose_leslie/1.jpg"),
+        "--json",
+    )
+    assert r.returncode == 1 and json.loads(r.stdout)["same"] is False
+
+
+def test_detect_json(home: Path, data: Path) -> None:
+    r = run(home, "detect", str(data / "scenes/kit_with_rose.jpg"), "--json")
+    faces = json.loads(r.stdout)["faces"]
+    assert len(faces) == 2
+    assert set(faces[0]) == {"box", "score", "landmarks", "quality"}
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory, data: Path) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad")
+    raw = (data / "people/barack_obama/1.jpg").read_bytes()
+    files = {
+        "empty": d / "empty.jpg",
+        "truncated": d / "truncated.jpg",
+        "text": d / "text.jpg",
+        "huge": d / "huge.png",
+        "missing": d / "missing.jpg",
+    }
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(raw[: len(raw) * 2 // 3])
+    files["text"].write_text("GIF89a? no, just text\n")
+    huge_png(files["huge"])
+    return files
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text", "huge", "missing"])
+@pytest.mark.parametrize("command", ["detect", "identify", "verify"])
+def test_bad_input_is_one_line_and_exit_2(
+    home: Path, data: Path, bad_files: dict[str, Path], kind: str, command: str
+) -> None:
+    path = str(bad_files[kind])
+    args = {
+        "detect": ["detect", path],
+        "identify": ["identify", path, "--purpose", "access-control"],
+        "verify": ["verify", str(data / "people/barack_obama/1.jpg"), path],
+    }[command]
+    r = run(home, *args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("visage: error:") and Path(path).name in lines[0]
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_rgba_grayscale_and_sixteen_bit_are_handled(home: Path, data: Path, tmp_path: Path) -> None:
+    gray = tmp_path / "gray.jpg"
+    Image.open(data / "people/barack_obama/1.jpg").convert("L").save(gray)
+    deep = tmp_path / "deep.png"
+    g16 = (np.asarray(Image.open(gray), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(g16).save(deep)
+    for image in (data / "hard/rgba_32bit.png", gray, deep):
+        r = run(home, "detect", str(image), "--json")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == ""
+        assert len(json.loads(r.stdout)["faces"]) == 1
+
+
+def test_uninitialised_home_is_a_clear_error(tmp_path: Path, data: Path) -> None:
+    r = run(
+        tmp_path / "nothing-here", "identify", str(data / "scenes/two_people.jpg"), "--purpose", "x"
+    )
+    assert r.returncode == 2
+    assert "visage init" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_eval_json(home: Path, data: Path, tmp_path: Path) -> None:
+    root = tmp_path / "lfw"
+    root.mkdir()
+    lines = ["image_a,image_b,same"]
+    for a, b, same in [
+        ("Tony_Blair/Tony_Blair_0001.jpg", "Tony_Blair/Tony_Blair_0002.jpg", 1),
+        ("Tony_Blair/Tony_Blair_0001.jpg", "Hugo_Chavez/Hugo_Chavez_0001.jpg", 0),
+    ]:
+        lines.append(f"{a},{b},{same}")
+    (root / "pairs.csv").write_text("\n".join(lines) + "\n")
+    r = run(
+        home,
+        "eval",
+        "--pairs",
+        str(root / "pairs.csv"),
+        "--root",
+        str(data / "lfw10"),
+        "--plot",
+        str(tmp_path / "det.svg"),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for key in ("pairs", "accuracy", "fmr", "fnmr", "threshold", "failures_to_acquire"):
+        assert key in out
+    assert out["pairs"] == 2 and out["accuracy"] == 1.0
+    assert (tmp_path / "det.svg").read_text().lstrip().startswith("<?xml")
