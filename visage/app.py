@@ -53,6 +53,7 @@ class Visage:
                             max_side=s.detect_max_side,
                             min_side=s.detect_min_side,
                             threads=s.num_threads,
+                            cache_dir=s.home / "models",
                         )
                     )
         return self._analyzer

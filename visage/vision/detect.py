@@ -67,6 +67,12 @@ class CenterFaceDetector(LazyModel[object]):
         for name, c in channels.items():
             outputs[name] = ["B", c, "h", "w"]
         dynamic = update_inputs_outputs_dims(static, inputs, outputs)
+        # The exported graph lists its weights as graph inputs too, which makes ONNX Runtime
+        # treat them as overridable and skip constant folding (batch-norm fusion): drop them.
+        weights = {init.name for init in dynamic.graph.initializer}
+        kept = [i for i in dynamic.graph.input if i.name not in weights]
+        del dynamic.graph.input[:]
+        dynamic.graph.input.extend(kept)
         return make_session(dynamic.SerializeToString(), intra_op_threads=self.threads)
 
     @property

@@ -1,35 +1,131 @@
 """Embedding: dlib's ResNet (``dlib_face_recognition_resnet_model_v1``) on aligned chips.
 
+:class:`OnnxEmbedder` is what Visage runs: the shipped dlib weights converted to an ONNX
+graph on first use (see :mod:`visage.vision.dlib_onnx`), cached, and run with ONNX
+Runtime in batches — about 20x faster than dlib on a 2-core CPU, with descriptors equal
+to dlib's within float rounding (cosine >= 0.9999, tested). :class:`DlibEmbedder` runs the
+same network through dlib itself and is kept as the reference for that test and the
+benchmarks.
+
 Vectors are L2-normalised so that the dot product of two templates is their cosine
 similarity, the score that :mod:`visage.gallery.matching` calibrates.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from visage.media.image import RGBImage
+from visage.vision.dlib_format import read_dlib_net
+from visage.vision.dlib_onnx import INPUT_NAME, to_onnx
 from visage.vision.model import LazyModel, file_sha256, package_file
+from visage.vision.ort import make_session
 
 EMBEDDING_DIM = 128
+MODEL_ID = "dlib-resnet-v1"
+"""Both embedders compute the same embedding space; templates carry this id."""
+
+_log = logging.getLogger(__name__)
+
+
+def _resnet_path() -> Path:
+    return package_file(
+        "face_recognition_models",
+        "models/dlib_face_recognition_resnet_model_v1.dat",
+        pip_name="face_recognition_models",
+    )
+
+
+def normalize(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
+
+
+class OnnxEmbedder(LazyModel[object]):
+    """128-d descriptors from 150x150 aligned RGB chips, with ONNX Runtime.
+
+    ``cache_dir``: where the converted graph is kept (``<data dir>/models``); without one
+    the conversion (about a second) is redone in each process.
+    """
+
+    name = MODEL_ID
+
+    def __init__(
+        self, cache_dir: Path | None = None, *, threads: int = 0, batch_size: int = 16
+    ) -> None:
+        super().__init__()
+        self.path = _resnet_path()
+        self.cache_dir = cache_dir
+        self.threads = threads
+        self.batch_size = batch_size
+
+    @property
+    def fingerprint(self) -> str:
+        return file_sha256(self.path)
+
+    def cached_graph_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{MODEL_ID}-{self.fingerprint[:16]}.onnx"
+
+    def convert(self) -> bytes:
+        """The ONNX graph, converted from the shipped dlib weights."""
+        return bytes(to_onnx(read_dlib_net(self.path.read_bytes())).SerializeToString())
+
+    def _graph_bytes(self) -> bytes:
+        target = self.cached_graph_path()
+        if target is not None and target.is_file():
+            return target.read_bytes()
+        graph = self.convert()
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(graph)
+            os.replace(tmp, target)  # atomic: a reader never sees half a file
+        return graph
+
+    def _load(self) -> object:
+        try:
+            return make_session(self._graph_bytes(), intra_op_threads=self.threads)
+        except Exception as exc:  # a corrupt cached graph: clear it and convert once more
+            target = self.cached_graph_path()
+            if target is None or not target.exists():
+                raise
+            _log.warning("cached embedder graph %s unusable (%s); reconverting", target, exc)
+            target.unlink()
+            return make_session(self._graph_bytes(), intra_op_threads=self.threads)
+
+    def embed(self, chips: Sequence[RGBImage]) -> NDArray[np.float32]:
+        """One unit-length row per chip, shape (len(chips), 128)."""
+        if not chips:
+            return np.empty((0, EMBEDDING_DIM), np.float32)
+        session = self.model
+        batch = np.ascontiguousarray(np.stack(chips), dtype=np.uint8)
+        rows = [
+            session.run(None, {INPUT_NAME: batch[i : i + self.batch_size]})[0]  # type: ignore[attr-defined]
+            for i in range(0, len(batch), self.batch_size)
+        ]
+        return normalize(np.concatenate(rows).astype(np.float32))
 
 
 class DlibEmbedder(LazyModel[object]):
-    """128-d face descriptors from 150x150 aligned chips."""
+    """The same network run by dlib: the reference for tests and benchmarks."""
 
-    name = "dlib-resnet-v1"
+    name = MODEL_ID
 
     def __init__(self) -> None:
         super().__init__()
-        self.path = package_file(
-            "face_recognition_models",
-            "models/dlib_face_recognition_resnet_model_v1.dat",
-            pip_name="face_recognition_models",
-        )
+        self.path = _resnet_path()
         self._call_lock = threading.Lock()
 
     def _load(self) -> object:
@@ -41,18 +137,14 @@ class DlibEmbedder(LazyModel[object]):
     def fingerprint(self) -> str:
         return file_sha256(self.path)
 
-    def embed(self, chips: Sequence[RGBImage]) -> NDArray[np.float32]:
-        """One unit-length row per chip, shape (len(chips), 128)."""
+    def raw(self, chips: Sequence[RGBImage]) -> NDArray[np.float32]:
+        """Unnormalised descriptors, as dlib returns them."""
         if not chips:
             return np.empty((0, EMBEDDING_DIM), np.float32)
         net = self.model
-        with self._call_lock:
-            raw = net.compute_face_descriptor(list(chips))  # type: ignore[attr-defined]
-        vectors = np.asarray([np.asarray(v) for v in raw], dtype=np.float32)
-        return normalize(vectors)
+        with self._call_lock:  # dlib objects are not documented as thread-safe
+            out = net.compute_face_descriptor(list(chips))  # type: ignore[attr-defined]
+        return np.asarray([np.asarray(v) for v in out], dtype=np.float32)
 
-
-def normalize(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit: NDArray[np.float32] = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
+    def embed(self, chips: Sequence[RGBImage]) -> NDArray[np.float32]:
+        return normalize(self.raw(chips))

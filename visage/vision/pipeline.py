@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from visage.media.image import RGBImage
 from visage.vision.align import FaceAligner
 from visage.vision.detect import CenterFaceDetector, ScalePolicy
-from visage.vision.embed import DlibEmbedder
+from visage.vision.embed import OnnxEmbedder
 from visage.vision.quality import measure
 from visage.vision.types import Face
 
@@ -19,6 +20,7 @@ class PipelineOptions:
     max_side: int = 1280
     min_side: int = 320
     threads: int = 0
+    cache_dir: Path | None = None
 
 
 class FaceAnalyzer:
@@ -31,7 +33,7 @@ class FaceAnalyzer:
             threads=self.options.threads,
         )
         self.aligner = FaceAligner()
-        self.embedder = DlibEmbedder()
+        self.embedder = OnnxEmbedder(self.options.cache_dir, threads=self.options.threads)
 
     @property
     def model_id(self) -> str:
