@@ -60,7 +60,7 @@ class _Reader:
     def peek(self, n: int) -> bytes:
         return self.data[self.pos : self.pos + n]
 
-    def int(self) -> int:
+    def read_int(self) -> int:
         head = self._take(1)[0]
         size = head & 0x0F
         if size > 8:
@@ -68,68 +68,68 @@ class _Reader:
         value = int.from_bytes(self._take(size), "little")
         return -value if head & 0x80 else value
 
-    def float(self) -> float:
-        mantissa = self.int()
-        exponent = self.int()
+    def read_float(self) -> float:
+        mantissa = self.read_int()
+        exponent = self.read_int()
         return float(mantissa * 2.0**exponent)
 
-    def str(self) -> str:
-        n = self.int()
+    def read_str(self) -> str:
+        n = self.read_int()
         if not 0 <= n < 256:
             raise DlibFormatError(f"implausible string length {n} at byte {self.pos}")
         return self._take(n).decode("ascii")
 
-    def bool(self) -> bool:
+    def read_bool(self) -> bool:
         byte = self._take(1)
         if byte not in (b"0", b"1"):
             raise DlibFormatError(f"bad boolean {byte!r} at byte {self.pos - 1}")
         return byte == b"1"
 
-    def tensor(self) -> NDArray[np.float32]:
-        if (version := self.int()) != 2:
+    def read_tensor(self) -> NDArray[np.float32]:
+        if (version := self.read_int()) != 2:
             raise DlibFormatError(f"tensor version {version} unsupported")
-        dims = [self.int() for _ in range(4)]
+        dims = [self.read_int() for _ in range(4)]
         count = int(np.prod(dims))
         raw = self._take(4 * count)
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(dims)
 
-    def alias(self) -> tuple[int, int, int, int]:
-        if (version := self.int()) != 1:
+    def read_alias(self) -> tuple[int, int, int, int]:
+        if (version := self.read_int()) != 1:
             raise DlibFormatError(f"alias tensor version {version} unsupported")
-        return (self.int(), self.int(), self.int(), self.int())
+        return (self.read_int(), self.read_int(), self.read_int(), self.read_int())
 
 
 def _layer(r: _Reader) -> Layer:
-    name = r.str()
+    name = r.read_str()
     if name in ("con_4", "con_5"):
-        params = r.tensor().reshape(-1)
-        ints = tuple(r.int() for _ in range(7))  # filters, nr, nc, sy, sx, py, px
-        shapes = (r.alias(), r.alias())
+        params = r.read_tensor().reshape(-1)
+        ints = tuple(r.read_int() for _ in range(7))  # filters, nr, nc, sy, sx, py, px
+        shapes = (r.read_alias(), r.read_alias())
         for _ in range(4):
-            r.float()  # learning-rate and weight-decay multipliers
-        if name == "con_5" and not r.bool():
+            r.read_float()  # learning-rate and weight-decay multipliers
+        if name == "con_5" and not r.read_bool():
             raise DlibFormatError("convolution without bias is not supported")
         return Layer("con", params, ints, shapes)
     if name == "affine_":
-        params = r.tensor().reshape(-1)
-        shapes = (r.alias(), r.alias())
-        mode = r.int()
+        params = r.read_tensor().reshape(-1)
+        shapes = (r.read_alias(), r.read_alias())
+        mode = r.read_int()
         if mode != 0:
             raise DlibFormatError("only per-channel affine layers are supported")
         return Layer("affine", params, (), shapes)
     if name == "relu_":
         return Layer("relu")
     if name in ("max_pool_2", "avg_pool_2"):
-        return Layer(name[:-2], ints=tuple(r.int() for _ in range(6)))  # nr nc sy sx py px
+        return Layer(name[:-2], ints=tuple(r.read_int() for _ in range(6)))  # nr nc sy sx py px
     if name == "add_prev_":
         return Layer("add_prev")
     if name == "fc_2":
-        num_outputs, num_inputs = r.int(), r.int()
-        params = r.tensor().reshape(-1)
-        shapes = (r.alias(), r.alias())
-        bias_mode = r.int()
+        num_outputs, num_inputs = r.read_int(), r.read_int()
+        params = r.read_tensor().reshape(-1)
+        shapes = (r.read_alias(), r.read_alias())
+        bias_mode = r.read_int()
         for _ in range(4):
-            r.float()  # learning-rate and weight-decay multipliers
+            r.read_float()  # learning-rate and weight-decay multipliers
         return Layer("fc", params, (num_outputs, num_inputs, bias_mode), shapes)
     raise DlibFormatError(f"layer type {name!r} is not supported")
 
@@ -137,28 +137,28 @@ def _layer(r: _Reader) -> Layer:
 def read_dlib_net(data: bytes) -> DlibNet:
     """Parse the face-recognition ResNet; layers come back in forward order."""
     r = _Reader(data)
-    if r.int() != 1 or r.str() != "loss_metric_2":
+    if r.read_int() != 1 or r.read_str() != "loss_metric_2":
         raise DlibFormatError("not a dlib metric-learning network (loss_metric_2)")
-    r.float()  # margin
-    r.float()  # distance threshold
+    r.read_float()  # margin
+    r.read_float()  # distance threshold
     while r.peek(2) in (b"\x01\x01", b"\x01\x02"):  # add/tag/skip layer versions
-        r.int()
-    if r.int() != 3:
+        r.read_int()
+    if r.read_int() != 3:
         raise DlibFormatError("expected the input-side layer (version 3)")
-    if r.str() != "input_rgb_image_sized":
+    if r.read_str() != "input_rgb_image_sized":
         raise DlibFormatError("expected an input_rgb_image_sized input layer")
-    mean = (r.float(), r.float(), r.float())
-    size = (r.int(), r.int())
+    mean = (r.read_float(), r.read_float(), r.read_float())
+    size = (r.read_int(), r.read_int())
     layers: list[Layer] = []
     first = True
     while r.pos < len(r.data):
         layers.append(_layer(r))
         for _ in range(3):
-            r.bool()  # setup called, gradient stale, output disabled
+            r.read_bool()  # setup called, gradient stale, output disabled
         for _ in range(3):
-            r.tensor()  # x_grad, cached_output, params_grad: empty in a saved model
+            r.read_tensor()  # x_grad, cached_output, params_grad: empty in a saved model
         if first:
-            r.int()  # the input-side add_layer's sample expansion factor
+            r.read_int()  # the input-side add_layer's sample expansion factor
             first = False
         if layers[-1].kind == "fc":
             break

@@ -20,6 +20,7 @@ The graph takes aligned 150x150 RGB chips as uint8 NHWC and returns raw (unnorma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -55,7 +56,7 @@ class _GraphBuilder:
         self.inits.append(numpy_helper.from_array(value, name))
         return name
 
-    def node(self, op: str, inputs: list[str], hint: str, **attrs: object) -> str:
+    def node(self, op: str, inputs: list[str], hint: str, **attrs: Any) -> str:
         out = self.fresh(hint)
         self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
         return out
