@@ -11,6 +11,7 @@ from pathlib import Path
 
 from visage.config import Settings
 from visage.errors import MasterKeyError
+from visage.gallery.live import LiveGallery
 from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.media.image import LoadedImage, decode_image, read_image_file
 from visage.store import crypto
@@ -31,6 +32,7 @@ class Visage:
         self._analyzer: FaceAnalyzer | None = None
         self._store: Store | None = None
         self._master: bytes | None = None
+        self._gallery: LiveGallery | None = None
 
     @property
     def home(self) -> Path:
@@ -96,6 +98,16 @@ class Visage:
         _ = self.store
         assert self._master is not None
         return self._master
+
+    @property
+    def gallery(self) -> LiveGallery:
+        """The search index over every template, shared by all calls of this app."""
+        if self._gallery is None:
+            store, master = self.store, self.master_key
+            with self._lock:
+                if self._gallery is None:
+                    self._gallery = LiveGallery(store, master, self.analyzer.model_id, self.home)
+        return self._gallery
 
     def close(self) -> None:
         if self._store is not None:

@@ -1,16 +1,36 @@
-"""The vector index behind 1:N search. One small interface; exact search for now.
+"""The vector index behind 1:N search: one small interface, two engines.
 
-Rows carry a label (the subject id). Vectors are unit length, so the inner product is the
-cosine similarity.
+* :class:`ExactIndex` — brute-force inner products in float32, in blocks of rows so that
+  memory stays bounded. Exact; the default for small galleries.
+* :class:`SketchIndex` — 256-bit binary sketches scanned in full with FAISS, the best
+  candidates re-ranked exactly. Approximate; used when the gallery is large
+  (:func:`make_index`).
+  Approximate; used when the gallery is large (:func:`make_index`).
+
+Rows are labelled with a subject id; a subject may have several templates and a search
+returns each subject once, with its best score. ``add`` and ``remove`` take effect for the
+next search. ``allowed`` restricts a search to some subjects (those whose consent covers
+the purpose) inside the engine, so that a filtered search is as complete as a full one.
+Vectors are unit length, so inner product = cosine similarity.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
+import threading
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+DIM = 128
+EXACT_MAX = 100_000
+"""Galleries up to this many templates use exact search; above, the IVF index."""
+
+_BLOCK = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,53 +40,305 @@ class Hit:
 
 
 class VectorIndex(Protocol):
-    def add(self, labels: list[str], vectors: NDArray[np.float32]) -> None: ...
+    kind: str
+
+    def add(self, labels: Sequence[str], vectors: NDArray[np.float32]) -> None: ...
 
     def remove(self, label: str) -> int: ...
 
-    def search(self, queries: NDArray[np.float32], k: int) -> list[list[Hit]]: ...
+    def search(
+        self, queries: NDArray[np.float32], k: int, allowed: Collection[str] | None = None
+    ) -> list[list[Hit]]: ...
 
     def __len__(self) -> int: ...
 
+    def to_bytes(self) -> bytes: ...
+
+
+class _Labels:
+    """Row ids <-> labels. Ids are never reused, so a removed row can't come back."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, str] = {}
+        self.ids_of: dict[str, list[int]] = {}
+        self.next_id = 0
+        self.max_per_label = 0
+
+    def assign(self, labels: Sequence[str], ids: Sequence[int] | None = None) -> NDArray[np.int64]:
+        if ids is None:
+            out = np.arange(self.next_id, self.next_id + len(labels), dtype=np.int64)
+        else:
+            out = np.asarray(ids, dtype=np.int64)
+        for i, lab in zip(out.tolist(), labels, strict=True):
+            self.by_id[i] = lab
+            rows = self.ids_of.setdefault(lab, [])
+            rows.append(i)
+            self.max_per_label = max(self.max_per_label, len(rows))
+        if len(out):
+            self.next_id = max(self.next_id, int(out.max()) + 1)
+        return out
+
+    def drop(self, label: str) -> list[int]:
+        ids = self.ids_of.pop(label, [])
+        for i in ids:
+            del self.by_id[i]
+        if ids and len(ids) == self.max_per_label:
+            self.max_per_label = max((len(v) for v in self.ids_of.values()), default=0)
+        return ids
+
+    def ids_for(self, labels: Collection[str]) -> NDArray[np.int64]:
+        out = [i for lab in labels for i in self.ids_of.get(lab, [])]
+        return np.asarray(out, dtype=np.int64)
+
+
+def _check(vectors: NDArray[np.float32], n: int | None = None) -> NDArray[np.float32]:
+    if vectors.ndim != 2 or vectors.shape[1] != DIM or (n is not None and len(vectors) != n):
+        raise ValueError(
+            f"expected {n if n is not None else 'N'}x{DIM} vectors, got {vectors.shape}"
+        )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _best_per_label(
+    labels: _Labels, ids: NDArray[np.int64], sims: NDArray[np.float32], k: int
+) -> list[Hit]:
+    best: dict[str, float] = {}
+    for i, s in zip(ids.tolist(), sims.tolist(), strict=True):
+        if i < 0:
+            continue
+        lab = labels.by_id.get(i)
+        if lab is not None and lab not in best:
+            best[lab] = s
+            if len(best) == k:
+                break
+    return [Hit(lab, cos) for lab, cos in best.items()]
+
 
 class ExactIndex:
-    """Brute-force inner product; best label per subject (max over their templates)."""
+    """Exact inner-product search over all rows, in blocks."""
 
-    def __init__(self, dim: int = 128) -> None:
-        self.dim = dim
-        self._labels: list[str] = []
-        self._matrix: NDArray[np.float32] = np.empty((0, dim), np.float32)
+    kind = "exact"
+
+    def __init__(self) -> None:
+        self._labels = _Labels()
+        self._ids = np.empty(0, np.int64)
+        self._matrix = np.empty((0, DIM), np.float32)
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
-        return len(self._labels)
+        return len(self._ids)
 
-    def add(self, labels: list[str], vectors: NDArray[np.float32]) -> None:
-        if vectors.shape != (len(labels), self.dim):
-            raise ValueError(f"expected {len(labels)}x{self.dim} vectors, got {vectors.shape}")
-        self._labels.extend(labels)
-        self._matrix = np.vstack([self._matrix, vectors.astype(np.float32)])
+    def add(self, labels: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        vectors = _check(vectors, len(labels))
+        with self._lock:
+            ids = self._labels.assign(labels)
+            self._ids = np.concatenate([self._ids, ids])
+            self._matrix = np.vstack([self._matrix, vectors])
 
     def remove(self, label: str) -> int:
-        keep = [i for i, lab in enumerate(self._labels) if lab != label]
-        removed = len(self._labels) - len(keep)
-        self._labels = [self._labels[i] for i in keep]
-        self._matrix = self._matrix[keep]
-        return removed
+        with self._lock:
+            gone = self._labels.drop(label)
+            if gone:
+                keep = ~np.isin(self._ids, np.asarray(gone, np.int64))
+                self._ids, self._matrix = self._ids[keep], self._matrix[keep]
+            return len(gone)
 
-    def search(self, queries: NDArray[np.float32], k: int) -> list[list[Hit]]:
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise ValueError(f"queries must be Nx{self.dim}")
-        if not self._labels:
-            return [[] for _ in range(len(queries))]
-        sims = queries.astype(np.float32) @ self._matrix.T
-        results: list[list[Hit]] = []
-        for row in sims:
-            best: dict[str, float] = {}
-            for j in np.argsort(-row):
-                label = self._labels[int(j)]
-                if label not in best:
-                    best[label] = float(row[j])
-                    if len(best) == k:
-                        break
-            results.append([Hit(lab, cos) for lab, cos in best.items()])
-        return results
+    def vectors(self) -> tuple[list[str], NDArray[np.float32]]:
+        with self._lock:
+            return [self._labels.by_id[int(i)] for i in self._ids], self._matrix.copy()
+
+    def search(
+        self, queries: NDArray[np.float32], k: int, allowed: Collection[str] | None = None
+    ) -> list[list[Hit]]:
+        queries = _check(queries)
+        with self._lock:
+            ids, matrix = self._ids, self._matrix
+            if allowed is not None:
+                mask = np.isin(ids, self._labels.ids_for(allowed))
+                ids, matrix = ids[mask], matrix[mask]
+            if len(ids) == 0:
+                return [[] for _ in queries]
+            # Enough candidates to find k distinct labels even when some have many rows.
+            want = min(len(ids), k * max(self._labels.max_per_label, 1))
+            top_sims = np.empty((len(queries), 0), np.float32)
+            top_ids = np.empty((len(queries), 0), np.int64)
+            for start in range(0, len(ids), _BLOCK):
+                block = queries @ matrix[start : start + _BLOCK].T
+                sims = np.concatenate([top_sims, block], axis=1)
+                cand = np.concatenate(
+                    [top_ids, np.broadcast_to(ids[start : start + _BLOCK], block.shape)], axis=1
+                )
+                if sims.shape[1] > want:
+                    part = np.argpartition(-sims, want - 1, axis=1)[:, :want]
+                    sims = np.take_along_axis(sims, part, axis=1)
+                    cand = np.take_along_axis(cand, part, axis=1)
+                top_sims, top_ids = sims, cand
+            order = np.argsort(-top_sims, axis=1)
+            return [
+                _best_per_label(self._labels, top_ids[q, order[q]], top_sims[q, order[q]], k)
+                for q in range(len(queries))
+            ]
+
+    def to_bytes(self) -> bytes:
+        with self._lock:
+            buf = io.BytesIO()
+            labels = np.asarray([self._labels.by_id[int(i)] for i in self._ids], dtype="U32")
+            np.savez(buf, kind=np.asarray("exact"), labels=labels, matrix=self._matrix)
+            return buf.getvalue()
+
+
+class SketchIndex:
+    """Binary sketches scanned in full, then the best candidates re-ranked exactly.
+
+    Each vector, centred on the gallery mean, is projected on 256 random directions and
+    kept as 256 sign bits (32 bytes). A query's sketch is compared with every stored one
+    by Hamming distance (FAISS, SIMD popcount, one thread per shard), and the ``rerank``
+    nearest are scored with their float vectors. A linear scan cannot miss a cluster the
+    way partition-based indexes do (IVF found 0.19 to 0.78 recall on our gallery model),
+    and building is only a projection: about 2 s per million vectors.
+    """
+
+    kind = "sketch"
+
+    def __init__(self, bits: int = 256, rerank: int = 1024, shards: int = 2, seed: int = 0) -> None:
+        self.bits, self.rerank, self.shards = bits, rerank, shards
+        rng = np.random.default_rng(seed)
+        self._projection = rng.standard_normal((DIM, bits)).astype(np.float32)
+        self._centre: NDArray[np.float32] | None = None
+        self._labels = _Labels()
+        self._ids = np.empty(0, np.int64)
+        self._matrix = np.empty((0, DIM), np.float32)
+        self._codes = np.empty((0, bits // 8), np.uint8)
+        self._engine: Any = None
+        self._parts: list[Any] = []
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def _sketch(self, vectors: NDArray[np.float32]) -> NDArray[np.uint8]:
+        assert self._centre is not None
+        return np.packbits((vectors - self._centre) @ self._projection > 0, axis=1)
+
+    def _build_engine(self) -> None:
+        import faiss
+
+        bounds = np.linspace(0, len(self._codes), self.shards + 1).astype(int)
+        # (d, threaded, successive_ids): each shard searched in its own thread
+        shards = faiss.IndexBinaryShards(self.bits, True, True)  # type: ignore[call-arg]
+        parts = []
+        for lo, hi in itertools.pairwise(bounds):
+            part = faiss.IndexBinaryFlat(self.bits)
+            part.add(self._codes[lo:hi])
+            shards.add_shard(part)
+            parts.append(part)
+        self._parts, self._engine = parts, shards  # parts must outlive the shard wrapper
+
+    def add(self, labels: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        vectors = _check(vectors, len(labels))
+        with self._lock:
+            if self._centre is None:
+                self._centre = vectors.mean(axis=0).astype(np.float32)
+            ids = self._labels.assign(labels)
+            self._ids = np.concatenate([self._ids, ids])
+            self._matrix = np.vstack([self._matrix, vectors])
+            self._codes = np.vstack([self._codes, self._sketch(vectors)])
+            self._engine = None
+
+    def remove(self, label: str) -> int:
+        with self._lock:
+            gone = self._labels.drop(label)
+            if gone:
+                keep = ~np.isin(self._ids, np.asarray(gone, np.int64))
+                self._ids, self._matrix = self._ids[keep], self._matrix[keep]
+                self._codes = self._codes[keep]
+                self._engine = None
+            return len(gone)
+
+    def search(
+        self, queries: NDArray[np.float32], k: int, allowed: Collection[str] | None = None
+    ) -> list[list[Hit]]:
+        queries = _check(queries)
+        with self._lock:
+            if len(self) == 0:
+                return [[] for _ in queries]
+            if allowed is not None:
+                rows = np.flatnonzero(np.isin(self._ids, self._labels.ids_for(allowed)))
+                if len(rows) <= EXACT_MAX:  # a small eligible set: exact over it
+                    return self._exact(queries, rows, k)
+            if self._engine is None:
+                self._build_engine()
+            want = min(len(self), self.rerank * (1 if allowed is None else 4))
+            _, found = self._engine.search(self._sketch(queries), want)
+            results: list[list[Hit]] = []
+            allowed_ids = None if allowed is None else set(self._labels.ids_for(allowed).tolist())
+            per = k * max(self._labels.max_per_label, 1)
+            for q, rows_q in enumerate(found):
+                rows_q = rows_q[rows_q >= 0]
+                if allowed_ids is not None:
+                    rows_q = np.asarray(
+                        [r for r in rows_q if int(self._ids[r]) in allowed_ids], dtype=np.int64
+                    )
+                if len(rows_q) == 0:
+                    results.append([])
+                    continue
+                sims = self._matrix[rows_q] @ queries[q]
+                order = np.argsort(-sims)[:per]
+                results.append(
+                    _best_per_label(self._labels, self._ids[rows_q[order]], sims[order], k)
+                )
+            return results
+
+    def _exact(
+        self, queries: NDArray[np.float32], rows: NDArray[np.intp], k: int
+    ) -> list[list[Hit]]:
+        if len(rows) == 0:
+            return [[] for _ in queries]
+        sims = queries @ self._matrix[rows].T
+        per = min(len(rows), k * max(self._labels.max_per_label, 1))
+        out = []
+        for q in range(len(queries)):
+            order = np.argsort(-sims[q])[:per]
+            out.append(_best_per_label(self._labels, self._ids[rows[order]], sims[q, order], k))
+        return out
+
+    def to_bytes(self) -> bytes:
+        with self._lock:
+            buf = io.BytesIO()
+            labels = np.asarray([self._labels.by_id[int(i)] for i in self._ids], dtype="U32")
+            np.savez(
+                buf,
+                kind=np.asarray("sketch"),
+                labels=labels,
+                matrix=self._matrix,
+                centre=self._centre if self._centre is not None else np.zeros(DIM, np.float32),
+                params=np.asarray([self.bits, self.rerank, self.shards]),
+            )
+            return buf.getvalue()
+
+
+def from_bytes(data: bytes) -> VectorIndex:
+    """Rebuild an index saved with ``to_bytes``."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        kind = str(z["kind"])
+        if kind == "exact":
+            exact = ExactIndex()
+            exact.add([str(s) for s in z["labels"]], z["matrix"])
+            return exact
+        if kind == "sketch":
+            bits, rerank, shards = (int(v) for v in z["params"])
+            sketch = SketchIndex(bits, rerank, shards)
+            sketch._centre = z["centre"].astype(np.float32)
+            sketch.add([str(s) for s in z["labels"]], z["matrix"])
+            return sketch
+    raise ValueError(f"unknown index kind {kind!r}")
+
+
+def make_index(
+    labels: Sequence[str], vectors: NDArray[np.float32], exact_max: int = EXACT_MAX
+) -> VectorIndex:
+    """The right engine for a gallery of this size, filled with ``vectors``."""
+    index: VectorIndex = ExactIndex() if len(labels) <= exact_max else SketchIndex()
+    if len(labels):
+        index.add(labels, vectors)
+    return index

@@ -7,7 +7,6 @@ embeddings exist only in memory, and only for subjects whose consent covers the 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from visage.errors import ConsentError, NotFoundError
 from visage.governance.consent import ConsentRecord
 from visage.store import crypto
-from visage.store.schema import ConsentRow, SubjectRow, TemplateRow
+from visage.store.schema import ConsentRow, Meta, SubjectRow, TemplateRow
 
 
 def new_id() -> str:
@@ -126,32 +125,38 @@ def add_template(
             created_at=datetime.now(UTC),
         )
     )
+    bump_gallery_version(session)
     session.flush()
     return template_id
 
 
-@dataclass(frozen=True, slots=True)
-class GalleryView:
-    """Decrypted templates of the subjects eligible for one purpose, for one search."""
-
-    labels: list[str]
-    names: dict[str, str]
-    vectors: NDArray[np.float32]
+GALLERY_VERSION = "gallery_version"
 
 
-def eligible_templates(
-    session: Session, master: bytes, purpose: str, model_id: str, at: datetime | None = None
-) -> GalleryView:
-    """Templates of subjects whose unexpired, unwithdrawn consent covers ``purpose``."""
-    stmt = select(SubjectRow).options(
-        selectinload(SubjectRow.consents), selectinload(SubjectRow.templates)
-    )
+def gallery_version(session: Session) -> int:
+    """A counter bumped by every template change: tells a cached index it is stale."""
+    row = session.get(Meta, GALLERY_VERSION)
+    return int.from_bytes(row.value, "big") if row is not None else 0
+
+
+def bump_gallery_version(session: Session) -> int:
+    row = session.get(Meta, GALLERY_VERSION)
+    version = (int.from_bytes(row.value, "big") if row is not None else 0) + 1
+    if row is None:
+        session.add(Meta(key=GALLERY_VERSION, value=version.to_bytes(8, "big")))
+    else:
+        row.value = version.to_bytes(8, "big")
+    return version
+
+
+def all_templates(
+    session: Session, master: bytes, model_id: str
+) -> tuple[list[str], NDArray[np.float32]]:
+    """Every template of ``model_id``, decrypted: what the search index is built from."""
     labels: list[str] = []
-    names: dict[str, str] = {}
     rows: list[NDArray[np.float32]] = []
+    stmt = select(SubjectRow).options(selectinload(SubjectRow.templates))
     for subject in session.scalars(stmt):
-        if not any(consent_of(c).covers(purpose, at) for c in subject.consents):
-            continue
         templates = [t for t in subject.templates if t.model_id == model_id]
         if not templates:
             continue
@@ -160,6 +165,15 @@ def eligible_templates(
             raw = crypto.open_sealed(key, t.sealed, _aad(subject.id, t.id, t.model_id))
             rows.append(np.frombuffer(raw, dtype="<f4").astype(np.float32))
             labels.append(subject.id)
-        names[subject.id] = subject.name
     matrix = np.vstack(rows) if rows else np.empty((0, 128), np.float32)
-    return GalleryView(labels=labels, names=names, vectors=matrix)
+    return labels, matrix
+
+
+def eligible_subjects(session: Session, purpose: str, at: datetime | None = None) -> dict[str, str]:
+    """Ids and names of subjects whose valid consent covers ``purpose``."""
+    stmt = select(SubjectRow).options(selectinload(SubjectRow.consents))
+    return {
+        s.id: s.name
+        for s in session.scalars(stmt)
+        if any(consent_of(c).covers(purpose, at) for c in s.consents)
+    }

@@ -92,6 +92,8 @@ def enroll(
                     model_id=app.analyzer.model_id,
                     quality=face.quality.score,
                 )
+                version = repo.gallery_version(session)
+            app.gallery.added(subject_id, face.embedding, version)
             report.enrolled.append(
                 Enrolled(image=label, template_id=template_id, quality=round(face.quality.score, 3))
             )

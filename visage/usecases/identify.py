@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from visage.app import ImageInput, Visage
 from visage.gallery import repository as repo
-from visage.gallery.index import ExactIndex
 from visage.gallery.matching import calibrate
 from visage.governance.consent import normalise_purpose
 
@@ -35,14 +34,12 @@ def identify(app: Visage, image: ImageInput, purpose: str) -> IdentifyResult:
     purpose = normalise_purpose(purpose)
     loaded = app.load_image(image)
     with app.store.session() as session:
-        gallery = repo.eligible_templates(session, app.master_key, purpose, app.analyzer.model_id)
+        eligible = repo.eligible_subjects(session, purpose)
     faces = app.analyzer.analyze(loaded.pixels)
-    index = ExactIndex()
-    index.add(gallery.labels, gallery.vectors)
     out: list[IdentifiedFace] = []
     if faces:
         queries = np.vstack([f.embedding for f in faces if f.embedding is not None])
-        hits = index.search(queries, app.settings.top_k)
+        hits = app.gallery.search(queries, app.settings.top_k, allowed=eligible.keys())
         for face, face_hits in zip(faces, hits, strict=True):
             candidates = []
             for hit in face_hits:
@@ -51,7 +48,7 @@ def identify(app: Visage, image: ImageInput, purpose: str) -> IdentifyResult:
                     candidates.append(
                         Candidate(
                             subject_id=hit.label,
-                            name=gallery.names[hit.label],
+                            name=eligible[hit.label],
                             score=round(score, 4),
                         )
                     )

@@ -1,0 +1,109 @@
+"""The search index of a data directory, kept in step with the store.
+
+The index holds every template (decrypted) so that a search costs no decryption; consent is
+applied per search through the ``allowed`` subjects. It is cached on disk, encrypted with
+AES-256-GCM under a key derived from the master key, and tagged with the store's gallery
+version: a cache from another version is ignored and rebuilt from the sealed templates.
+Changes made through this object (enrolment, erasure) update the index in memory at once.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Collection
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from numpy.typing import NDArray
+
+from visage.errors import MasterKeyError
+from visage.gallery import repository as repo
+from visage.gallery.index import Hit, VectorIndex, from_bytes, make_index
+from visage.store import crypto
+from visage.store.db import Store
+
+CACHE_FILE = "index.bin"
+
+
+def _cache_key(master: bytes) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"visage index cache v1"
+    ).derive(master)
+
+
+class LiveGallery:
+    def __init__(self, store: Store, master: bytes, model_id: str, home: Path) -> None:
+        self.store, self.master, self.model_id = store, master, model_id
+        self.path = home / CACHE_FILE
+        self._lock = threading.RLock()
+        self._index: VectorIndex | None = None
+        self._version = -1
+
+    def _current_version(self) -> int:
+        with self.store.session() as session:
+            return repo.gallery_version(session)
+
+    def _load_cache(self, version: int) -> VectorIndex | None:
+        if not self.path.is_file():
+            return None
+        blob = self.path.read_bytes()
+        if int.from_bytes(blob[:8], "big") != version:
+            return None
+        try:
+            raw = crypto.open_sealed(_cache_key(self.master), blob[8:], blob[:8])
+            return from_bytes(raw)
+        except (MasterKeyError, ValueError, OSError):
+            return None  # unreadable cache: rebuild from the store
+
+    def _save_cache(self, index: VectorIndex, version: int) -> None:
+        head = version.to_bytes(8, "big")
+        blob = head + crypto.seal(_cache_key(self.master), index.to_bytes(), head)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, self.path)
+
+    def index(self) -> VectorIndex:
+        """The index, current with the store (rebuilt if another process changed it)."""
+        with self._lock:
+            version = self._current_version()
+            if self._index is not None and version == self._version:
+                return self._index
+            index = self._load_cache(version)
+            if index is None:
+                with self.store.session() as session:
+                    labels, vectors = repo.all_templates(session, self.master, self.model_id)
+                index = make_index(labels, vectors)
+                self._save_cache(index, version)
+            self._index, self._version = index, version
+            return index
+
+    def search(
+        self, queries: NDArray[np.float32], k: int, allowed: Collection[str]
+    ) -> list[list[Hit]]:
+        if len(queries) == 0:
+            return []
+        return self.index().search(queries, k, allowed)
+
+    def added(self, subject_id: str, vector: NDArray[np.float32], version: int) -> None:
+        """A template was committed as ``version``: add it now so the next search sees it.
+        If other changes came in between, the index is rebuilt on next use instead."""
+        with self._lock:
+            if self._index is not None and version == self._version + 1:
+                self._index.add([subject_id], vector[None, :])
+                self._version = version
+                self._save_cache(self._index, version)
+            else:
+                self._index = None
+
+    def removed(self, subject_id: str, version: int) -> None:
+        """A subject's templates were deleted: they vanish from results at once."""
+        with self._lock:
+            if self._index is not None:
+                self._index.remove(subject_id)
+                self._version = version
+                self._save_cache(self._index, version)
