@@ -26,6 +26,7 @@ from rich.table import Table
 from visage.app import Visage
 from visage.config import Settings
 from visage.errors import VisageError
+from visage.usecases import bench_search as bench_uc
 from visage.usecases import demo as demo_uc
 from visage.usecases import enroll as enroll_uc
 from visage.usecases import evaluate as eval_uc
@@ -46,6 +47,8 @@ subject_app = typer.Typer(
     help="Subjects (consenting people) and their consent records.", no_args_is_help=True
 )
 app.add_typer(subject_app, name="subject")
+bench_app = typer.Typer(help="Measure performance on this machine.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 out = Console()
 err = Console(stderr=True)
@@ -413,6 +416,42 @@ def demo(
             m.name or "[dim]bystander (not stored)[/]",
             f"{m.score:.4f}" if m.score is not None else "-",
         )
+    out.print(table)
+
+
+@bench_app.command("search")
+@guarded
+def bench_search(
+    gallery: Annotated[
+        int, typer.Option("--gallery", min=1, help="Synthetic templates in the gallery.")
+    ] = 100_000,
+    queries: Annotated[
+        int, typer.Option("--queries", min=1, help="Single-vector queries to time.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the synthetic data.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """1:N search latency and recall@1 (against exact search) on a synthetic gallery shaped
+    like real embeddings (see visage.gallery.synthetic)."""
+    with err.status("working") as status:
+        result = bench_uc.bench_search(gallery, queries, seed, step=lambda s: status.update(s))
+    if as_json:
+        _emit_json(result)
+        return
+    table = Table(title=f"1:N search, {result.gallery:,} templates, {result.queries} queries")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in [
+        ("index", f"{result.index} {result.params or ''}"),
+        ("build", f"{result.build_s:.2f} s"),
+        ("p50", f"{result.p50_ms:.3f} ms"),
+        ("p99", f"{result.p99_ms:.3f} ms"),
+        ("recall@1", f"{result.recall_at_1:.4f}"),
+        ("exact p50", f"{result.exact_p50_ms:.3f} ms"),
+        ("speed-up vs exact (p50)", f"{result.exact_p50_ms / result.p50_ms:.1f}x"),
+        ("index memory", f"{result.memory_mb:.0f} MB"),
+    ]:
+        table.add_row(k, v)
     out.print(table)
 
 

@@ -2,9 +2,9 @@
 
 * :class:`ExactIndex` — brute-force inner products in float32, in blocks of rows so that
   memory stays bounded. Exact; the default for small galleries.
-* :class:`SketchIndex` — 256-bit binary sketches scanned in full with FAISS, the best
-  candidates re-ranked exactly. Approximate; used when the gallery is large
-  (:func:`make_index`).
+* :class:`QuantizedIndex` — every vector quantised to 4 bits a dimension and scanned in
+  full with FAISS fast-scan, the best candidates re-ranked exactly. Approximate; used
+  when the gallery is large (:func:`make_index`).
   Approximate; used when the gallery is large (:func:`make_index`).
 
 Rows are labelled with a subject id; a subject may have several templates and a search
@@ -17,7 +17,6 @@ Vectors are unit length, so inner product = cosine similarity.
 from __future__ import annotations
 
 import io
-import itertools
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 DIM = 128
-EXACT_MAX = 100_000
+EXACT_MAX = 50_000
 """Galleries up to this many templates use exact search; above, the IVF index."""
 
 _BLOCK = 65_536
@@ -187,72 +186,97 @@ class ExactIndex:
             return buf.getvalue()
 
 
-class SketchIndex:
-    """Binary sketches scanned in full, then the best candidates re-ranked exactly.
+class QuantizedIndex:
+    """4-bit product quantisation scanned in full (FAISS fast-scan), then exact re-ranking.
 
-    Each vector, centred on the gallery mean, is projected on 256 random directions and
-    kept as 256 sign bits (32 bytes). A query's sketch is compared with every stored one
-    by Hamming distance (FAISS, SIMD popcount, one thread per shard), and the ``rerank``
-    nearest are scored with their float vectors. A linear scan cannot miss a cluster the
-    way partition-based indexes do (IVF found 0.19 to 0.78 recall on our gallery model),
-    and building is only a projection: about 2 s per million vectors.
+    Vectors are centred on the gallery mean (which leaves the cosine ranking of a query
+    unchanged, since every score shifts by the same ``<mean, query>``) and quantised to
+    4 bits per dimension (``PQ128x4fs``: 64 bytes a vector). A query is scored against every
+    code with SIMD lookup tables, and the ``k_factor`` x k best are re-scored exactly from
+    the float vectors (``RFlat``). The rows are split into shards searched in parallel
+    threads. A full scan cannot miss a region the way partitioning indexes do: on our
+    gallery model IVF reached 0.19-0.78 recall and HNSW 0.77 at 100,000 vectors.
+
+    Removal marks rows dead (filtered from results at once); they are compacted away when
+    the index is rebuilt or saved and loaded again.
     """
 
-    kind = "sketch"
+    kind = "quantized"
 
-    def __init__(self, bits: int = 256, rerank: int = 1024, shards: int = 2, seed: int = 0) -> None:
-        self.bits, self.rerank, self.shards = bits, rerank, shards
-        rng = np.random.default_rng(seed)
-        self._projection = rng.standard_normal((DIM, bits)).astype(np.float32)
+    def __init__(
+        self,
+        shards: int = 2,
+        k_factor: int = 64,
+        factory: str = "PQ128x4fs,RFlat",
+        train_size: int = 65_536,
+    ) -> None:
+        self.shards, self.k_factor, self.factory, self.train_size = (
+            shards,
+            k_factor,
+            factory,
+            train_size,
+        )
         self._centre: NDArray[np.float32] | None = None
         self._labels = _Labels()
         self._ids = np.empty(0, np.int64)
+        self._alive = np.empty(0, bool)
+        self._live = 0
         self._matrix = np.empty((0, DIM), np.float32)
-        self._codes = np.empty((0, bits // 8), np.uint8)
-        self._engine: Any = None
         self._parts: list[Any] = []
+        self._engine: Any = None
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._live
 
-    def _sketch(self, vectors: NDArray[np.float32]) -> NDArray[np.uint8]:
-        assert self._centre is not None
-        return np.packbits((vectors - self._centre) @ self._projection > 0, axis=1)
-
-    def _build_engine(self) -> None:
+    def _new_engine(self, sample: NDArray[np.float32]) -> None:
         import faiss
 
-        bounds = np.linspace(0, len(self._codes), self.shards + 1).astype(int)
-        # (d, threaded, successive_ids): each shard searched in its own thread
-        shards = faiss.IndexBinaryShards(self.bits, True, True)  # type: ignore[call-arg]
-        parts = []
-        for lo, hi in itertools.pairwise(bounds):
-            part = faiss.IndexBinaryFlat(self.bits)
-            part.add(self._codes[lo:hi])
-            shards.add_shard(part)
-            parts.append(part)
-        self._parts, self._engine = parts, shards  # parts must outlive the shard wrapper
+        base = faiss.index_factory(DIM, self.factory, faiss.METRIC_INNER_PRODUCT)
+        base.train(sample)
+        # Parallelism comes from the shards' threads; OpenMP threads inside each shard's
+        # search would double-book the cores (measured: p50 +30%, p99 +60% at 1M on 2 cores).
+        faiss.omp_set_num_threads(1)
+        # (d, threaded, successive_ids): each shard searched in its own thread, results
+        # numbered as rows of the concatenated shards, i.e. as our own row order.
+        engine = faiss.IndexShards(DIM, True, True)  # type: ignore[call-arg]
+        parts = [faiss.clone_index(base) for _ in range(self.shards)]
+        for part in parts:
+            faiss.downcast_index(part).k_factor = self.k_factor  # type: ignore[attr-defined]
+            engine.add_shard(part)
+        self._parts, self._engine = parts, engine  # parts must outlive the wrapper
 
     def add(self, labels: Sequence[str], vectors: NDArray[np.float32]) -> None:
         vectors = _check(vectors, len(labels))
         with self._lock:
-            if self._centre is None:
+            if self._engine is None:
                 self._centre = vectors.mean(axis=0).astype(np.float32)
+                rng = np.random.default_rng(0)
+                take = min(len(vectors), self.train_size)
+                sample = vectors[rng.choice(len(vectors), take, replace=False)]
+                self._new_engine(sample - self._centre)
+            assert self._centre is not None
             ids = self._labels.assign(labels)
+            centred = vectors - self._centre
+            first = len(self._ids)
             self._ids = np.concatenate([self._ids, ids])
+            self._alive = np.concatenate([self._alive, np.ones(len(ids), bool)])
+            self._live += len(ids)
             self._matrix = np.vstack([self._matrix, vectors])
-            self._codes = np.vstack([self._codes, self._sketch(vectors)])
-            self._engine = None
+            if first == 0:  # the initial fill: spread the rows evenly over the shards
+                bounds = np.linspace(0, len(centred), self.shards + 1).astype(int)
+                for part, lo, hi in zip(self._parts, bounds[:-1], bounds[1:], strict=True):
+                    part.add(centred[lo:hi])
+            else:  # later rows go to the last shard, which keeps the row numbering
+                self._parts[-1].add(centred)
+            self._engine.syncWithSubIndexes()
 
     def remove(self, label: str) -> int:
         with self._lock:
             gone = self._labels.drop(label)
             if gone:
-                keep = ~np.isin(self._ids, np.asarray(gone, np.int64))
-                self._ids, self._matrix = self._ids[keep], self._matrix[keep]
-                self._codes = self._codes[keep]
-                self._engine = None
+                self._alive &= ~np.isin(self._ids, np.asarray(gone, np.int64))
+                self._live -= len(gone)
             return len(gone)
 
     def search(
@@ -262,30 +286,32 @@ class SketchIndex:
         with self._lock:
             if len(self) == 0:
                 return [[] for _ in queries]
+            per = k * max(self._labels.max_per_label, 1)
+            allowed_ids = None
             if allowed is not None:
-                rows = np.flatnonzero(np.isin(self._ids, self._labels.ids_for(allowed)))
+                allowed_ids = self._labels.ids_for(allowed)
+                rows = np.flatnonzero(np.isin(self._ids, allowed_ids) & self._alive)
                 if len(rows) <= EXACT_MAX:  # a small eligible set: exact over it
                     return self._exact(queries, rows, k)
-            if self._engine is None:
-                self._build_engine()
-            want = min(len(self), self.rerank * (1 if allowed is None else 4))
-            _, found = self._engine.search(self._sketch(queries), want)
+            dead = len(self._alive) - len(self)
+            want = min(len(self._ids), per * (1 if allowed is None else 4) + dead)
+            _, rows_found = self._engine.search(queries, want)
             results: list[list[Hit]] = []
-            allowed_ids = None if allowed is None else set(self._labels.ids_for(allowed).tolist())
-            per = k * max(self._labels.max_per_label, 1)
-            for q, rows_q in enumerate(found):
-                rows_q = rows_q[rows_q >= 0]
+            for q in range(len(queries)):
+                rows_q = rows_found[q]
+                ok = rows_q >= 0
+                ok[ok] &= self._alive[rows_q[ok]]
                 if allowed_ids is not None:
-                    rows_q = np.asarray(
-                        [r for r in rows_q if int(self._ids[r]) in allowed_ids], dtype=np.int64
-                    )
-                if len(rows_q) == 0:
-                    results.append([])
+                    ok[ok] &= np.isin(self._ids[rows_q[ok]], allowed_ids)
+                rows_q = rows_q[ok]
+                if allowed_ids is not None and len(rows_q) < per:  # rare: scan exactly
+                    rows = np.flatnonzero(np.isin(self._ids, allowed_ids) & self._alive)
+                    results.extend(self._exact(queries[q : q + 1], rows, k))
                     continue
-                sims = self._matrix[rows_q] @ queries[q]
-                order = np.argsort(-sims)[:per]
+                exact = self._matrix[rows_q] @ queries[q]
+                order = np.argsort(-exact)
                 results.append(
-                    _best_per_label(self._labels, self._ids[rows_q[order]], sims[order], k)
+                    _best_per_label(self._labels, self._ids[rows_q[order]], exact[order], k)
                 )
             return results
 
@@ -305,14 +331,15 @@ class SketchIndex:
     def to_bytes(self) -> bytes:
         with self._lock:
             buf = io.BytesIO()
-            labels = np.asarray([self._labels.by_id[int(i)] for i in self._ids], dtype="U32")
+            live = self._alive
+            labels = np.asarray([self._labels.by_id[int(i)] for i in self._ids[live]], "U32")
             np.savez(
                 buf,
-                kind=np.asarray("sketch"),
+                kind=np.asarray("quantized"),
                 labels=labels,
-                matrix=self._matrix,
-                centre=self._centre if self._centre is not None else np.zeros(DIM, np.float32),
-                params=np.asarray([self.bits, self.rerank, self.shards]),
+                matrix=self._matrix[live],
+                params=np.asarray([self.shards, self.k_factor, self.train_size]),
+                factory=np.asarray(self.factory),
             )
             return buf.getvalue()
 
@@ -325,12 +352,11 @@ def from_bytes(data: bytes) -> VectorIndex:
             exact = ExactIndex()
             exact.add([str(s) for s in z["labels"]], z["matrix"])
             return exact
-        if kind == "sketch":
-            bits, rerank, shards = (int(v) for v in z["params"])
-            sketch = SketchIndex(bits, rerank, shards)
-            sketch._centre = z["centre"].astype(np.float32)
-            sketch.add([str(s) for s in z["labels"]], z["matrix"])
-            return sketch
+        if kind == "quantized":
+            shards, k_factor, train_size = (int(v) for v in z["params"])
+            quantized = QuantizedIndex(shards, k_factor, str(z["factory"]), train_size)
+            quantized.add([str(s) for s in z["labels"]], z["matrix"])
+            return quantized
     raise ValueError(f"unknown index kind {kind!r}")
 
 
@@ -338,7 +364,7 @@ def make_index(
     labels: Sequence[str], vectors: NDArray[np.float32], exact_max: int = EXACT_MAX
 ) -> VectorIndex:
     """The right engine for a gallery of this size, filled with ``vectors``."""
-    index: VectorIndex = ExactIndex() if len(labels) <= exact_max else SketchIndex()
+    index: VectorIndex = ExactIndex() if len(labels) <= exact_max else QuantizedIndex()
     if len(labels):
         index.add(labels, vectors)
     return index

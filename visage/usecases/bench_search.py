@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel
 
-from visage.gallery.index import ExactIndex, SketchIndex, make_index
+from visage.gallery.index import ExactIndex, QuantizedIndex, make_index
 from visage.gallery.synthetic import synthetic_gallery
 
 
@@ -73,8 +73,8 @@ def bench_search(
         exact_times.append(time.perf_counter() - t)
     recall = float(np.mean([a == b for a, b in zip(answers, truth, strict=True)]))
     params = (
-        {"bits": index.bits, "rerank": index.rerank, "shards": index.shards}
-        if isinstance(index, SketchIndex)
+        {"shards": index.shards, "k_factor": index.k_factor}
+        if isinstance(index, QuantizedIndex)
         else {}
     )
     ms = np.asarray(latencies) * 1000
