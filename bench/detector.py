@@ -22,8 +22,16 @@ from visage.media.image import RGBImage, read_image_file
 from visage.vision.detect import CenterFaceDetector, ScalePolicy
 
 SCENE_FACES = {"two_people.jpg": 2, "kit_with_rose.jpg": 2, "obama_and_biden.jpg": 3}
-POLICIES = [(640, 1), (960, 1), (1280, 1), (1920, 1), (640, 320), (1280, 320), (1280, 480),
-            (1920, 480)]
+POLICIES = [
+    (640, 1),
+    (960, 1),
+    (1280, 1),
+    (1920, 1),
+    (640, 320),
+    (1280, 320),
+    (1280, 480),
+    (1920, 480),
+]
 
 
 SMALL_FACE_PX = (20, 28, 40, 56)
@@ -35,8 +43,7 @@ def small_faces(root: Path) -> list[tuple[str, RGBImage, int]]:
     import cv2
     import numpy as np
 
-    src = read_image_file(root / "hard/obama_1080p.jpg", max_pixels=10**8,
-                          max_bytes=10**9).pixels
+    src = read_image_file(root / "hard/obama_1080p.jpg", max_pixels=10**8, max_bytes=10**9).pixels
     face_w = 260  # the face box is about 260 px wide in obama_1080p.jpg
     items = []
     for px in SMALL_FACE_PX:
@@ -61,8 +68,9 @@ def load_set(root: Path) -> list[tuple[str, RGBImage, int]]:
     return items
 
 
-def run_policy(items: list[tuple[str, RGBImage, int]], max_side: int,
-               min_side: int) -> dict[str, Any]:
+def run_policy(
+    items: list[tuple[str, RGBImage, int]], max_side: int, min_side: int
+) -> dict[str, Any]:
     detector = CenterFaceDetector(ScalePolicy(max_side=max_side, min_side=min_side))
     detector.detect(items[0][1])
     found = expected = 0
@@ -75,8 +83,13 @@ def run_policy(items: list[tuple[str, RGBImage, int]], max_side: int,
         if k < n:
             missed.append(name)
     seconds = time.perf_counter() - t0
-    return {"max_side": max_side, "min_side": min_side, "recall": found / expected,
-            "ms_per_image": 1000 * seconds / len(items), "missed": missed}
+    return {
+        "max_side": max_side,
+        "min_side": min_side,
+        "recall": found / expected,
+        "ms_per_image": 1000 * seconds / len(items),
+        "missed": missed,
+    }
 
 
 def main() -> None:
@@ -93,12 +106,21 @@ def main() -> None:
     base = results[0]["ms_per_image"]
     rows = [("policy (max/min side)", "recall   ms/image  vs 640/-  far-face recall  missed")]
     for r in results:
-        rows.append((f"{r['max_side']}/{r['min_side'] if r['min_side'] > 1 else '-'}",
-                     f"{r['recall']:.4f}  {r['ms_per_image']:8.1f}  {r['ms_per_image'] / base:6.2f}x"
-                     f"  {r['small_face_recall']:15.3f}"
-                     f"  {', '.join(r['missed'] + r['small_faces_missed']) or '-'}"))
-    rows.append(("far faces", f"{len(far)} frames of 1920x1080 with 4 faces "
-                 f"{'/'.join(map(str, SMALL_FACE_PX))} px wide"))
+        rows.append(
+            (
+                f"{r['max_side']}/{r['min_side'] if r['min_side'] > 1 else '-'}",
+                f"{r['recall']:.4f}  {r['ms_per_image']:8.1f}  {r['ms_per_image'] / base:6.2f}x"
+                f"  {r['small_face_recall']:15.3f}"
+                f"  {', '.join(r['missed'] + r['small_faces_missed']) or '-'}",
+            )
+        )
+    rows.append(
+        (
+            "far faces",
+            f"{len(far)} frames of 1920x1080 with 4 faces "
+            f"{'/'.join(map(str, SMALL_FACE_PX))} px wide",
+        )
+    )
     emit({"images": len(items), "policies": results}, args.json, rows)
 
 

@@ -65,8 +65,12 @@ def face_recognition_run(root: Path, pairs: list[tuple[str, str, bool]]) -> dict
         match = bool(face_recognition.face_distance([va], vb)[0] <= 0.6)
         correct += match == same
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "accuracy": correct / len(pairs), "failures_to_acquire": fta,
-            "images": len(names)}
+    return {
+        "seconds": seconds,
+        "accuracy": correct / len(pairs),
+        "failures_to_acquire": fta,
+        "images": len(names),
+    }
 
 
 def visage_run(root: Path, pairs_csv: Path) -> dict[str, Any]:
@@ -78,9 +82,14 @@ def visage_run(root: Path, pairs_csv: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         report = evaluate(app, pairs_csv, root)
         seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "accuracy": report.accuracy,
-            "failures_to_acquire": report.failures_to_acquire, "images": report.images,
-            "fmr": report.fmr, "fnmr": report.fnmr}
+    return {
+        "seconds": seconds,
+        "accuracy": report.accuracy,
+        "failures_to_acquire": report.failures_to_acquire,
+        "images": report.images,
+        "fmr": report.fmr,
+        "fnmr": report.fnmr,
+    }
 
 
 def main() -> None:
@@ -94,16 +103,30 @@ def main() -> None:
     baseline = face_recognition_run(root, pairs)
     ours = visage_run(root, pairs_csv)
     ratio = baseline["seconds"] / ours["seconds"]
-    result = {"pairs": len(pairs), "face_recognition": baseline, "visage": ours,
-              "speedup": round(ratio, 2)}
-    emit(result, args.json, [
-        ("pairs", str(len(pairs))),
-        ("face_recognition", f"{baseline['seconds']:.2f} s, accuracy {baseline['accuracy']:.4f},"
-                             f" FTA {baseline['failures_to_acquire']}"),
-        ("visage", f"{ours['seconds']:.2f} s, accuracy {ours['accuracy']:.4f},"
-                   f" FTA {ours['failures_to_acquire']}"),
-        ("speed-up", f"{ratio:.2f}x (visage vs face_recognition, same process)"),
-    ])
+    result = {
+        "pairs": len(pairs),
+        "face_recognition": baseline,
+        "visage": ours,
+        "speedup": round(ratio, 2),
+    }
+    emit(
+        result,
+        args.json,
+        [
+            ("pairs", str(len(pairs))),
+            (
+                "face_recognition",
+                f"{baseline['seconds']:.2f} s, accuracy {baseline['accuracy']:.4f},"
+                f" FTA {baseline['failures_to_acquire']}",
+            ),
+            (
+                "visage",
+                f"{ours['seconds']:.2f} s, accuracy {ours['accuracy']:.4f},"
+                f" FTA {ours['failures_to_acquire']}",
+            ),
+            ("speed-up", f"{ratio:.2f}x (visage vs face_recognition, same process)"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""The approximate index: same answers as exact search on a realistic synthetic gallery,
+immediate add and remove, consent filtering, and a round trip through bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from visage.gallery.index import ExactIndex, QuantizedIndex, from_bytes, make_index
+from visage.gallery.synthetic import statistics, synthetic_gallery
+
+
+@pytest.fixture(scope="module")
+def gallery():  # type: ignore[no-untyped-def]
+    return synthetic_gallery(60_000, 300, seed=3)
+
+
+@pytest.fixture(scope="module")
+def quantized(gallery) -> QuantizedIndex:  # type: ignore[no-untyped-def]
+    index = make_index(gallery.labels, gallery.vectors)
+    assert isinstance(index, QuantizedIndex)  # above EXACT_MAX
+    return index
+
+
+def _top1(index, queries):  # type: ignore[no-untyped-def]
+    return [h[0].label if h else None for h in index.search(queries, 1)]
+
+
+def test_recall_against_exact(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
+    exact = ExactIndex()
+    exact.add(gallery.labels, gallery.vectors)
+    ours, truth = _top1(quantized, gallery.queries), _top1(exact, gallery.queries)
+    recall = np.mean([a == b for a, b in zip(ours, truth, strict=True)])
+    assert recall >= 0.99
+    hits = quantized.search(gallery.queries[:1], 3)[0]
+    assert len({h.label for h in hits}) == 3
+    assert hits[0].cosine >= hits[1].cosine >= hits[2].cosine
+
+
+def test_remove_and_add_take_effect_at_once(gallery) -> None:  # type: ignore[no-untyped-def]
+    index = QuantizedIndex()
+    index.add(gallery.labels, gallery.vectors)
+    query = gallery.queries[:1]
+    first = index.search(query, 1)[0][0].label
+    assert index.remove(first) == 1
+    assert all(h.label != first for h in index.search(query, 5)[0])
+    index.add(["newcomer"], query)  # the very same vector: must now be the best match
+    best = index.search(query, 1)[0][0]
+    assert best.label == "newcomer" and best.cosine == pytest.approx(1.0, abs=1e-5)
+
+
+def test_allowed_restricts_results(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
+    wanted = gallery.query_labels[0]
+    small = {wanted, gallery.labels[1], gallery.labels[2]}
+    hits = quantized.search(gallery.queries[:1], 3, allowed=small)[0]
+    assert {h.label for h in hits} <= small
+    large = set(gallery.labels[: len(gallery.labels) * 9 // 10]) | {wanted}
+    for h in quantized.search(gallery.queries[:5], 3, allowed=large)[0]:
+        assert h.label in large
+    assert quantized.search(gallery.queries[:1], 3, allowed=set())[0] == []
+
+
+def test_bytes_round_trip(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
+    restored = from_bytes(quantized.to_bytes())
+    assert isinstance(restored, QuantizedIndex) and len(restored) == len(quantized)
+    assert _top1(restored, gallery.queries[:50]) == _top1(quantized, gallery.queries[:50])
+    small = make_index(gallery.labels[:100], gallery.vectors[:100])
+    assert from_bytes(small.to_bytes()).search(gallery.vectors[:1], 1)[0][0].label == "0" * 32
+
+
+def test_synthetic_model_matches_lfw10_statistics() -> None:
+    s = statistics(pairs=5000)
+    assert abs(s["impostor_mean"] - 0.847) < 0.01 and abs(s["impostor_sd"] - 0.028) < 0.005
+    assert abs(s["genuine_mean"] - 0.952) < 0.01 and abs(s["genuine_sd"] - 0.016) < 0.005
