@@ -113,6 +113,15 @@ def _emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
 
+def _print_metrics(title: str, rows: list[tuple[str, str]]) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
 def _progress() -> Progress:
     return Progress(
         "[progress.description]{task.description}",
@@ -361,9 +370,6 @@ def evaluate(
     if as_json:
         _emit_json(report)
         return
-    table = Table(title=f"{pairs}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
     rows = [
         ("pairs", f"{report.pairs} ({report.genuine} genuine, {report.impostor} impostor)"),
         ("accuracy", f"{report.accuracy:.4f}"),
@@ -379,9 +385,7 @@ def evaluate(
     rows.append(("time", f"{report.seconds:.1f} s for {report.images} images"))
     if report.plot:
         rows.append(("DET curve", report.plot))
-    for k, v in rows:
-        table.add_row(k, v)
-    out.print(table)
+    _print_metrics(str(pairs), rows)
 
 
 @app.command()
@@ -438,10 +442,8 @@ def bench_search(
     if as_json:
         _emit_json(result)
         return
-    table = Table(title=f"1:N search, {result.gallery:,} templates, {result.queries} queries")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in [
+    title = f"1:N search, {result.gallery:,} templates, {result.queries} queries"
+    rows = [
         ("index", f"{result.index} {result.params or ''}"),
         ("build", f"{result.build_s:.2f} s"),
         ("p50", f"{result.p50_ms:.3f} ms"),
@@ -450,9 +452,8 @@ def bench_search(
         ("exact p50", f"{result.exact_p50_ms:.3f} ms"),
         ("speed-up vs exact (p50)", f"{result.exact_p50_ms / result.p50_ms:.1f}x"),
         ("index memory", f"{result.memory_mb:.0f} MB"),
-    ]:
-        table.add_row(k, v)
-    out.print(table)
+    ]
+    _print_metrics(title, rows)
 
 
 def main() -> None:
