@@ -11,6 +11,7 @@ import pytest
 from visage.app import Visage
 from visage.config import Settings
 from visage.usecases.enroll import enroll
+from visage.usecases.profile import set_profile
 from visage.usecases.setup import init
 from visage.usecases.subjects import add_subject, make_consent
 
@@ -39,9 +40,15 @@ def data() -> Path:
     return DATA
 
 
-def make_app(home: Path, **overrides: object) -> Visage:
+TEST_DPIA = "DPIA-TEST-2026-01"
+
+
+def make_app(home: Path, *, dpia: bool = True, **overrides: object) -> Visage:
+    """An initialised data dir; with ``dpia`` its profile allows 1:N identification."""
     app = Visage(Settings(home=home, **overrides))  # type: ignore[arg-type]
     init(app)
+    if dpia:
+        set_profile(app, dpia_ref=TEST_DPIA)
     return app
 
 

@@ -33,6 +33,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = run(home, "init", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["created"] is True
+    r = run(home, "profile", "set", "--dpia-ref", "DPIA-CLI-1", "--json")
+    assert r.returncode == 0, r.stderr
     return home
 
 
@@ -239,3 +241,27 @@ def test_eval_json(home: Path, data: Path, tmp_path: Path) -> None:
         assert key in out
     assert out["pairs"] == 2 and out["accuracy"] == 1.0
     assert (tmp_path / "det.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_profile_gate_from_the_cli(tmp_path: Path, data: Path) -> None:
+    home = tmp_path / "gated"
+    assert run(home, "init").returncode == 0
+    r = run(home, "identify", str(data / "scenes/two_people.jpg"), "--purpose", "door")
+    assert r.returncode == 2 and "DPIA" in r.stderr and "Traceback" not in r.stderr
+    r = run(
+        home,
+        "profile",
+        "set",
+        "--jurisdiction",
+        "MA",
+        "--dpia-ref",
+        "D-1",
+        "--public-space",
+        "yes",
+        "--json",
+    )
+    assert r.returncode == 0 and json.loads(r.stdout)["public_space"] is True
+    r = run(home, "profile", "show")
+    assert "CNDP" in r.stdout
+    r = run(home, "profile", "set", "--public-space", "maybe")
+    assert r.returncode == 2 and "yes or no" in r.stderr

@@ -32,6 +32,7 @@ from visage.usecases import enroll as enroll_uc
 from visage.usecases import evaluate as eval_uc
 from visage.usecases import faces as faces_uc
 from visage.usecases import identify as identify_uc
+from visage.usecases import profile as profile_uc
 from visage.usecases import setup as setup_uc
 from visage.usecases import subjects as subjects_uc
 from visage.usecases import verify as verify_uc
@@ -47,6 +48,10 @@ subject_app = typer.Typer(
     help="Subjects (consenting people) and their consent records.", no_args_is_help=True
 )
 app.add_typer(subject_app, name="subject")
+profile_app = typer.Typer(
+    help="The deployment profile and the gates it sets on 1:N.", no_args_is_help=True
+)
+app.add_typer(profile_app, name="profile")
 bench_app = typer.Typer(help="Measure performance on this machine.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
@@ -421,6 +426,79 @@ def demo(
             f"{m.score:.4f}" if m.score is not None else "-",
         )
     out.print(table)
+
+
+def _yes_no(value: str | None, option: str) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() not in ("yes", "no"):
+        raise VisageError(f"{option} takes yes or no, not {value!r}")
+    return value.lower() == "yes"
+
+
+def _print_profile(profile: profile_uc.DeploymentProfile) -> None:
+    rows = [
+        (name, str(value) if value is not None else "-")
+        for name, value in profile.model_dump(mode="json").items()
+    ]
+    refusal = profile.identification_refusal()
+    rows.append(("1:N identification", "allowed" if refusal is None else f"off: {refusal}"))
+    _print_metrics("deployment profile", rows)
+
+
+@profile_app.command("show")
+@guarded
+def profile_show(as_json: JsonFlag = False) -> None:
+    """The deployment profile and whether 1:N identification is allowed."""
+    profile = profile_uc.get_profile(_core())
+    if as_json:
+        _emit_json(profile)
+    else:
+        _print_profile(profile)
+
+
+@profile_app.command("set")
+@guarded
+def profile_set(
+    jurisdiction: Annotated[
+        str | None,
+        typer.Option(
+            "--jurisdiction", help="EU, FR, MA or other. Default: unchanged (EU when new)."
+        ),
+    ] = None,
+    dpia_ref: Annotated[
+        str | None,
+        typer.Option("--dpia-ref", help="DPIA reference; 1:N stays off without one. '' clears it."),
+    ] = None,
+    cndp_ref: Annotated[
+        str | None,
+        typer.Option("--cndp-ref", help="CNDP authorisation reference, required for 1:N in MA."),
+    ] = None,
+    public_space: Annotated[
+        str | None,
+        typer.Option("--public-space", help="yes if cameras see a publicly accessible space."),
+    ] = None,
+    law_enforcement: Annotated[
+        str | None,
+        typer.Option(
+            "--law-enforcement", help="yes if the operator is a law-enforcement authority."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change the deployment profile; options not given stay as they are."""
+    profile = profile_uc.set_profile(
+        _core(),
+        jurisdiction=jurisdiction,
+        dpia_ref=dpia_ref,
+        cndp_ref=cndp_ref,
+        public_space=_yes_no(public_space, "--public-space"),
+        law_enforcement=_yes_no(law_enforcement, "--law-enforcement"),
+    )
+    if as_json:
+        _emit_json(profile)
+    else:
+        _print_profile(profile)
 
 
 @bench_app.command("search")

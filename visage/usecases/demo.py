@@ -17,9 +17,11 @@ from visage.errors import InputError
 from visage.governance.consent import LegalBasis
 from visage.usecases.enroll import enroll
 from visage.usecases.identify import identify
+from visage.usecases.profile import get_profile, set_profile
 from visage.usecases.subjects import add_subject, list_subjects, make_consent
 
 DEMO_PURPOSE = "demo"
+DEMO_DPIA = "demo-only: public test images, no real deployment"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
@@ -45,6 +47,9 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
     people, scenes = data / "people", data / "scenes"
     if not people.is_dir() or not scenes.is_dir():
         raise InputError(f"{data}: expected folders people/ and scenes/ (see shared/faces)")
+    if get_profile(app).identification_refusal() is not None:
+        # The demo data dir holds public test images only; its profile says so.
+        set_profile(app, dpia_ref=DEMO_DPIA)
     existing = {s.name: s for s in list_subjects(app)}
     templates, rejected = 0, []
     for folder in sorted(p for p in people.iterdir() if p.is_dir()):

@@ -11,6 +11,7 @@ from visage.app import ImageInput, Visage
 from visage.gallery import repository as repo
 from visage.gallery.matching import calibrate
 from visage.governance.consent import normalise_purpose
+from visage.usecases.profile import get_profile
 
 
 class Candidate(BaseModel):
@@ -32,6 +33,7 @@ class IdentifyResult(BaseModel):
 
 def identify(app: Visage, image: ImageInput, purpose: str) -> IdentifyResult:
     purpose = normalise_purpose(purpose)
+    get_profile(app).ensure_identification_allowed()
     loaded = app.load_image(image)
     with app.store.session() as session:
         eligible = repo.eligible_subjects(session, purpose)

@@ -1,0 +1,49 @@
+"""Deployment-profile gates on 1:N identification, in the core (so every door obeys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_app
+from visage.app import Visage
+from visage.errors import VisageError
+from visage.governance.profile import DeploymentProfile, GateError, Jurisdiction
+from visage.usecases.identify import identify
+from visage.usecases.profile import get_profile, set_profile
+from visage.usecases.verify import verify
+
+
+def test_rules() -> None:
+    assert DeploymentProfile().identification_refusal() is not None  # privacy by default
+    assert DeploymentProfile(dpia_ref="D1").identification_refusal() is None
+    morocco = DeploymentProfile(jurisdiction=Jurisdiction.MA, dpia_ref="D1")
+    assert "CNDP" in (morocco.identification_refusal() or "")
+    assert morocco.model_copy(update={"cndp_ref": "A-1"}).identification_refusal() is None
+    police = DeploymentProfile(dpia_ref="D1", law_enforcement=True, public_space=True)
+    assert police.identification_refusal() is None  # on stored images
+    with pytest.raises(GateError, match="refused"):
+        police.ensure_identification_allowed(live=True)
+    private = police.model_copy(update={"public_space": False})
+    private.ensure_identification_allowed(live=True)
+
+
+def test_new_install_refuses_identify_but_verifies(
+    tmp_path: Path, shared_app: Visage, data: Path
+) -> None:
+    app = make_app(tmp_path / "h", dpia=False)
+    app._analyzer = shared_app.analyzer
+    with pytest.raises(GateError, match="DPIA"):
+        identify(app, data / "scenes/two_people.jpg", "door")
+    assert verify(app, data / "people/joe_biden/1.jpg", data / "people/joe_biden/2.jpg").same
+    set_profile(app, jurisdiction="MA", dpia_ref="DPIA-9")
+    with pytest.raises(GateError, match="CNDP"):
+        identify(app, data / "scenes/two_people.jpg", "door")
+    set_profile(app, cndp_ref="CNDP-2026-17")
+    assert identify(app, data / "scenes/two_people.jpg", "door").faces
+    set_profile(app, dpia_ref="")
+    assert get_profile(app).dpia_ref is None
+    with pytest.raises(VisageError, match="invalid profile"):
+        set_profile(app, jurisdiction="Atlantis")
+    app.close()

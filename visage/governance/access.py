@@ -1,0 +1,121 @@
+"""API keys: roles and purposes. A key is shown once; only its SHA-256 is stored.
+
+Roles (least privilege, one per key):
+
+* ``admin`` — keys and the deployment profile;
+* ``enroller`` — subjects, consent records, templates;
+* ``operator`` — identify, verify, detect, for the purposes the key lists;
+* ``reviewer`` — the two-person review queue;
+* ``auditor`` — read-only audit and reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from visage.errors import NotFoundError, VisageError
+from visage.governance.consent import normalise_purpose
+from visage.store.schema import ApiKeyRow
+
+TOKEN_PREFIX = "vsg_"
+
+
+class Role(StrEnum):
+    admin = "admin"
+    enroller = "enroller"
+    operator = "operator"
+    reviewer = "reviewer"
+    auditor = "auditor"
+
+
+class AuthError(VisageError):
+    """Missing, unknown or revoked credentials (HTTP 401)."""
+
+
+class ForbiddenError(VisageError):
+    """Valid credentials without the right role or purpose (HTTP 403)."""
+
+
+class Principal(BaseModel):
+    """Who is calling: what the API's dependencies check roles and purposes against."""
+
+    key_id: str
+    role: Role
+    purposes: tuple[str, ...]
+
+    def require_purpose(self, purpose: str) -> str:
+        p = normalise_purpose(purpose)
+        if p not in self.purposes:
+            raise ForbiddenError(f"this key may not be used for purpose '{p}'")
+        return p
+
+
+class KeyCreated(BaseModel):
+    id: str
+    key: str
+    role: Role
+    purposes: list[str]
+
+
+class KeyInfo(BaseModel):
+    id: str
+    name: str
+    role: Role
+    purposes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_key(session: Session, role: Role, purposes: list[str], name: str = "") -> KeyCreated:
+    if role is Role.operator and not purposes:
+        raise VisageError("an operator key must list at least one --purpose")
+    clean = list(dict.fromkeys(normalise_purpose(p) for p in purposes))
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKeyRow(id=uuid.uuid4().hex, name=name, digest=_digest(token), role=role.value,
+                    purposes=clean, created_at=datetime.now(UTC))
+    session.add(row)
+    session.flush()
+    return KeyCreated(id=row.id, key=token, role=role, purposes=clean)
+
+
+def list_keys(session: Session) -> list[KeyInfo]:
+    rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
+    return [KeyInfo(id=r.id, name=r.name, role=Role(r.role), purposes=list(r.purposes),
+                    created_at=r.created_at, revoked_at=r.revoked_at) for r in rows]
+
+
+def revoke_key(session: Session, key_id: str) -> KeyInfo:
+    row = session.get(ApiKeyRow, key_id)
+    if row is None:
+        raise NotFoundError(f"no key with id {key_id}")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+    return KeyInfo(id=row.id, name=row.name, role=Role(row.role), purposes=list(row.purposes),
+                   created_at=row.created_at, revoked_at=row.revoked_at)
+
+
+def authenticate(session: Session, token: str | None) -> Principal:
+    if not token:
+        raise AuthError("an API key is required (Authorization: Bearer … or X-API-Key)")
+    row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.digest == _digest(token)))
+    if row is None or row.revoked_at is not None:
+        raise AuthError("unknown or revoked API key")
+    return Principal(key_id=row.id, role=Role(row.role), purposes=tuple(row.purposes))
+
+
+def has_keys(session: Session, role: Role) -> bool:
+    stmt = select(ApiKeyRow.id).where(ApiKeyRow.role == role.value,
+                                      ApiKeyRow.revoked_at.is_(None))
+    return session.scalar(stmt.limit(1)) is not None

@@ -1,0 +1,70 @@
+"""The deployment profile: where and by whom Visage runs, and the gates that follow.
+
+Privacy by default: a new installation may verify (1:1) but not identify (1:N) until a
+DPIA reference is recorded — and, in Morocco, a CNDP authorisation (law 09-08). Live 1:N on
+camera streams by a law-enforcement operator in a publicly accessible space is refused
+outright (EU AI Act Art. 5(1)(h) and the equivalent position of the CNDP).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from visage.errors import VisageError
+
+
+class Jurisdiction(StrEnum):
+    EU = "EU"
+    FR = "FR"
+    MA = "MA"
+    other = "other"
+
+
+class GateError(VisageError):
+    """The deployment profile does not allow this operation."""
+
+
+class DeploymentProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jurisdiction: Jurisdiction = Field(default=Jurisdiction.EU, description="Law that applies.")
+    public_space: bool = Field(
+        default=False, description="Cameras see a publicly accessible space."
+    )
+    law_enforcement: bool = Field(
+        default=False, description="The operator is a law-enforcement authority."
+    )
+    dpia_ref: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Reference of the data protection impact assessment (GDPR Art. 35).",
+    )
+    cndp_ref: str | None = Field(
+        default=None, max_length=200, description="CNDP authorisation reference (Morocco)."
+    )
+
+    def identification_refusal(self, *, live: bool = False) -> str | None:
+        """Why 1:N identification is not allowed, or None when it is."""
+        if live and self.law_enforcement and self.public_space:
+            return (
+                "live 1:N identification by a law-enforcement operator in a publicly "
+                "accessible space is refused"
+            )
+        if not self.dpia_ref:
+            return (
+                "1:N identification is off until a DPIA reference is recorded "
+                "(visage profile set --dpia-ref REF)"
+            )
+        if self.jurisdiction is Jurisdiction.MA and not self.cndp_ref:
+            return (
+                "1:N identification in Morocco needs a CNDP authorisation reference "
+                "(visage profile set --cndp-ref REF)"
+            )
+        return None
+
+    def ensure_identification_allowed(self, *, live: bool = False) -> None:
+        reason = self.identification_refusal(live=live)
+        if reason is not None:
+            raise GateError(reason)

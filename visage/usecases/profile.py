@@ -1,0 +1,48 @@
+"""Read and change the deployment profile (kept in the store's meta table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from visage.app import Visage
+from visage.errors import VisageError
+from visage.governance.profile import DeploymentProfile
+
+__all__ = ["DeploymentProfile", "get_profile", "set_profile"]
+from visage.store.schema import Meta
+
+PROFILE_KEY = "deployment_profile"
+
+
+def get_profile(app: Visage) -> DeploymentProfile:
+    with app.store.session() as session:
+        row = session.get(Meta, PROFILE_KEY)
+        if row is None:
+            return DeploymentProfile()
+        return DeploymentProfile.model_validate_json(row.value)
+
+
+def set_profile(app: Visage, **changes: Any) -> DeploymentProfile:
+    """Apply the given fields (None = leave as is; empty string clears a reference)."""
+    current = get_profile(app).model_dump()
+    for key, value in changes.items():
+        if value is None:
+            continue
+        current[key] = value if value != "" else None
+    try:
+        profile = DeploymentProfile.model_validate(current)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise VisageError(
+            f"invalid profile: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from exc
+    with app.store.session() as session:
+        row = session.get(Meta, PROFILE_KEY)
+        data = profile.model_dump_json().encode()
+        if row is None:
+            session.add(Meta(key=PROFILE_KEY, value=data))
+        else:
+            row.value = data
+    return profile
