@@ -26,12 +26,14 @@ from rich.table import Table
 from visage.app import Visage
 from visage.config import Settings
 from visage.errors import VisageError
+from visage.governance.access import Role
 from visage.usecases import bench_search as bench_uc
 from visage.usecases import demo as demo_uc
 from visage.usecases import enroll as enroll_uc
 from visage.usecases import evaluate as eval_uc
 from visage.usecases import faces as faces_uc
 from visage.usecases import identify as identify_uc
+from visage.usecases import keys as keys_uc
 from visage.usecases import profile as profile_uc
 from visage.usecases import setup as setup_uc
 from visage.usecases import subjects as subjects_uc
@@ -48,6 +50,8 @@ subject_app = typer.Typer(
     help="Subjects (consenting people) and their consent records.", no_args_is_help=True
 )
 app.add_typer(subject_app, name="subject")
+keys_app = typer.Typer(help="API keys: roles and purposes.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 profile_app = typer.Typer(
     help="The deployment profile and the gates it sets on 1:N.", no_args_is_help=True
 )
@@ -426,6 +430,69 @@ def demo(
             f"{m.score:.4f}" if m.score is not None else "-",
         )
     out.print(table)
+
+
+@keys_app.command("create")
+@guarded
+def keys_create(
+    role: Annotated[
+        Role, typer.Option("--role", help="admin, enroller, operator, reviewer or auditor.")
+    ],
+    purpose: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--purpose", help="Purpose the key may use (operators need one). Repeat for several."
+        ),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key. The key is printed once and cannot be shown again."""
+    created = keys_uc.create_key(_core(), role, purpose or [], name)
+    if as_json:
+        _emit_json(created)
+    else:
+        out.print(
+            f"key {created.id} ({created.role}, purposes: {', '.join(created.purposes) or '-'})"
+        )
+        out.print(f"[bold]{created.key}[/]  <- shown once; store it now")
+
+
+@keys_app.command("list")
+@guarded
+def keys_list(as_json: JsonFlag = False) -> None:
+    """All keys (never the keys themselves): id, role, purposes, state."""
+    keys = keys_uc.list_keys(_core())
+    if as_json:
+        _emit_json(keys)
+        return
+    table = Table(title=f"{len(keys)} key(s)")
+    for col in ("id", "name", "role", "purposes", "created", "state"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(
+            k.id,
+            k.name,
+            k.role.value,
+            ", ".join(k.purposes) or "-",
+            f"{k.created_at:%Y-%m-%d}",
+            "revoked" if k.revoked_at else "active",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+@guarded
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id from `visage keys list`.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke a key: it stops working at once."""
+    info = keys_uc.revoke_key(_core(), key_id)
+    if as_json:
+        _emit_json(info)
+    else:
+        out.print(f"key {info.id} revoked")
 
 
 def _yes_no(value: str | None, option: str) -> bool | None:

@@ -83,8 +83,14 @@ def create_key(session: Session, role: Role, purposes: list[str], name: str = ""
         raise VisageError("an operator key must list at least one --purpose")
     clean = list(dict.fromkeys(normalise_purpose(p) for p in purposes))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKeyRow(id=uuid.uuid4().hex, name=name, digest=_digest(token), role=role.value,
-                    purposes=clean, created_at=datetime.now(UTC))
+    row = ApiKeyRow(
+        id=uuid.uuid4().hex,
+        name=name,
+        digest=_digest(token),
+        role=role.value,
+        purposes=clean,
+        created_at=datetime.now(UTC),
+    )
     session.add(row)
     session.flush()
     return KeyCreated(id=row.id, key=token, role=role, purposes=clean)
@@ -92,8 +98,17 @@ def create_key(session: Session, role: Role, purposes: list[str], name: str = ""
 
 def list_keys(session: Session) -> list[KeyInfo]:
     rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
-    return [KeyInfo(id=r.id, name=r.name, role=Role(r.role), purposes=list(r.purposes),
-                    created_at=r.created_at, revoked_at=r.revoked_at) for r in rows]
+    return [
+        KeyInfo(
+            id=r.id,
+            name=r.name,
+            role=Role(r.role),
+            purposes=list(r.purposes),
+            created_at=r.created_at,
+            revoked_at=r.revoked_at,
+        )
+        for r in rows
+    ]
 
 
 def revoke_key(session: Session, key_id: str) -> KeyInfo:
@@ -102,8 +117,14 @@ def revoke_key(session: Session, key_id: str) -> KeyInfo:
         raise NotFoundError(f"no key with id {key_id}")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
-    return KeyInfo(id=row.id, name=row.name, role=Role(row.role), purposes=list(row.purposes),
-                   created_at=row.created_at, revoked_at=row.revoked_at)
+    return KeyInfo(
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        purposes=list(row.purposes),
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 def authenticate(session: Session, token: str | None) -> Principal:
@@ -116,6 +137,5 @@ def authenticate(session: Session, token: str | None) -> Principal:
 
 
 def has_keys(session: Session, role: Role) -> bool:
-    stmt = select(ApiKeyRow.id).where(ApiKeyRow.role == role.value,
-                                      ApiKeyRow.revoked_at.is_(None))
+    stmt = select(ApiKeyRow.id).where(ApiKeyRow.role == role.value, ApiKeyRow.revoked_at.is_(None))
     return session.scalar(stmt.limit(1)) is not None
