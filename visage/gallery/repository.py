@@ -177,3 +177,23 @@ def eligible_subjects(session: Session, purpose: str, at: datetime | None = None
         for s in session.scalars(stmt)
         if any(consent_of(c).covers(purpose, at) for c in s.consents)
     }
+
+
+def add_consent(session: Session, subject_id: str, consent: ConsentRecord) -> None:
+    subject = get_subject(session, subject_id)
+    subject.consents.append(_consent_row(consent))
+    session.flush()
+
+
+def delete_subject(session: Session, subject_id: str) -> int:
+    """Delete the subject, consents and templates; returns the new gallery version."""
+    session.delete(get_subject(session, subject_id))
+    return bump_gallery_version(session)
+
+
+def delete_template(session: Session, subject_id: str, template_id: str) -> int:
+    row = session.get(TemplateRow, template_id)
+    if row is None or row.subject_id != subject_id:
+        raise NotFoundError(f"subject {subject_id} has no template {template_id}")
+    session.delete(row)
+    return bump_gallery_version(session)

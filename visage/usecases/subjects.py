@@ -129,3 +129,22 @@ def require_consent(consent_reference: str | None, name: str) -> str:
     if consent_reference is None or not consent_reference.strip():
         raise ConsentError(f"{name}: no consent reference; a person is enrolled only with one")
     return consent_reference
+
+
+def add_consent(app: Visage, subject_id: str, consent: ConsentRecord) -> None:
+    with app.store.session() as session:
+        repo.add_consent(session, subject_id, consent)
+
+
+def delete_subject(app: Visage, subject_id: str) -> None:
+    """Delete a subject and everything held about them; they vanish from searches at once.
+    (Provable erasure with a certificate comes with the governance work.)"""
+    with app.store.session() as session:
+        version = repo.delete_subject(session, subject_id)
+    app.gallery.removed(subject_id, version)
+
+
+def delete_template(app: Visage, subject_id: str, template_id: str) -> None:
+    with app.store.session() as session:
+        repo.delete_template(session, subject_id, template_id)
+    app.gallery.invalidate()

@@ -1,0 +1,61 @@
+"""The FastAPI application: routers, problem responses, metrics and JSON access logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+
+from visage import __version__
+from visage.api import problems
+from visage.api.deps import RateLimiter
+from visage.api.metrics import Metrics
+from visage.api.routers import admin, health, recognition, subjects
+from visage.app import Visage
+
+log = logging.getLogger("visage.access")
+
+DESCRIPTION = """Privacy-by-design face recognition. Only subjects who consented, for the
+purposes they consented to, can be recognised; every other face is a bystander and nothing
+about it is stored. Authenticate with `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+Errors are `application/problem+json` (RFC 9457)."""
+
+
+def create_app(core: Visage, *, identify_per_minute: int = 120) -> FastAPI:
+    app = FastAPI(title="Visage", version=__version__, description=DESCRIPTION)
+    app.state.core = core
+    app.state.metrics = Metrics()
+    app.state.rate_limiter = RateLimiter(identify_per_minute)
+    problems.install(app)
+    for module in (recognition, subjects, admin, health):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        metrics: Metrics = request.app.state.metrics
+        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(elapsed)
+        # Structured, and free of biometric data and names: the route template, not the URL.
+        log.info(
+            json.dumps(
+                {
+                    "route": path,
+                    "method": request.method,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 1),
+                }
+            )
+        )
+        return response
+
+    return app

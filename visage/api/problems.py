@@ -1,0 +1,70 @@
+"""Errors as RFC 9457 ``application/problem+json``; never a 5xx for bad input."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from visage.errors import (
+    ConsentError,
+    ImageTooLargeError,
+    InputError,
+    MasterKeyError,
+    ModelMissingError,
+    NotFoundError,
+    VisageError,
+)
+from visage.governance.access import AuthError, ForbiddenError
+from visage.governance.profile import GateError
+
+PROBLEM = "application/problem+json"
+
+_STATUS: list[tuple[type[VisageError], int, str, str]] = [
+    (ImageTooLargeError, 413, "image-too-large", "Image too large"),
+    (InputError, 422, "bad-input", "Unusable input"),
+    (NotFoundError, 404, "not-found", "Not found"),
+    (ConsentError, 409, "consent", "Consent record missing or invalid"),
+    (AuthError, 401, "unauthenticated", "Authentication required"),
+    (ForbiddenError, 403, "forbidden", "Not allowed for this key"),
+    (GateError, 403, "deployment-gate", "Refused by the deployment profile"),
+    (ModelMissingError, 503, "model-missing", "Model not installed"),
+    (MasterKeyError, 503, "key-problem", "Master key problem"),
+]
+
+
+class RateLimitedError(VisageError):
+    """Too many requests for this key."""
+
+
+def problem(status: int, kind: str, title: str, detail: str) -> JSONResponse:
+    body = {
+        "type": f"https://visage.local/problems/{kind}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(VisageError)
+    async def visage_error(_: Request, exc: VisageError) -> JSONResponse:
+        if isinstance(exc, RateLimitedError):
+            return problem(429, "rate-limited", "Too many requests", exc.message)
+        for cls, status, kind, title in _STATUS:
+            if isinstance(exc, cls):
+                return problem(status, kind, title, exc.message)
+        return problem(400, "bad-request", "Bad request", exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return problem(422, "validation", "Invalid request", f"{where}: {first.get('msg')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, "http", str(exc.detail), str(exc.detail))

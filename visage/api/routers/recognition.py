@@ -1,0 +1,83 @@
+"""identify (1:N), verify (1:1), detect — for operator keys, bound to their purposes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from visage.api.deps import Core, Operator, read_upload
+from visage.usecases import faces as faces_uc
+from visage.usecases import identify as identify_uc
+from visage.usecases import verify as verify_uc
+
+router = APIRouter(prefix="/v1", tags=["recognition"])
+
+
+def image_body(*fields: str) -> dict[str, Any]:
+    """OpenAPI: multipart with these file fields, or (one field) the raw image as body."""
+    props = {f: {"type": "string", "format": "binary"} for f in fields}
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {"type": "object", "properties": props, "required": list(fields)}
+        }
+    }
+    if len(fields) == 1:
+        content["image/*"] = {"schema": {"type": "string", "format": "binary"}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+Purpose = Annotated[
+    str,
+    Query(
+        description="Why this search is made; the key must allow it.",
+        examples=["access-control"],
+        min_length=1,
+        max_length=64,
+    ),
+]
+
+
+@router.post(
+    "/identify",
+    response_model=identify_uc.IdentifyResult,
+    openapi_extra=image_body("image"),
+    summary="1:N: every face against consenting subjects for the purpose",
+)
+async def identify(
+    request: Request, core: Core, who: Operator, purpose: Purpose
+) -> identify_uc.IdentifyResult:
+    purpose = who.require_purpose(purpose)
+    request.app.state.rate_limiter.take(who.key_id)
+    data = await read_upload(request, "image")
+    result = await run_in_threadpool(identify_uc.identify, core, data, purpose)
+    request.app.state.metrics.faces.inc(len(result.faces))
+    request.app.state.metrics.matches.inc(sum(1 for f in result.faces if f.candidates))
+    return result
+
+
+@router.post(
+    "/verify",
+    response_model=verify_uc.VerifyResult,
+    openapi_extra=image_body("image_a", "image_b"),
+    summary="1:1: are the main faces of two images the same person?",
+)
+async def verify(
+    request: Request, core: Core, who: Operator, purpose: Purpose
+) -> verify_uc.VerifyResult:
+    who.require_purpose(purpose)
+    a = await read_upload(request, "image_a")
+    b = await read_upload(request, "image_b")
+    return await run_in_threadpool(verify_uc.verify, core, a, b)
+
+
+@router.post(
+    "/detect",
+    response_model=faces_uc.DetectResult,
+    openapi_extra=image_body("image"),
+    summary="Faces: boxes, landmarks, quality",
+)
+async def detect(request: Request, core: Core, who: Operator) -> faces_uc.DetectResult:
+    data = await read_upload(request, "image")
+    return await run_in_threadpool(faces_uc.detect, core, data)

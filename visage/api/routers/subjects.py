@@ -1,0 +1,107 @@
+"""Subjects, their consent records and templates — for enroller keys."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from visage.api.deps import Core, Enroller, read_upload
+from visage.api.routers.recognition import image_body
+from visage.governance.consent import LegalBasis
+from visage.usecases import enroll as enroll_uc
+from visage.usecases import subjects as subjects_uc
+
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+
+
+class ConsentIn(BaseModel):
+    reference: str = Field(min_length=1, max_length=200, examples=["FORM-2026-017"])
+    purposes: list[str] = Field(min_length=1, examples=[["access-control"]])
+    legal_basis: LegalBasis = LegalBasis.explicit_consent
+    expires_on: date | None = None
+
+
+class SubjectIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Ada Lovelace"])
+    consent: ConsentIn
+
+
+def _consent(c: ConsentIn):  # type: ignore[no-untyped-def]
+    return subjects_uc.make_consent(c.reference, c.purposes, c.legal_basis.value, c.expires_on)
+
+
+@router.post(
+    "",
+    response_model=subjects_uc.SubjectCreated,
+    status_code=201,
+    summary="Register a consenting person with their consent record",
+)
+def create_subject(body: SubjectIn, core: Core, _: Enroller) -> subjects_uc.SubjectCreated:
+    return subjects_uc.add_subject(core, body.name, _consent(body.consent))
+
+
+@router.get("", response_model=list[subjects_uc.SubjectOut], summary="All subjects")
+def list_subjects(core: Core, _: Enroller) -> list[subjects_uc.SubjectOut]:
+    return subjects_uc.list_subjects(core)
+
+
+@router.get(
+    "/{subject_id}",
+    response_model=subjects_uc.SubjectDetail,
+    summary="One subject: consent records, template metadata",
+)
+def get_subject(subject_id: str, core: Core, _: Enroller) -> subjects_uc.SubjectDetail:
+    return subjects_uc.show_subject(core, subject_id)
+
+
+@router.post(
+    "/{subject_id}/consents",
+    response_model=subjects_uc.SubjectDetail,
+    summary="Add a consent record (for example a renewal or a new purpose)",
+)
+def add_consent(
+    subject_id: str, body: ConsentIn, core: Core, _: Enroller
+) -> subjects_uc.SubjectDetail:
+    subjects_uc.add_consent(core, subject_id, _consent(body))
+    return subjects_uc.show_subject(core, subject_id)
+
+
+@router.delete(
+    "/{subject_id}",
+    status_code=204,
+    summary="Delete a subject, their consent records and templates",
+)
+def delete_subject(subject_id: str, core: Core, _: Enroller) -> None:
+    subjects_uc.delete_subject(core, subject_id)
+
+
+@router.post(
+    "/{subject_id}/templates",
+    response_model=enroll_uc.EnrollReport,
+    openapi_extra=image_body("image"),
+    summary="Enrol one photo (one face)",
+)
+async def enroll(
+    subject_id: str, request: Request, core: Core, _: Enroller
+) -> enroll_uc.EnrollReport:
+    data = await read_upload(request, "image")
+    return await run_in_threadpool(enroll_uc.enroll, core, subject_id, [data])
+
+
+@router.get(
+    "/{subject_id}/templates",
+    response_model=list[subjects_uc.TemplateOut],
+    summary="Template metadata (never the templates)",
+)
+def list_templates(subject_id: str, core: Core, _: Enroller) -> list[subjects_uc.TemplateOut]:
+    return subjects_uc.show_subject(core, subject_id).template_list
+
+
+@router.delete(
+    "/{subject_id}/templates/{template_id}", status_code=204, summary="Delete one template"
+)
+def delete_template(subject_id: str, template_id: str, core: Core, _: Enroller) -> None:
+    subjects_uc.delete_template(core, subject_id, template_id)
