@@ -20,5 +20,8 @@ def make_session(model: bytes | str, *, intra_op_threads: int = 0) -> ort.Infere
     # Several sessions (detector, embedder) run one after another in the same process; a
     # pool that spin-waits after its run steals the cores from the next model's run.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Inputs vary in size (the detector sees every image size); the arena would keep the
+    # largest buffers of every concurrent run for the life of the process.
+    opts.enable_cpu_mem_arena = False
     providers = [p for p in ("CPUExecutionProvider",) if p in ort.get_available_providers()]
     return ort.InferenceSession(model, sess_options=opts, providers=providers)
