@@ -42,8 +42,7 @@ def _call(
     headers = auth(key) if key else {}
     kwargs: dict[str, object] = {}
     if (
-        (path.endswith("/templates")
-        and method == "POST")
+        (path.endswith("/templates") and method == "POST")
         or "/identify" in path
         or path == "/v1/detect"
     ):

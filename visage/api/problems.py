@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visage.errors import (
@@ -32,6 +36,30 @@ _STATUS: list[tuple[type[VisageError], int, str, str]] = [
     (ModelMissingError, 503, "model-missing", "Model not installed"),
     (MasterKeyError, 503, "key-problem", "Master key problem"),
 ]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+PROBLEM_RESPONSES = _documented(400, 401, 403, 404, 409, 413, 422, 429, 503)
+"""The error responses every /v1 route may give, for the OpenAPI document."""
 
 
 class RateLimitedError(VisageError):

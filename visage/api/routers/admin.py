@@ -6,12 +6,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from visage.api.deps import Admin, Core
+from visage.api.problems import PROBLEM_RESPONSES
 from visage.governance.access import KeyCreated, KeyInfo, Role
 from visage.governance.profile import DeploymentProfile, Jurisdiction
 from visage.usecases import keys as keys_uc
 from visage.usecases import profile as profile_uc
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], responses=PROBLEM_RESPONSES)
 
 
 class KeyIn(BaseModel):

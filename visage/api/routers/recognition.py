@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from visage.api.deps import Core, Operator, read_upload
+from visage.api.problems import PROBLEM_RESPONSES
 from visage.usecases import faces as faces_uc
 from visage.usecases import identify as identify_uc
 from visage.usecases import verify as verify_uc
 
-router = APIRouter(prefix="/v1", tags=["recognition"])
+router = APIRouter(prefix="/v1", tags=["recognition"], responses=PROBLEM_RESPONSES)
 
 
 def image_body(*fields: str) -> dict[str, Any]:

@@ -9,12 +9,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from visage.api.deps import Core, Enroller, read_upload
+from visage.api.problems import PROBLEM_RESPONSES
 from visage.api.routers.recognition import image_body
 from visage.governance.consent import LegalBasis
 from visage.usecases import enroll as enroll_uc
 from visage.usecases import subjects as subjects_uc
 
-router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"], responses=PROBLEM_RESPONSES)
 
 
 class ConsentIn(BaseModel):
