@@ -15,9 +15,10 @@ from PIL import Image
 from tests.media.test_image import huge_png
 
 
-def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(home: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISAGE_")}
     env["VISAGE_HOME"] = str(home)
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, "-m", "visage", *args],
         capture_output=True,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
@@ -109,7 +109,15 @@ def guarded(fn: Callable[P, None]) -> Callable[P, None]:
 
 
 def _core() -> Visage:
-    return Visage(Settings())
+    try:
+        return Visage(Settings())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise VisageError(
+            f"invalid setting {where}: {first['msg']} (environment variable "
+            "VISAGE_* or the TOML file in VISAGE_CONFIG)"
+        ) from exc
 
 
 def _emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "VISAGE_CONFIG"
+"""Path of a TOML settings file (default: ``visage.toml`` in the working directory, if any).
+Keys are the field names below; environment variables override the file."""
 
 
 def default_home() -> Path:
@@ -15,9 +25,25 @@ def default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    """Every knob of a Visage installation. Each field says its default and what it trades."""
+    """Every knob of a Visage installation. Each field says its default and what it trades.
+
+    Sources, strongest first: constructor arguments, ``VISAGE_*`` environment variables, the
+    TOML file named by ``VISAGE_CONFIG`` (or ``./visage.toml``), the defaults.
+    """
 
     model_config = SettingsConfigDict(env_prefix="VISAGE_", extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(CONFIG_ENV, "visage.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
 
     home: Path = Field(
         default_factory=default_home,

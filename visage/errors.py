@@ -28,6 +28,10 @@ class ImageTooLargeError(InputError):
     """The image has more pixels than the configured limit; it was not decoded."""
 
 
+class UploadTooLargeError(InputError):
+    """More bytes than the configured limit; not read further."""
+
+
 class FaceNotFoundError(InputError):
     """No face in an image where one was required."""
 

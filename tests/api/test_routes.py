@@ -194,3 +194,39 @@ def test_operations(client: TestClient) -> None:
     assert "visage_requests_total" in metrics
     assert "Joe" not in metrics and "Barack" not in metrics
     assert client.get("/openapi.json").json()["info"]["title"] == "Visage"
+
+
+def test_identify_is_rate_limited_per_key(
+    api_core: Visage, keys: dict[Role, str], data: Path
+) -> None:
+    from visage.api.app import create_app
+
+    with TestClient(create_app(api_core, identify_per_minute=2)) as limited:
+        operator = auth(keys[Role.operator])
+        codes = [
+            limited.post(
+                f"/v1/identify?purpose={PURPOSE}", headers=operator, content=b"not an image"
+            ).status_code
+            for _ in range(3)
+        ]
+        assert codes == [422, 422, 429]
+        r = limited.post(f"/v1/identify?purpose={PURPOSE}", headers=operator, content=b"x")
+        assert r.json()["type"].endswith("rate-limited")
+        other = limited.post("/v1/detect", headers=operator, content=b"x")
+        assert other.status_code == 422  # only identify is limited
+
+
+def test_upload_size_limit(tmp_path: Path, shared_app: Visage, data: Path) -> None:
+    from tests.conftest import make_app
+    from visage.api.app import create_app
+    from visage.usecases.keys import create_key
+
+    small = make_app(tmp_path / "small", max_bytes=10_000)
+    small._analyzer = shared_app.analyzer
+    key = create_key(small, Role.operator, [PURPOSE]).key
+    with TestClient(create_app(small)) as c:
+        r = c.post("/v1/detect", headers=auth(key), content=image(data))
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+        r = c.post("/v1/detect", headers=auth(key), files={"image": image(data)})
+        assert r.status_code == 413 and "limit" in r.json()["detail"]
+    small.close()

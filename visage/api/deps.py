@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Request
 
 from visage.api.problems import RateLimitedError
 from visage.app import Visage
-from visage.errors import InputError
+from visage.errors import InputError, UploadTooLargeError
 from visage.governance.access import ForbiddenError, Principal, Role
 from visage.usecases import keys as keys_uc
 
@@ -80,7 +80,7 @@ async def read_upload(request: Request, field: str) -> bytes:
     limit = core.settings.max_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 1_000_000:
-        raise InputError(f"upload of {declared} bytes is more than the limit of {limit}")
+        raise UploadTooLargeError(f"upload of {declared} bytes is more than the limit of {limit}")
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_files=4, max_fields=8)
@@ -93,11 +93,11 @@ async def read_upload(request: Request, field: str) -> bytes:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise InputError(f"upload is more than the limit of {limit} bytes")
+                raise UploadTooLargeError(f"upload is more than the limit of {limit} bytes")
             chunks.append(chunk)
         data = b"".join(chunks)
     if len(data) > limit:
-        raise InputError(f"upload of {len(data)} bytes is more than the limit of {limit}")
+        raise UploadTooLargeError(f"upload of {len(data)} bytes is more than the limit of {limit}")
     if not data:
         raise InputError("empty upload (0 bytes)")
     return data

@@ -18,6 +18,7 @@ from visage.errors import (
     MasterKeyError,
     ModelMissingError,
     NotFoundError,
+    UploadTooLargeError,
     VisageError,
 )
 from visage.governance.access import AuthError, ForbiddenError
@@ -27,6 +28,7 @@ PROBLEM = "application/problem+json"
 
 _STATUS: list[tuple[type[VisageError], int, str, str]] = [
     (ImageTooLargeError, 413, "image-too-large", "Image too large"),
+    (UploadTooLargeError, 413, "upload-too-large", "Upload too large"),
     (InputError, 422, "bad-input", "Unusable input"),
     (NotFoundError, 404, "not-found", "Not found"),
     (ConsentError, 409, "consent", "Consent record missing or invalid"),
