@@ -19,6 +19,7 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
     ("POST", "/v1/subjects", {Role.enroller}),
     ("GET", "/v1/subjects", {Role.enroller}),
     ("GET", "/v1/subjects/{sid}", {Role.enroller}),
+    ("PATCH", "/v1/subjects/{sid}", {Role.enroller}),
     ("POST", "/v1/subjects/{sid}/consents", {Role.enroller}),
     ("POST", "/v1/subjects/{sid}/templates", {Role.enroller}),
     ("GET", "/v1/subjects/{sid}/templates", {Role.enroller}),
@@ -58,6 +59,8 @@ def _call(
         kwargs["json"] = SUBJECT["consent"]
     elif method == "POST" and path == "/v1/keys":
         kwargs["json"] = {"role": "auditor"}
+    elif method == "PATCH" and path.startswith("/v1/subjects"):
+        kwargs["json"] = {"name": "Joseph"}
     elif method == "PATCH":
         kwargs["json"] = {"dpia_ref": "DPIA-TEST-2026-01"}
     return client.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]

@@ -197,3 +197,10 @@ def delete_template(session: Session, subject_id: str, template_id: str) -> int:
         raise NotFoundError(f"subject {subject_id} has no template {template_id}")
     session.delete(row)
     return bump_gallery_version(session)
+
+
+def rename_subject(session: Session, subject_id: str, name: str) -> None:
+    name = name.strip()
+    if not name:
+        raise ConsentError("a subject needs a name")
+    get_subject(session, subject_id).name = name

@@ -148,3 +148,9 @@ def delete_template(app: Visage, subject_id: str, template_id: str) -> None:
     with app.store.session() as session:
         repo.delete_template(session, subject_id, template_id)
     app.gallery.invalidate()
+
+
+def rename_subject(app: Visage, subject_id: str, name: str) -> SubjectDetail:
+    with app.store.session() as session:
+        repo.rename_subject(session, subject_id, name)
+    return show_subject(app, subject_id)

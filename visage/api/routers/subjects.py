@@ -58,6 +58,19 @@ def get_subject(subject_id: str, core: Core, _: Enroller) -> subjects_uc.Subject
     return subjects_uc.show_subject(core, subject_id)
 
 
+class SubjectPatch(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["Ada King"])
+
+
+@router.patch(
+    "/{subject_id}", response_model=subjects_uc.SubjectDetail, summary="Correct a subject's name"
+)
+def update_subject(
+    subject_id: str, body: SubjectPatch, core: Core, _: Enroller
+) -> subjects_uc.SubjectDetail:
+    return subjects_uc.rename_subject(core, subject_id, body.name)
+
+
 @router.post(
     "/{subject_id}/consents",
     response_model=subjects_uc.SubjectDetail,
