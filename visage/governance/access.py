@@ -96,27 +96,7 @@ def create_key(session: Session, role: Role, purposes: list[str], name: str = ""
     return KeyCreated(id=row.id, key=token, role=role, purposes=clean)
 
 
-def list_keys(session: Session) -> list[KeyInfo]:
-    rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
-    return [
-        KeyInfo(
-            id=r.id,
-            name=r.name,
-            role=Role(r.role),
-            purposes=list(r.purposes),
-            created_at=r.created_at,
-            revoked_at=r.revoked_at,
-        )
-        for r in rows
-    ]
-
-
-def revoke_key(session: Session, key_id: str) -> KeyInfo:
-    row = session.get(ApiKeyRow, key_id)
-    if row is None:
-        raise NotFoundError(f"no key with id {key_id}")
-    if row.revoked_at is None:
-        row.revoked_at = datetime.now(UTC)
+def _info(row: ApiKeyRow) -> KeyInfo:
     return KeyInfo(
         id=row.id,
         name=row.name,
@@ -125,6 +105,19 @@ def revoke_key(session: Session, key_id: str) -> KeyInfo:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
     )
+
+
+def list_keys(session: Session) -> list[KeyInfo]:
+    return [_info(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+
+
+def revoke_key(session: Session, key_id: str) -> KeyInfo:
+    row = session.get(ApiKeyRow, key_id)
+    if row is None:
+        raise NotFoundError(f"no key with id {key_id}")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+    return _info(row)
 
 
 def authenticate(session: Session, token: str | None) -> Principal:
