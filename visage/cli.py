@@ -27,6 +27,7 @@ from visage.app import Visage
 from visage.config import Settings
 from visage.errors import VisageError
 from visage.governance.access import Role
+from visage.governance.profile import DeploymentProfile
 from visage.usecases import bench_search as bench_uc
 from visage.usecases import demo as demo_uc
 from visage.usecases import enroll as enroll_uc
@@ -547,7 +548,7 @@ def _yes_no(value: str | None, option: str) -> bool | None:
     return value.lower() == "yes"
 
 
-def _print_profile(profile: profile_uc.DeploymentProfile) -> None:
+def _print_profile(profile: DeploymentProfile) -> None:
     rows = [
         (name, str(value) if value is not None else "-")
         for name, value in profile.model_dump(mode="json").items()

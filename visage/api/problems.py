@@ -49,7 +49,7 @@ class Problem(BaseModel):
     detail: str
 
 
-def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "model": Problem,
@@ -60,7 +60,7 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-PROBLEM_RESPONSES = _documented(400, 401, 403, 404, 409, 413, 422, 429, 503)
+PROBLEM_RESPONSES = documented(400, 401, 403, 404, 409, 413, 422, 429, 503)
 """The error responses every /v1 route may give, for the OpenAPI document."""
 
 

@@ -63,18 +63,14 @@ class _Labels:
         self.next_id = 0
         self.max_per_label = 0
 
-    def assign(self, labels: Sequence[str], ids: Sequence[int] | None = None) -> NDArray[np.int64]:
-        if ids is None:
-            out = np.arange(self.next_id, self.next_id + len(labels), dtype=np.int64)
-        else:
-            out = np.asarray(ids, dtype=np.int64)
+    def assign(self, labels: Sequence[str]) -> NDArray[np.int64]:
+        out = np.arange(self.next_id, self.next_id + len(labels), dtype=np.int64)
         for i, lab in zip(out.tolist(), labels, strict=True):
             self.by_id[i] = lab
             rows = self.ids_of.setdefault(lab, [])
             rows.append(i)
             self.max_per_label = max(self.max_per_label, len(rows))
-        if len(out):
-            self.next_id = max(self.next_id, int(out.max()) + 1)
+        self.next_id += len(labels)
         return out
 
     def drop(self, label: str) -> list[int]:
@@ -141,10 +137,6 @@ class ExactIndex:
                 keep = ~np.isin(self._ids, np.asarray(gone, np.int64))
                 self._ids, self._matrix = self._ids[keep], self._matrix[keep]
             return len(gone)
-
-    def vectors(self) -> tuple[list[str], NDArray[np.float32]]:
-        with self._lock:
-            return [self._labels.by_id[int(i)] for i in self._ids], self._matrix.copy()
 
     def search(
         self, queries: NDArray[np.float32], k: int, allowed: Collection[str] | None = None

@@ -9,8 +9,6 @@ from pydantic import ValidationError
 from visage.app import Visage
 from visage.errors import VisageError
 from visage.governance.profile import DeploymentProfile
-
-__all__ = ["DeploymentProfile", "get_profile", "set_profile"]
 from visage.store.schema import Meta
 
 PROFILE_KEY = "deployment_profile"

@@ -124,13 +124,6 @@ def show_subject(app: Visage, subject_id: str) -> SubjectDetail:
         )
 
 
-def require_consent(consent_reference: str | None, name: str) -> str:
-    """Bulk imports name a consent reference per person; none means no import."""
-    if consent_reference is None or not consent_reference.strip():
-        raise ConsentError(f"{name}: no consent reference; a person is enrolled only with one")
-    return consent_reference
-
-
 def add_consent(app: Visage, subject_id: str, consent: ConsentRecord) -> None:
     with app.store.session() as session:
         repo.add_consent(session, subject_id, consent)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import cv2
-import numpy as np
 
 from visage.media.image import RGBImage
 from visage.vision.types import Detection, Quality
@@ -54,7 +53,3 @@ def _sharpness(chip: RGBImage) -> float:
     """Variance of the Laplacian of the aligned chip (blurred faces score low)."""
     gray = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
-
-
-def chip_is_valid(chip: RGBImage) -> bool:
-    return bool(chip.size) and bool(np.any(chip))

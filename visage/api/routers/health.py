@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from visage.api.deps import Core
-from visage.api.problems import _documented, problem
+from visage.api.problems import documented, problem
 
 router = APIRouter(tags=["operations"])
 
@@ -20,7 +20,7 @@ def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Store open, key valid, models loaded",
-    responses={200: {"content": {"application/json": {}}}, **_documented(503)},
+    responses={200: {"content": {"application/json": {}}}, **documented(503)},
 )
 async def readyz(core: Core) -> Response:
     def check() -> None:
