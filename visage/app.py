@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from visage.config import Settings
 from visage.errors import MasterKeyError
 from visage.gallery.live import LiveGallery
 from visage.gallery.matching import DEFAULT_THRESHOLD
+from visage.governance import audit, signing
+from visage.governance.audit import Actor
 from visage.media.image import LoadedImage, decode_image, read_image_file
 from visage.store import crypto
 from visage.store.db import Store, open_store
-from visage.store.schema import Meta
+from visage.store.keyring import Keyring
+from visage.store.schema import AuditEntryRow, Meta
 from visage.vision.pipeline import FaceAnalyzer, PipelineOptions
 
 ImageInput = Path | str | bytes
@@ -33,6 +39,7 @@ class Visage:
         self._store: Store | None = None
         self._master: bytes | None = None
         self._gallery: LiveGallery | None = None
+        self._signer: signing.Signer | None = None
 
     @property
     def home(self) -> Path:
@@ -91,7 +98,15 @@ class Visage:
                             raise MasterKeyError("data directory has no key check; re-run init")
                         crypto.verify_key_check(master, check.value)
                     self._master, self._store = master, store
+                self._finish_interrupted_erasures()
         return self._store
+
+    def _finish_interrupted_erasures(self) -> None:
+        # A subject whose key file is gone was being erased when the process died (or the
+        # database was restored from before an erasure): finish the job now.
+        from visage.usecases.erase import finish_interrupted
+
+        finish_interrupted(self)
 
     @property
     def master_key(self) -> bytes:
@@ -100,13 +115,38 @@ class Visage:
         return self._master
 
     @property
+    def keyring(self) -> Keyring:
+        """Subjects' data keys (outside the database, see :mod:`visage.store.keyring`)."""
+        return Keyring(self.home, self.master_key)
+
+    @property
+    def signer(self) -> signing.Signer:
+        if self._signer is None:
+            path = self.settings.signing_key_file or self.home / signing.SIGNING_KEY_FILE
+            self._signer = signing.load_or_create(path)
+        return self._signer
+
+    def audit(self, session: Session, actor: Actor, operation: str, **fields: Any) -> AuditEntryRow:
+        """Append to the audit chain inside ``session``'s transaction."""
+        return audit.append(
+            session,
+            actor,
+            operation,
+            signer=self.signer,
+            checkpoint_every=self.settings.audit_checkpoint_every,
+            **fields,
+        )
+
+    @property
     def gallery(self) -> LiveGallery:
         """The search index over every template, shared by all calls of this app."""
         if self._gallery is None:
-            store, master = self.store, self.master_key
+            store = self.store
             with self._lock:
                 if self._gallery is None:
-                    self._gallery = LiveGallery(store, master, self.analyzer.model_id, self.home)
+                    self._gallery = LiveGallery(
+                        store, self.keyring, self.analyzer.model_id, self.home
+                    )
         return self._gallery
 
     def close(self) -> None:

@@ -99,3 +99,43 @@ class Settings(BaseSettings):
         ge=0,
         description="Threads for model inference; 0 lets the runtime choose (all cores).",
     )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 key (PEM) that signs audit checkpoints and erasure certificates; "
+        "default `signing.key` in the data dir (created 0600 on first use). Keep it apart from "
+        "database backups.",
+    )
+    audit_checkpoint_every: int = Field(
+        default=100,
+        ge=1,
+        description="Sign the audit chain's head every this many entries (the server also "
+        "signs it on every scheduler run).",
+    )
+    retention_events_days: int = Field(
+        default=90, ge=1, description="Match events older than this many days are deleted."
+    )
+    retention_reviews_days: int = Field(
+        default=30,
+        ge=1,
+        description="Review items (with their probe face crop) older than this are deleted.",
+    )
+    retention_audit_days: int = Field(
+        default=365,
+        ge=183,
+        description="Audit entries older than this are dropped (up to a signed checkpoint). "
+        "At least six months (EU AI Act Art. 19 and 26(6)).",
+    )
+    retention_interval_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="How often the server runs retention and signs the audit head; 0 = never "
+        "(run `visage retention run` from cron instead).",
+    )
+    webhook_urls: list[str] = Field(
+        default_factory=list,
+        description="URLs that receive events and confirmed reviews as JSON POSTs, signed with "
+        "HMAC-SHA256 in the `X-Visage-Signature` header.",
+    )
+    webhook_secret: str | None = Field(
+        default=None, description="Shared secret for the webhook HMAC signature."
+    )

@@ -2,8 +2,10 @@
 
 The index holds every template (decrypted) so that a search costs no decryption; consent is
 applied per search through the ``allowed`` subjects. It is cached on disk, encrypted with
-AES-256-GCM under a key derived from the master key, and tagged with the store's gallery
-version: a cache from another version is ignored and rebuilt from the sealed templates.
+AES-256-GCM under the keyring's index key, and tagged with the store's gallery version: a
+cache from another version is ignored and rebuilt from the sealed templates. After an
+erasure the index is rebuilt without the subject and the index key replaced, so no copy of
+an older cache (in a backup, say) can be opened any more.
 Changes made through this object (enrolment, erasure) update the index in memory at once.
 """
 
@@ -16,8 +18,6 @@ from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from numpy.typing import NDArray
 
 from visage.errors import MasterKeyError
@@ -25,19 +25,15 @@ from visage.gallery import repository as repo
 from visage.gallery.index import Hit, VectorIndex, from_bytes, make_index
 from visage.store import crypto
 from visage.store.db import Store
+from visage.store.keyring import Keyring
 
 CACHE_FILE = "index.bin"
-
-
-def _cache_key(master: bytes) -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"visage index cache v1"
-    ).derive(master)
+INDEX_KEY = "_index"
 
 
 class LiveGallery:
-    def __init__(self, store: Store, master: bytes, model_id: str, home: Path) -> None:
-        self.store, self.master, self.model_id = store, master, model_id
+    def __init__(self, store: Store, keys: Keyring, model_id: str, home: Path) -> None:
+        self.store, self.keys, self.model_id = store, keys, model_id
         self.path = home / CACHE_FILE
         self._lock = threading.RLock()
         self._index: VectorIndex | None = None
@@ -54,14 +50,14 @@ class LiveGallery:
         if int.from_bytes(blob[:8], "big") != version:
             return None
         try:
-            raw = crypto.open_sealed(_cache_key(self.master), blob[8:], blob[:8])
+            raw = crypto.open_sealed(self.keys.get_or_create(INDEX_KEY), blob[8:], blob[:8])
             return from_bytes(raw)
         except (MasterKeyError, ValueError, OSError):
             return None  # unreadable cache: rebuild from the store
 
     def _save_cache(self, index: VectorIndex, version: int) -> None:
         head = version.to_bytes(8, "big")
-        blob = head + crypto.seal(_cache_key(self.master), index.to_bytes(), head)
+        blob = head + crypto.seal(self.keys.get_or_create(INDEX_KEY), index.to_bytes(), head)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)
@@ -75,12 +71,24 @@ class LiveGallery:
                 return self._index
             index = self._load_cache(version)
             if index is None:
-                with self.store.session() as session:
-                    labels, vectors = repo.all_templates(session, self.master, self.model_id)
-                index = make_index(labels, vectors)
-                self._save_cache(index, version)
+                index = self._build_and_save(version)
             self._index, self._version = index, version
             return index
+
+    def _build_and_save(self, version: int) -> VectorIndex:
+        with self.store.session() as session:
+            labels, vectors = repo.all_templates(session, self.keys, self.model_id)
+        index = make_index(labels, vectors)
+        self._save_cache(index, version)
+        return index
+
+    def rebuild_after_erasure(self) -> None:
+        """Build the index afresh (no tombstones keep an erased template in memory or on
+        disk) and replace the cache key, so an older copy of the cache is unreadable."""
+        with self._lock:
+            self.keys.rotate(INDEX_KEY)
+            version = self._current_version()
+            self._index, self._version = self._build_and_save(version), version
 
     def search(
         self, queries: NDArray[np.float32], k: int, allowed: Collection[str]

@@ -6,6 +6,7 @@ embeddings exist only in memory, and only for subjects whose consent covers the 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from visage.errors import ConsentError, NotFoundError
 from visage.governance.consent import ConsentRecord
 from visage.store import crypto
+from visage.store.keyring import KeyDestroyedError, Keyring
 from visage.store.schema import ConsentRow, Meta, SubjectRow, TemplateRow
 
 
@@ -39,17 +41,14 @@ def consent_of(row: ConsentRow) -> ConsentRecord:
     )
 
 
-def create_subject(session: Session, master: bytes, name: str, consent: ConsentRecord) -> str:
-    """A new subject with their first consent record; returns the subject id."""
+def create_subject(session: Session, keys: Keyring, name: str, consent: ConsentRecord) -> str:
+    """A new subject with their first consent record; returns the subject id. The data key
+    is written first: a key without a subject (a crash before commit) is swept later."""
     name = name.strip()
     if not name:
         raise ConsentError("a subject needs a name")
-    subject = SubjectRow(
-        id=new_id(),
-        name=name,
-        wrapped_key=crypto.wrap(master, crypto.new_key()),
-        created_at=datetime.now(UTC),
-    )
+    subject = SubjectRow(id=new_id(), name=name, created_at=datetime.now(UTC))
+    keys.create(subject.id)
     subject.consents.append(_consent_row(consent))
     session.add(subject)
     session.flush()
@@ -100,7 +99,7 @@ def has_valid_consent(subject: SubjectRow, at: datetime | None = None) -> bool:
 
 def add_template(
     session: Session,
-    master: bytes,
+    keys: Keyring,
     subject: SubjectRow,
     vector: NDArray[np.float32],
     *,
@@ -111,7 +110,7 @@ def add_template(
     if not has_valid_consent(subject):
         raise ConsentError(f"subject {subject.id} has no valid consent record; cannot enrol")
     template_id = new_id()
-    key = crypto.unwrap(master, subject.wrapped_key)
+    key = keys.get(subject.id)
     sealed = crypto.seal(
         key, vector.astype("<f4").tobytes(), _aad(subject.id, template_id, model_id)
     )
@@ -125,12 +124,13 @@ def add_template(
             created_at=datetime.now(UTC),
         )
     )
-    bump_gallery_version(session)
+    bump_gallery_version(session, f"+{template_id}")
     session.flush()
     return template_id
 
 
 GALLERY_VERSION = "gallery_version"
+GALLERY_DIGEST = "gallery_digest"
 
 
 def gallery_version(session: Session) -> int:
@@ -139,20 +139,35 @@ def gallery_version(session: Session) -> int:
     return int.from_bytes(row.value, "big") if row is not None else 0
 
 
-def bump_gallery_version(session: Session) -> int:
-    row = session.get(Meta, GALLERY_VERSION)
-    version = (int.from_bytes(row.value, "big") if row is not None else 0) + 1
+def _put_meta(session: Session, key: str, value: bytes) -> None:
+    row = session.get(Meta, key)
     if row is None:
-        session.add(Meta(key=GALLERY_VERSION, value=version.to_bytes(8, "big")))
+        session.add(Meta(key=key, value=value))
     else:
-        row.value = version.to_bytes(8, "big")
+        row.value = value
+
+
+def gallery_digest(session: Session) -> str:
+    """A hash chained over every template added or removed: names the gallery's content in
+    the audit log without revealing it."""
+    row = session.get(Meta, GALLERY_DIGEST)
+    return row.value.hex() if row is not None else "0" * 64
+
+
+def bump_gallery_version(session: Session, change: str) -> int:
+    """Record a change of the gallery (``+template id`` or ``-subject id``)."""
+    version = gallery_version(session) + 1
+    _put_meta(session, GALLERY_VERSION, version.to_bytes(8, "big"))
+    digest = hashlib.sha256(bytes.fromhex(gallery_digest(session)) + change.encode()).digest()
+    _put_meta(session, GALLERY_DIGEST, digest)
     return version
 
 
 def all_templates(
-    session: Session, master: bytes, model_id: str
+    session: Session, keys: Keyring, model_id: str
 ) -> tuple[list[str], NDArray[np.float32]]:
-    """Every template of ``model_id``, decrypted: what the search index is built from."""
+    """Every template of ``model_id``, decrypted: what the search index is built from.
+    Subjects whose key is destroyed (an erasure in progress) are left out."""
     labels: list[str] = []
     rows: list[NDArray[np.float32]] = []
     stmt = select(SubjectRow).options(selectinload(SubjectRow.templates))
@@ -160,7 +175,10 @@ def all_templates(
         templates = [t for t in subject.templates if t.model_id == model_id]
         if not templates:
             continue
-        key = crypto.unwrap(master, subject.wrapped_key)
+        try:
+            key = keys.get(subject.id)
+        except KeyDestroyedError:
+            continue
         for t in templates:
             raw = crypto.open_sealed(key, t.sealed, _aad(subject.id, t.id, t.model_id))
             rows.append(np.frombuffer(raw, dtype="<f4").astype(np.float32))
@@ -186,9 +204,21 @@ def add_consent(session: Session, subject_id: str, consent: ConsentRecord) -> No
 
 
 def delete_subject(session: Session, subject_id: str) -> int:
-    """Delete the subject, consents and templates; returns the new gallery version."""
+    """Delete the subject, consents, templates, events and reviews (cascades); returns the
+    new gallery version."""
     session.delete(get_subject(session, subject_id))
-    return bump_gallery_version(session)
+    session.flush()
+    return bump_gallery_version(session, f"-{subject_id}")
+
+
+def delete_templates_of(session: Session, subject_id: str) -> int:
+    """Delete every template of a subject (their consent ended); returns how many."""
+    rows = list(session.scalars(select(TemplateRow).where(TemplateRow.subject_id == subject_id)))
+    for row in rows:
+        session.delete(row)
+    if rows:
+        bump_gallery_version(session, f"-{subject_id}")
+    return len(rows)
 
 
 def delete_template(session: Session, subject_id: str, template_id: str) -> int:
@@ -196,7 +226,7 @@ def delete_template(session: Session, subject_id: str, template_id: str) -> int:
     if row is None or row.subject_id != subject_id:
         raise NotFoundError(f"subject {subject_id} has no template {template_id}")
     session.delete(row)
-    return bump_gallery_version(session)
+    return bump_gallery_version(session, f"-{template_id}")
 
 
 def rename_subject(session: Session, subject_id: str, name: str) -> None:

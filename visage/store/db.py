@@ -58,6 +58,12 @@ class Store:
         with self._sessions() as session, session.begin():
             yield session
 
+    def truncate_wal(self) -> None:
+        """Copy the write-ahead log into the database and cut it to zero bytes, so that old
+        page images (with deleted rows in them) do not linger in ``visage.db-wal``."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         self.engine.dispose()
 

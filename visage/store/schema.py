@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Dialect, Float, ForeignKey, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -43,12 +54,11 @@ class Meta(Base):
 
 
 class SubjectRow(Base):
-    """A consenting person. Their data key is stored only wrapped by the master key."""
+    """A consenting person. Their data key lives outside the database (store.keyring)."""
 
     __tablename__ = "subjects"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     consents: Mapped[list[ConsentRow]] = relationship(
         back_populates="subject", cascade="all, delete-orphan", order_by="ConsentRow.granted_at"
@@ -101,3 +111,85 @@ class ApiKeyRow(Base):
     purposes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditEntryRow(Base):
+    """One hash-chained audit entry. Subject ids only: never a name, an image or a template."""
+
+    __tablename__ = "audit_entries"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    operation: Mapped[str] = mapped_column(String(32), index=True)
+    purpose: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    subject_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """An Ed25519 signature over the chain head at ``seq`` (signing key outside the DB)."""
+
+    __tablename__ = "audit_checkpoints"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class EventRow(Base):
+    """A recognition of an enrolled subject (identify call or camera track). Bystanders
+    never have an event."""
+
+    __tablename__ = "events"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    camera: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    best_score: Mapped[float] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer, default=1)
+    review_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class ReviewRow(Base):
+    """A 1:N candidate for a watchlist purpose, waiting for two reviewers. The probe face
+    crop is sealed with the candidate subject's data key, so erasure shreds it too."""
+
+    __tablename__ = "reviews"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    camera: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    probe: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decisions: Mapped[list[ReviewDecisionRow]] = relationship(
+        back_populates="review", cascade="all, delete-orphan", order_by="ReviewDecisionRow.at"
+    )
+
+
+class ReviewDecisionRow(Base):
+    __tablename__ = "review_decisions"
+    __table_args__ = (UniqueConstraint("review_id", "reviewer"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    review_id: Mapped[str] = mapped_column(ForeignKey("reviews.id", ondelete="CASCADE"))
+    reviewer: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    review: Mapped[ReviewRow] = relationship(back_populates="decisions")

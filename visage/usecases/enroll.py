@@ -86,7 +86,7 @@ def enroll(
                 subject = repo.get_subject(session, subject_id)
                 template_id = repo.add_template(
                     session,
-                    app.master_key,
+                    app.keyring,
                     subject,
                     face.embedding,
                     model_id=app.analyzer.model_id,

@@ -71,7 +71,7 @@ def make_consent(
 
 def add_subject(app: Visage, name: str, consent: ConsentRecord) -> SubjectCreated:
     with app.store.session() as session:
-        return SubjectCreated(id=repo.create_subject(session, app.master_key, name, consent))
+        return SubjectCreated(id=repo.create_subject(session, app.keyring, name, consent))
 
 
 def _consents(row: SubjectRow) -> list[ConsentOut]:

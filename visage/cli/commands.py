@@ -1,30 +1,31 @@
-"""The ``visage`` command: a thin adapter over :mod:`visage.usecases`.
-
-Contract: ``--json`` on every command prints exactly one JSON document on stdout; without
-it, readable tables. Exit status 0 = ok, 1 = a negative result (no match, not the same
-person), 2 = bad input or usage, 3 = installation problem (model or key missing).
-Errors are one line on stderr, never a traceback (set VISAGE_DEBUG=1 to see one).
-"""
+"""Recognition, subjects, enrolment, keys, profile, demo and bench commands."""
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import sys
-from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec
+from typing import Annotated
 
 import typer
-from pydantic import BaseModel, ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from visage.app import Visage
-from visage.config import Settings
+from visage.cli._base import (
+    ImageArg,
+    JsonFlag,
+    _core,
+    _emit_json,
+    _Exit,
+    _print_metrics,
+    _progress,
+    app,
+    bench_app,
+    err,
+    guarded,
+    keys_app,
+    out,
+    profile_app,
+    subject_app,
+)
 from visage.errors import VisageError
 from visage.governance.access import Role
 from visage.governance.profile import DeploymentProfile
@@ -39,117 +40,6 @@ from visage.usecases import profile as profile_uc
 from visage.usecases import setup as setup_uc
 from visage.usecases import subjects as subjects_uc
 from visage.usecases import verify as verify_uc
-
-app = typer.Typer(
-    name="visage",
-    help="Privacy-by-design face recognition: consent-only gallery, offline models.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-subject_app = typer.Typer(
-    help="Subjects (consenting people) and their consent records.", no_args_is_help=True
-)
-app.add_typer(subject_app, name="subject")
-keys_app = typer.Typer(help="API keys: roles and purposes.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-profile_app = typer.Typer(
-    help="The deployment profile and the gates it sets on 1:N.", no_args_is_help=True
-)
-app.add_typer(profile_app, name="profile")
-bench_app = typer.Typer(help="Measure performance on this machine.", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
-
-out = Console()
-err = Console(stderr=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document, no table.")]
-ImageArg = Annotated[
-    Path, typer.Argument(help="Image file (JPEG, PNG, WebP, BMP, TIFF).", show_default=False)
-]
-
-
-P = ParamSpec("P")
-
-
-class _Exit(Exception):
-    """Ends a command with a status code after its output was printed."""
-
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-def guarded(fn: Callable[P, None]) -> Callable[P, None]:
-    """Turns every failure of a command into one line on stderr and an exit status."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
-        debug = os.environ.get("VISAGE_DEBUG") == "1"
-        try:
-            fn(*args, **kwargs)
-        except _Exit as stop:
-            raise typer.Exit(stop.code) from None
-        except VisageError as exc:
-            if debug:
-                raise
-            print(f"visage: error: {exc.message}", file=sys.stderr)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        except Exception as exc:  # the last line of defence: no traceback reaches a user
-            if debug:
-                raise
-            print(
-                f"visage: internal error: {type(exc).__name__}: {exc} "
-                "(set VISAGE_DEBUG=1 for details)",
-                file=sys.stderr,
-            )
-            raise typer.Exit(3) from None
-
-    return wrapper
-
-
-def _core() -> Visage:
-    try:
-        return Visage(Settings())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise VisageError(
-            f"invalid setting {where}: {first['msg']} (environment variable "
-            "VISAGE_* or the TOML file in VISAGE_CONFIG)"
-        ) from exc
-
-
-def _emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
-    if isinstance(data, BaseModel):
-        payload: Any = data.model_dump(mode="json")
-    elif isinstance(data, Sequence):
-        payload = [d.model_dump(mode="json") for d in data]
-    else:
-        payload = data
-    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
-def _print_metrics(title: str, rows: list[tuple[str, str]]) -> None:
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in rows:
-        table.add_row(key, value)
-    out.print(table)
-
-
-def _progress() -> Progress:
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
 
 
 @app.command()
@@ -644,7 +534,3 @@ def bench_search(
         ("index memory", f"{result.memory_mb:.0f} MB"),
     ]
     _print_metrics(title, rows)
-
-
-def main() -> None:
-    app()

@@ -1,0 +1,10 @@
+"""The ``visage`` command: a thin adapter over :mod:`visage.usecases` (see ``_base``)."""
+
+from visage.cli import commands as commands
+from visage.cli._base import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()
