@@ -19,6 +19,7 @@ from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.governance import audit, signing
 from visage.governance.audit import Actor
 from visage.media.image import LoadedImage, decode_image, read_image_file
+from visage.notify.webhooks import WebhookSender
 from visage.store import crypto
 from visage.store.db import Store, open_store
 from visage.store.keyring import Keyring
@@ -40,6 +41,7 @@ class Visage:
         self._master: bytes | None = None
         self._gallery: LiveGallery | None = None
         self._signer: signing.Signer | None = None
+        self.webhooks = WebhookSender(self.settings.webhook_urls, self.settings.webhook_secret)
 
     @property
     def home(self) -> Path:
@@ -148,6 +150,11 @@ class Visage:
                         store, self.keyring, self.analyzer.model_id, self.home
                     )
         return self._gallery
+
+    def gallery_changed(self) -> None:
+        """Templates changed behind the index's back: rebuild it on next use (if loaded)."""
+        if self._gallery is not None:
+            self._gallery.invalidate()
 
     def close(self) -> None:
         if self._store is not None:

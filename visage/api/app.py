@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
@@ -13,7 +14,8 @@ from visage import __version__
 from visage.api import problems
 from visage.api.deps import RateLimiter
 from visage.api.metrics import Metrics
-from visage.api.routers import admin, health, recognition, subjects
+from visage.api.scheduler import Housekeeping
+from visage.api.routers import admin, audit, health, recognition, reviews, subjects
 from visage.app import Visage
 
 log = logging.getLogger("visage.access")
@@ -24,13 +26,30 @@ about it is stored. Authenticate with `Authorization: Bearer <key>` or `X-API-Ke
 Errors are `application/problem+json` (RFC 9457)."""
 
 
-def create_app(core: Visage, *, identify_per_minute: int = 120) -> FastAPI:
-    app = FastAPI(title="Visage", version=__version__, description=DESCRIPTION)
+def create_app(
+    core: Visage, *, identify_per_minute: int = 120, housekeeping: bool = True
+) -> FastAPI:
+    """The API over ``core``. With ``housekeeping``, a thread runs retention and signs the
+    audit head every ``retention_interval_minutes`` while the server runs."""
+    interval = core.settings.retention_interval_minutes * 60.0 if housekeeping else 0.0
+    keeper = Housekeeping(core, interval)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        keeper.start()
+        try:
+            yield
+        finally:
+            keeper.stop()
+            core.webhooks.flush(timeout_s=5)
+
+    app = FastAPI(title="Visage", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.core = core
+    app.state.housekeeping = keeper
     app.state.metrics = Metrics()
     app.state.rate_limiter = RateLimiter(identify_per_minute)
     problems.install(app)
-    for module in (recognition, subjects, admin, health):
+    for module in (recognition, subjects, reviews, audit, admin, health):
         app.include_router(module.router)
 
     @app.middleware("http")

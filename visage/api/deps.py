@@ -48,6 +48,8 @@ def require(*roles: Role) -> Callable[[Principal], Principal]:
 Admin = Annotated[Principal, Depends(require(Role.admin))]
 Enroller = Annotated[Principal, Depends(require(Role.enroller))]
 Operator = Annotated[Principal, Depends(require(Role.operator))]
+Reviewer = Annotated[Principal, Depends(require(Role.reviewer))]
+Auditor = Annotated[Principal, Depends(require(Role.auditor, Role.admin))]
 
 
 class RateLimiter:

@@ -23,6 +23,8 @@ from visage.errors import (
 )
 from visage.governance.access import AuthError, ForbiddenError
 from visage.governance.profile import GateError
+from visage.governance.review import ReviewConflictError
+from visage.store.keyring import KeyDestroyedError
 
 PROBLEM = "application/problem+json"
 
@@ -32,6 +34,8 @@ _STATUS: list[tuple[type[VisageError], int, str, str]] = [
     (InputError, 422, "bad-input", "Unusable input"),
     (NotFoundError, 404, "not-found", "Not found"),
     (ConsentError, 409, "consent", "Consent record missing or invalid"),
+    (ReviewConflictError, 409, "review-conflict", "Review decision not allowed"),
+    (KeyDestroyedError, 410, "erased", "The subject's data was erased"),
     (AuthError, 401, "unauthenticated", "Authentication required"),
     (ForbiddenError, 403, "forbidden", "Not allowed for this key"),
     (GateError, 403, "deployment-gate", "Refused by the deployment profile"),
@@ -60,7 +64,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-PROBLEM_RESPONSES = documented(400, 401, 403, 404, 409, 413, 422, 429, 503)
+PROBLEM_RESPONSES = documented(400, 401, 403, 404, 409, 410, 413, 422, 429, 503)
 """The error responses every /v1 route may give, for the OpenAPI document."""
 
 

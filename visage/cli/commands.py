@@ -486,6 +486,20 @@ def profile_set(
             "--law-enforcement", help="yes if the operator is a law-enforcement authority."
         ),
     ] = None,
+    watchlist: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--watchlist",
+            help="A purpose whose 1:N matches need two reviewers' confirmation (repeat for "
+            "several; replaces the list; '' empties it).",
+        ),
+    ] = None,
+    controller: Annotated[
+        str | None, typer.Option("--controller", help="Data controller, for the Art. 30 record.")
+    ] = None,
+    dpo_contact: Annotated[
+        str | None, typer.Option("--dpo-contact", help="Data protection officer's contact.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change the deployment profile; options not given stay as they are."""
@@ -496,6 +510,9 @@ def profile_set(
         cndp_ref=cndp_ref,
         public_space=_yes_no(public_space, "--public-space"),
         law_enforcement=_yes_no(law_enforcement, "--law-enforcement"),
+        watchlist_purposes=None if watchlist is None else [w for w in watchlist if w],
+        controller=controller,
+        dpo_contact=dpo_contact,
     )
     if as_json:
         _emit_json(profile)

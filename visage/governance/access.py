@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from visage.errors import NotFoundError, VisageError
+from visage.governance.audit import Actor
 from visage.governance.consent import normalise_purpose
 from visage.store.schema import ApiKeyRow
 
@@ -50,6 +51,10 @@ class Principal(BaseModel):
     key_id: str
     role: Role
     purposes: tuple[str, ...]
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(f"key:{self.key_id}", self.role.value)
 
     def require_purpose(self, purpose: str) -> str:
         p = normalise_purpose(purpose)

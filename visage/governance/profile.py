@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from visage.errors import VisageError
+from visage.governance.consent import normalise_purpose
 
 
 class Jurisdiction(StrEnum):
@@ -44,6 +45,25 @@ class DeploymentProfile(BaseModel):
     cndp_ref: str | None = Field(
         default=None, max_length=200, description="CNDP authorisation reference (Morocco)."
     )
+    watchlist_purposes: list[str] = Field(
+        default_factory=list,
+        description="Purposes whose 1:N matches are candidates until two reviewers confirm "
+        "them (EU AI Act Art. 14(5)).",
+    )
+    controller: str | None = Field(
+        default=None, max_length=200, description="Data controller (name and address)."
+    )
+    dpo_contact: str | None = Field(
+        default=None, max_length=200, description="Data protection officer's contact."
+    )
+
+    @field_validator("watchlist_purposes")
+    @classmethod
+    def _purposes(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(normalise_purpose(p) for p in value))
+
+    def is_watchlist(self, purpose: str) -> bool:
+        return normalise_purpose(purpose) in self.watchlist_purposes
 
     def identification_refusal(self, *, live: bool = False) -> str | None:
         """Why 1:N identification is not allowed, or None when it is."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from visage.app import ImageInput, Visage
 from visage.errors import ConsentError, VisageError
 from visage.gallery import repository as repo
+from visage.governance.audit import Actor
 from visage.vision.types import Face
 
 MIN_QUALITY = 0.35
@@ -70,6 +71,7 @@ def enroll(
     subject_id: str,
     images: Sequence[ImageInput],
     progress: Callable[[int], None] | None = None,
+    actor: Actor | None = None,
 ) -> EnrollReport:
     report = EnrollReport(subject_id=subject_id, enrolled=[], rejected=[])
     with app.store.session() as session:
@@ -93,6 +95,17 @@ def enroll(
                     quality=face.quality.score,
                 )
                 version = repo.gallery_version(session)
+                app.audit(
+                    session,
+                    actor or Actor.local(),
+                    "enroll",
+                    subject_id=subject_id,
+                    template_id=template_id,
+                    input_sha256=loaded.sha256,
+                    model=app.analyzer.model_fingerprint(),
+                    quality=round(face.quality.score, 3),
+                    gallery=repo.gallery_digest(session),
+                )
             app.gallery.added(subject_id, face.embedding, version)
             report.enrolled.append(
                 Enrolled(image=label, template_id=template_id, quality=round(face.quality.score, 3))

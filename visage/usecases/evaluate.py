@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from pydantic import BaseModel
 from visage.app import Visage
 from visage.errors import InputError, VisageError
 from visage.gallery.matching import calibrate_array
+from visage.store.db import DB_FILE
+from visage.store.schema import Meta
 from visage.usecases.faces import primary_face
 
 ProgressFn = Callable[[int, int], None]
@@ -170,4 +173,42 @@ def evaluate(
         draw_det(gen_scores, imp_scores, threshold, plot)
         report.plot = str(plot)
     report.seconds = round(time.perf_counter() - started, 2)
+    remember(app, report, pairs_csv)
     return report
+
+
+LAST_EVALUATION = "last_evaluation"
+
+
+class StoredEvaluation(BaseModel):
+    """The latest measurement, kept so that the DPIA pack can cite measured error rates."""
+
+    measured_at: datetime
+    dataset: str
+    model: str
+    report: EvalReport
+
+
+def remember(app: Visage, report: EvalReport, pairs_csv: Path) -> None:
+    """Keep the figures in the data dir, if there is one (eval also runs without)."""
+    if not (app.home / DB_FILE).is_file():
+        return
+    stored = StoredEvaluation(
+        measured_at=datetime.now(UTC),
+        dataset=str(pairs_csv),
+        model=app.analyzer.model_fingerprint(),
+        report=report,
+    )
+    with app.store.session() as session:
+        row = session.get(Meta, LAST_EVALUATION)
+        data = stored.model_dump_json().encode()
+        if row is None:
+            session.add(Meta(key=LAST_EVALUATION, value=data))
+        else:
+            row.value = data
+
+
+def last_evaluation(app: Visage) -> StoredEvaluation | None:
+    with app.store.session() as session:
+        row = session.get(Meta, LAST_EVALUATION)
+        return None if row is None else StoredEvaluation.model_validate_json(row.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from visage.app import ImageInput, Visage
+from visage.governance.audit import Actor
 from visage.vision.types import Face
 
 
@@ -65,9 +66,17 @@ def primary_face(faces: list[Face], width: int, height: int) -> Face | None:
     return min((f for f in faces if f.detection.box.area >= largest / 2), key=off_centre)
 
 
-def detect(app: Visage, image: ImageInput) -> DetectResult:
+def detect(app: Visage, image: ImageInput, actor: Actor | None = None) -> DetectResult:
     loaded = app.load_image(image)
     faces = app.analyzer.analyze(loaded.pixels, embed=False)
+    with app.store.session() as session:
+        app.audit(
+            session,
+            actor or Actor.local(),
+            "detect",
+            input_sha256=loaded.sha256,
+            faces=len(faces),
+        )
     return DetectResult(
         image=loaded.source,
         width=loaded.width,

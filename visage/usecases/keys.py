@@ -5,11 +5,23 @@ from __future__ import annotations
 from visage.app import Visage
 from visage.governance import access
 from visage.governance.access import KeyCreated, KeyInfo, Principal, Role
+from visage.governance.audit import Actor
 
 
-def create_key(app: Visage, role: Role, purposes: list[str], name: str = "") -> KeyCreated:
+def create_key(
+    app: Visage, role: Role, purposes: list[str], name: str = "", actor: Actor | None = None
+) -> KeyCreated:
     with app.store.session() as session:
-        return access.create_key(session, role, purposes, name)
+        created = access.create_key(session, role, purposes, name)
+        app.audit(
+            session,
+            actor or Actor.local(),
+            "key.create",
+            key_id=created.id,
+            key_role=role.value,
+            purposes=created.purposes,
+        )
+        return created
 
 
 def list_keys(app: Visage) -> list[KeyInfo]:
@@ -17,9 +29,11 @@ def list_keys(app: Visage) -> list[KeyInfo]:
         return access.list_keys(session)
 
 
-def revoke_key(app: Visage, key_id: str) -> KeyInfo:
+def revoke_key(app: Visage, key_id: str, actor: Actor | None = None) -> KeyInfo:
     with app.store.session() as session:
-        return access.revoke_key(session, key_id)
+        info = access.revoke_key(session, key_id)
+        app.audit(session, actor or Actor.local(), "key.revoke", key_id=key_id)
+        return info
 
 
 def authenticate(app: Visage, token: str | None) -> Principal:
@@ -32,4 +46,6 @@ def bootstrap_admin(app: Visage) -> KeyCreated | None:
     with app.store.session() as session:
         if access.has_keys(session, Role.admin):
             return None
-        return access.create_key(session, Role.admin, [], name="first admin (created at start)")
+        created = access.create_key(session, Role.admin, [], name="first admin (created at start)")
+        app.audit(session, Actor.system(), "key.create", key_id=created.id, key_role="admin")
+        return created

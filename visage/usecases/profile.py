@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from visage.app import Visage
 from visage.errors import VisageError
+from visage.governance.audit import Actor
 from visage.governance.profile import DeploymentProfile
 from visage.store.schema import Meta
 
@@ -22,7 +23,7 @@ def get_profile(app: Visage) -> DeploymentProfile:
         return DeploymentProfile.model_validate_json(row.value)
 
 
-def set_profile(app: Visage, **changes: Any) -> DeploymentProfile:
+def set_profile(app: Visage, actor: Actor | None = None, **changes: Any) -> DeploymentProfile:
     """Apply the given fields (None = leave as is; empty string clears a reference)."""
     current = get_profile(app).model_dump()
     for key, value in changes.items():
@@ -43,4 +44,11 @@ def set_profile(app: Visage, **changes: Any) -> DeploymentProfile:
             session.add(Meta(key=PROFILE_KEY, value=data))
         else:
             row.value = data
+        app.audit(
+            session,
+            actor or Actor.local(),
+            "profile.set",
+            changed=sorted(k for k, v in changes.items() if v is not None),
+            profile=profile.model_dump(mode="json"),
+        )
     return profile

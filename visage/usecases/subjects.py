@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.orm import Session
 
 from visage.app import Visage
-from visage.errors import ConsentError
+from visage.errors import ConsentError, NotFoundError
 from visage.gallery import repository as repo
+from visage.governance.audit import Actor
 from visage.governance.consent import ConsentRecord, LegalBasis
 from visage.store.schema import SubjectRow
 
@@ -69,9 +71,33 @@ def make_consent(
         raise ConsentError(f"invalid legal basis {legal_basis!r}; one of: {choices}") from exc
 
 
-def add_subject(app: Visage, name: str, consent: ConsentRecord) -> SubjectCreated:
+def add_subject(
+    app: Visage, name: str, consent: ConsentRecord, actor: Actor | None = None
+) -> SubjectCreated:
     with app.store.session() as session:
-        return SubjectCreated(id=repo.create_subject(session, app.keyring, name, consent))
+        subject_id = repo.create_subject(session, app.keyring, name, consent)
+        _audit_consent(app, session, actor, "subject.create", subject_id, consent)
+        return SubjectCreated(id=subject_id)
+
+
+def _audit_consent(
+    app: Visage,
+    session: Session,
+    actor: Actor | None,
+    operation: str,
+    subject_id: str,
+    consent: ConsentRecord,
+) -> None:
+    app.audit(
+        session,
+        actor or Actor.local(),
+        operation,
+        subject_id=subject_id,
+        consent_reference=consent.reference,
+        purposes=list(consent.purposes),
+        legal_basis=consent.legal_basis.value,
+        expires_on=consent.expires_on,
+    )
 
 
 def _consents(row: SubjectRow) -> list[ConsentOut]:
@@ -124,26 +150,76 @@ def show_subject(app: Visage, subject_id: str) -> SubjectDetail:
         )
 
 
-def add_consent(app: Visage, subject_id: str, consent: ConsentRecord) -> None:
+def add_consent(
+    app: Visage, subject_id: str, consent: ConsentRecord, actor: Actor | None = None
+) -> None:
     with app.store.session() as session:
         repo.add_consent(session, subject_id, consent)
+        _audit_consent(app, session, actor, "consent.add", subject_id, consent)
 
 
-def delete_subject(app: Visage, subject_id: str) -> None:
-    """Delete a subject and everything held about them; they vanish from searches at once.
-    (Provable erasure with a certificate comes with the governance work.)"""
+class WithdrawResult(BaseModel):
+    subject_id: str
+    reference: str
+    templates_deleted: int = Field(
+        description="templates deleted because no valid consent remains (0 if another "
+        "consent record still covers some purpose)"
+    )
+
+
+def withdraw_consent(
+    app: Visage, subject_id: str, reference: str, actor: Actor | None = None
+) -> WithdrawResult:
+    """Withdraw a consent record (GDPR Art. 7(3)). When no valid consent remains, the
+    subject's templates are deleted at once and they vanish from searches."""
     with app.store.session() as session:
-        version = repo.delete_subject(session, subject_id)
-    app.gallery.removed(subject_id, version)
+        subject = repo.get_subject(session, subject_id)
+        rows = [c for c in subject.consents if c.reference == reference]
+        if not rows:
+            raise NotFoundError(f"subject {subject_id} has no consent record {reference!r}")
+        now = datetime.now(UTC)
+        for row in rows:
+            if row.withdrawn_at is None:
+                row.withdrawn_at = now
+        deleted = (
+            0
+            if repo.has_valid_consent(subject, now)
+            else repo.delete_templates_of(session, subject_id)
+        )
+        app.audit(
+            session,
+            actor or Actor.local(),
+            "consent.withdraw",
+            subject_id=subject_id,
+            consent_reference=reference,
+            templates_deleted=deleted,
+        )
+    if deleted:
+        app.gallery_changed()
+    return WithdrawResult(subject_id=subject_id, reference=reference, templates_deleted=deleted)
 
 
-def delete_template(app: Visage, subject_id: str, template_id: str) -> None:
+def delete_template(
+    app: Visage, subject_id: str, template_id: str, actor: Actor | None = None
+) -> None:
     with app.store.session() as session:
         repo.delete_template(session, subject_id, template_id)
-    app.gallery.invalidate()
+        app.audit(
+            session,
+            actor or Actor.local(),
+            "template.delete",
+            subject_id=subject_id,
+            template_id=template_id,
+            gallery=repo.gallery_digest(session),
+        )
+    app.gallery_changed()
 
 
-def rename_subject(app: Visage, subject_id: str, name: str) -> SubjectDetail:
+def rename_subject(
+    app: Visage, subject_id: str, name: str, actor: Actor | None = None
+) -> SubjectDetail:
     with app.store.session() as session:
         repo.rename_subject(session, subject_id, name)
+        # The audit entry says that the name changed, never what it is.
+        app.audit(session, actor or Actor.local(), "subject.rename", subject_id=subject_id)
     return show_subject(app, subject_id)

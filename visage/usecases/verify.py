@@ -1,5 +1,5 @@
 """1:1 verification: are the main faces of two images the same person? Not gated by
-consent (no gallery is searched); nothing is stored."""
+consent (no gallery is searched); nothing but the audit entry is stored."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from visage.app import ImageInput, Visage
 from visage.errors import FaceNotFoundError
 from visage.gallery.matching import calibrate
+from visage.governance.audit import Actor
 from visage.usecases.faces import primary_face
 from visage.vision.types import Face
 
@@ -18,17 +19,38 @@ class VerifyResult(BaseModel):
     threshold: float
 
 
-def main_face(app: Visage, image: ImageInput, label: str) -> Face:
+def main_face(app: Visage, image: ImageInput, label: str) -> tuple[Face, str]:
+    """The main face of an image and the SHA-256 of the image."""
     loaded = app.load_image(image)
     face = primary_face(app.analyzer.analyze(loaded.pixels), loaded.width, loaded.height)
     if face is None or face.embedding is None:
         raise FaceNotFoundError(f"{loaded.source}: no face found in {label}")
-    return face
+    return face, loaded.sha256
 
 
-def verify(app: Visage, image_a: ImageInput, image_b: ImageInput) -> VerifyResult:
-    a = main_face(app, image_a, "the first image")
-    b = main_face(app, image_b, "the second image")
+def verify(
+    app: Visage,
+    image_a: ImageInput,
+    image_b: ImageInput,
+    actor: Actor | None = None,
+    purpose: str | None = None,
+) -> VerifyResult:
+    a, hash_a = main_face(app, image_a, "the first image")
+    b, hash_b = main_face(app, image_b, "the second image")
     assert a.embedding is not None and b.embedding is not None
     score = calibrate(float(a.embedding @ b.embedding))
-    return VerifyResult(same=score >= app.threshold, score=round(score, 4), threshold=app.threshold)
+    result = VerifyResult(
+        same=score >= app.threshold, score=round(score, 4), threshold=app.threshold
+    )
+    with app.store.session() as session:
+        app.audit(
+            session,
+            actor or Actor.local(),
+            "verify",
+            purpose=purpose,
+            input_sha256=[hash_a, hash_b],
+            model=app.analyzer.model_fingerprint(),
+            threshold=app.threshold,
+            same=result.same,
+        )
+    return result

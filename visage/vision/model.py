@@ -7,6 +7,7 @@ from installed packages; :func:`package_file` finds them without importing the p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import threading
@@ -41,8 +42,15 @@ def package_file(package: str, relative: str, pip_name: str | None = None) -> Pa
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of a model file, computed once per file version (path, size, mtime)."""
+    st = path.stat()
+    return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

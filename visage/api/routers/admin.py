@@ -27,6 +27,9 @@ class ProfileIn(BaseModel):
     law_enforcement: bool | None = None
     dpia_ref: str | None = Field(default=None, max_length=200)
     cndp_ref: str | None = Field(default=None, max_length=200)
+    watchlist_purposes: list[str] | None = None
+    controller: str | None = Field(default=None, max_length=200)
+    dpo_contact: str | None = Field(default=None, max_length=200)
 
 
 @router.post(
@@ -35,8 +38,8 @@ class ProfileIn(BaseModel):
     status_code=201,
     summary="Create an API key (the key is in this response only)",
 )
-def create_key(body: KeyIn, core: Core, _: Admin) -> KeyCreated:
-    return keys_uc.create_key(core, body.role, body.purposes, body.name)
+def create_key(body: KeyIn, core: Core, who: Admin) -> KeyCreated:
+    return keys_uc.create_key(core, body.role, body.purposes, body.name, actor=who.actor)
 
 
 @router.get("/keys", response_model=list[KeyInfo], summary="All keys (never the secrets)")
@@ -45,8 +48,8 @@ def list_keys(core: Core, _: Admin) -> list[KeyInfo]:
 
 
 @router.delete("/keys/{key_id}", response_model=KeyInfo, summary="Revoke a key")
-def revoke_key(key_id: str, core: Core, _: Admin) -> KeyInfo:
-    return keys_uc.revoke_key(core, key_id)
+def revoke_key(key_id: str, core: Core, who: Admin) -> KeyInfo:
+    return keys_uc.revoke_key(core, key_id, actor=who.actor)
 
 
 @router.get("/profile", response_model=DeploymentProfile, summary="The deployment profile")
@@ -59,5 +62,5 @@ def get_profile(core: Core, _: Admin) -> DeploymentProfile:
     response_model=DeploymentProfile,
     summary="Change the deployment profile (fields not sent stay)",
 )
-def set_profile(body: ProfileIn, core: Core, _: Admin) -> DeploymentProfile:
-    return profile_uc.set_profile(core, **body.model_dump())
+def set_profile(body: ProfileIn, core: Core, who: Admin) -> DeploymentProfile:
+    return profile_uc.set_profile(core, actor=who.actor, **body.model_dump())

@@ -52,7 +52,7 @@ async def identify(
     purpose = who.require_purpose(purpose)
     request.app.state.rate_limiter.take(who.key_id)
     data = await read_upload(request, "image")
-    result = await run_in_threadpool(identify_uc.identify, core, data, purpose)
+    result = await run_in_threadpool(identify_uc.identify, core, data, purpose, who.actor)
     request.app.state.metrics.faces.inc(len(result.faces))
     request.app.state.metrics.matches.inc(sum(1 for f in result.faces if f.candidates))
     return result
@@ -67,10 +67,10 @@ async def identify(
 async def verify(
     request: Request, core: Core, who: Operator, purpose: Purpose
 ) -> verify_uc.VerifyResult:
-    who.require_purpose(purpose)
+    purpose = who.require_purpose(purpose)
     a = await read_upload(request, "image_a")
     b = await read_upload(request, "image_b")
-    return await run_in_threadpool(verify_uc.verify, core, a, b)
+    return await run_in_threadpool(verify_uc.verify, core, a, b, who.actor, purpose)
 
 
 @router.post(
@@ -81,4 +81,4 @@ async def verify(
 )
 async def detect(request: Request, core: Core, who: Operator) -> faces_uc.DetectResult:
     data = await read_upload(request, "image")
-    return await run_in_threadpool(faces_uc.detect, core, data)
+    return await run_in_threadpool(faces_uc.detect, core, data, who.actor)

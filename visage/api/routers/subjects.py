@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -12,7 +12,10 @@ from visage.api.deps import Core, Enroller, read_upload
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.api.routers.recognition import image_body
 from visage.governance.consent import LegalBasis
+from visage.governance.erasure import ErasureCertificate
 from visage.usecases import enroll as enroll_uc
+from visage.usecases import erase as erase_uc
+from visage.usecases import export as export_uc
 from visage.usecases import subjects as subjects_uc
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"], responses=PROBLEM_RESPONSES)
@@ -40,8 +43,8 @@ def _consent(c: ConsentIn):  # type: ignore[no-untyped-def]
     status_code=201,
     summary="Register a consenting person with their consent record",
 )
-def create_subject(body: SubjectIn, core: Core, _: Enroller) -> subjects_uc.SubjectCreated:
-    return subjects_uc.add_subject(core, body.name, _consent(body.consent))
+def create_subject(body: SubjectIn, core: Core, who: Enroller) -> subjects_uc.SubjectCreated:
+    return subjects_uc.add_subject(core, body.name, _consent(body.consent), who.actor)
 
 
 @router.get("", response_model=list[subjects_uc.SubjectOut], summary="All subjects")
@@ -66,9 +69,9 @@ class SubjectPatch(BaseModel):
     "/{subject_id}", response_model=subjects_uc.SubjectDetail, summary="Correct a subject's name"
 )
 def update_subject(
-    subject_id: str, body: SubjectPatch, core: Core, _: Enroller
+    subject_id: str, body: SubjectPatch, core: Core, who: Enroller
 ) -> subjects_uc.SubjectDetail:
-    return subjects_uc.rename_subject(core, subject_id, body.name)
+    return subjects_uc.rename_subject(core, subject_id, body.name, who.actor)
 
 
 @router.post(
@@ -77,19 +80,45 @@ def update_subject(
     summary="Add a consent record (for example a renewal or a new purpose)",
 )
 def add_consent(
-    subject_id: str, body: ConsentIn, core: Core, _: Enroller
+    subject_id: str, body: ConsentIn, core: Core, who: Enroller
 ) -> subjects_uc.SubjectDetail:
-    subjects_uc.add_consent(core, subject_id, _consent(body))
+    subjects_uc.add_consent(core, subject_id, _consent(body), who.actor)
     return subjects_uc.show_subject(core, subject_id)
+
+
+@router.post(
+    "/{subject_id}/consents/{reference}/withdraw",
+    response_model=subjects_uc.WithdrawResult,
+    summary="Withdraw a consent record; templates go when no valid consent remains",
+)
+def withdraw_consent(
+    subject_id: str, reference: str, core: Core, who: Enroller
+) -> subjects_uc.WithdrawResult:
+    return subjects_uc.withdraw_consent(core, subject_id, reference, who.actor)
 
 
 @router.delete(
     "/{subject_id}",
-    status_code=204,
-    summary="Delete a subject, their consent records and templates",
+    response_model=ErasureCertificate,
+    summary="Erase a subject (crypto-shredding) and return the signed erasure certificate",
 )
-def delete_subject(subject_id: str, core: Core, _: Enroller) -> None:
-    subjects_uc.delete_subject(core, subject_id)
+async def erase_subject(subject_id: str, core: Core, who: Enroller) -> ErasureCertificate:
+    return await run_in_threadpool(erase_uc.erase, core, subject_id, who.actor)
+
+
+@router.get(
+    "/{subject_id}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}, "description": "the zip archive"}},
+    summary="Subject access: everything held about this person, as JSON in a zip",
+)
+async def export_subject(subject_id: str, core: Core, who: Enroller) -> Response:
+    data, _ = await run_in_threadpool(export_uc.build_export, core, subject_id, who.actor)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="subject-{subject_id}.zip"'},
+    )
 
 
 @router.post(
@@ -99,10 +128,10 @@ def delete_subject(subject_id: str, core: Core, _: Enroller) -> None:
     summary="Enrol one photo (one face)",
 )
 async def enroll(
-    subject_id: str, request: Request, core: Core, _: Enroller
+    subject_id: str, request: Request, core: Core, who: Enroller
 ) -> enroll_uc.EnrollReport:
     data = await read_upload(request, "image")
-    return await run_in_threadpool(enroll_uc.enroll, core, subject_id, [data])
+    return await run_in_threadpool(enroll_uc.enroll, core, subject_id, [data], None, who.actor)
 
 
 @router.get(
@@ -117,5 +146,5 @@ def list_templates(subject_id: str, core: Core, _: Enroller) -> list[subjects_uc
 @router.delete(
     "/{subject_id}/templates/{template_id}", status_code=204, summary="Delete one template"
 )
-def delete_template(subject_id: str, template_id: str, core: Core, _: Enroller) -> None:
-    subjects_uc.delete_template(core, subject_id, template_id)
+def delete_template(subject_id: str, template_id: str, core: Core, who: Enroller) -> None:
+    subjects_uc.delete_template(core, subject_id, template_id, who.actor)

@@ -1,0 +1,104 @@
+"""The audit log, erasure certificates, retention and reports — for auditors and admins."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
+
+from visage.api.deps import Admin, Auditor, Core
+from visage.api.problems import PROBLEM_RESPONSES
+from visage.governance.audit import AuditEntry, VerifyReport
+from visage.governance.erasure import ErasureCertificate
+from visage.usecases import audit_log as audit_uc
+from visage.usecases import erase as erase_uc
+from visage.usecases import report as report_uc
+from visage.usecases import retention as retention_uc
+
+router = APIRouter(prefix="/v1", tags=["audit"], responses=PROBLEM_RESPONSES)
+
+
+@router.get("/audit", response_model=list[AuditEntry], summary="Audit entries, oldest first")
+def list_audit(
+    core: Core,
+    _: Auditor,
+    after_seq: Annotated[int, Query(ge=0, description="Only entries after this number")] = 0,
+    since: Annotated[datetime | None, Query(description="Only entries at or after")] = None,
+    operation: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[AuditEntry]:
+    return audit_uc.entries(
+        core, since=since, after_seq=after_seq, operation=operation, limit=limit
+    )
+
+
+@router.get(
+    "/audit/verify",
+    response_model=VerifyReport,
+    summary="Check the hash chain and the signed checkpoints",
+)
+async def verify_audit(core: Core, _: Auditor) -> VerifyReport:
+    return await run_in_threadpool(audit_uc.verify, core)
+
+
+@router.get(
+    "/audit/public-key",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+    summary="The Ed25519 public key (PEM) that signs checkpoints and certificates",
+)
+def public_key(core: Core, _: Auditor) -> HTMLResponse:
+    return HTMLResponse(audit_uc.public_key_pem(core), media_type="text/plain")
+
+
+@router.get(
+    "/erasures/{subject_id}",
+    response_model=ErasureCertificate,
+    summary="The signed certificate of an erasure",
+)
+def erasure_certificate(subject_id: str, core: Core, _: Auditor) -> ErasureCertificate:
+    return erase_uc.certificate_of(core, subject_id)
+
+
+@router.post(
+    "/retention/run",
+    response_model=retention_uc.RetentionReport,
+    summary="Purge what is past its retention period now (the server also does it hourly)",
+)
+async def run_retention(core: Core, who: Admin) -> retention_uc.RetentionReport:
+    return await run_in_threadpool(retention_uc.run, core, who.actor)
+
+
+@router.get(
+    "/reports/transparency",
+    response_model=report_uc.TransparencyReport,
+    responses={200: {"content": {"text/html": {}}}},
+    summary="Transparency figures (JSON, or HTML with charts when format=html)",
+)
+async def transparency(
+    core: Core,
+    _: Auditor,
+    since: Annotated[datetime | None, Query(description="Start of the period")] = None,
+    format: Annotated[str, Query(pattern="^(json|html)$")] = "json",
+) -> Any:
+    if format == "json":
+        return await run_in_threadpool(report_uc.transparency, core, since)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.html"
+        await run_in_threadpool(report_uc.transparency, core, since, out)
+        return HTMLResponse(out.read_text())
+
+
+@router.get("/reports/processing-record", summary="GDPR Art. 30 record of processing")
+def processing_record(core: Core, _: Auditor) -> dict[str, Any]:
+    return report_uc.processing_record(core)
+
+
+@router.get("/reports/dpia-pack", summary="Facts for the DPIA (GDPR Art. 35), as measured")
+async def dpia_pack(core: Core, _: Auditor) -> dict[str, Any]:
+    return await run_in_threadpool(report_uc.dpia_pack, core)

@@ -1,0 +1,66 @@
+"""Match events: an enrolled subject recognised for a purpose (by an identify call or on a
+camera). Only enrolled matches ever become events; a bystander leaves no row."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from visage.store.schema import EventRow
+
+
+def record_event(
+    session: Session,
+    *,
+    subject_id: str,
+    purpose: str,
+    source: str,
+    best_score: float,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    frames: int = 1,
+    camera: str | None = None,
+    review_id: str | None = None,
+) -> EventRow:
+    now = datetime.now(UTC)
+    row = EventRow(
+        id=uuid.uuid4().hex,
+        subject_id=subject_id,
+        purpose=purpose,
+        source=source,
+        camera=camera,
+        started_at=started_at or now,
+        ended_at=ended_at or started_at or now,
+        best_score=best_score,
+        frames=frames,
+        review_id=review_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def list_events(
+    session: Session,
+    *,
+    subject_id: str | None = None,
+    camera: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[EventRow]:
+    stmt = select(EventRow).order_by(EventRow.started_at.desc()).limit(limit)
+    if subject_id is not None:
+        stmt = stmt.where(EventRow.subject_id == subject_id)
+    if camera is not None:
+        stmt = stmt.where(EventRow.camera == camera)
+    if since is not None:
+        stmt = stmt.where(EventRow.started_at >= since)
+    return list(session.scalars(stmt))
+
+
+def purge_events(session: Session, cutoff: datetime) -> int:
+    result = session.execute(delete(EventRow).where(EventRow.started_at < cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,181 @@
+"""Reports for the public, the controller and the supervisory authority."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from visage import __version__
+from visage.app import Visage
+from visage.governance import audit
+from visage.governance.reports import TransparencyFigures, render_html, transparency_figures
+from visage.store.schema import ApiKeyRow, ConsentRow
+from visage.usecases.evaluate import last_evaluation
+from visage.usecases.profile import get_profile
+
+
+class TransparencyReport(BaseModel):
+    generated_at: datetime
+    since: datetime | None
+    audit_intact: bool
+    audit_problem: str | None
+    figures: TransparencyFigures
+    path: str | None = None
+
+
+def transparency(
+    app: Visage, since: datetime | None = None, out: Path | None = None
+) -> TransparencyReport:
+    with app.store.session() as session:
+        figures = transparency_figures(audit.entries(session, since=since))
+        check = audit.verify(session, app.signer.public_raw)
+    report = TransparencyReport(
+        generated_at=datetime.now(UTC),
+        since=since,
+        audit_intact=check.ok,
+        audit_problem=check.problem,
+        figures=figures,
+    )
+    if out is not None:
+        profile = get_profile(app)
+        facts = {
+            "period": f"{since.date() if since else 'start of log'} to "
+            f"{report.generated_at.date()}",
+            "controller": profile.controller or "(not set: visage profile set --controller)",
+            "jurisdiction": profile.jurisdiction.value,
+            "DPIA reference": profile.dpia_ref or "none (1:N is off)",
+            "audit log": "intact" if check.ok else f"BROKEN: {check.problem}",
+            "audit signing key": app.signer.key_id,
+            "generated": report.generated_at.isoformat(timespec="seconds"),
+        }
+        out.write_text(render_html("Visage transparency report", figures, facts))
+        report.path = str(out)
+    return report
+
+
+def _purposes(app: Visage) -> dict[str, list[str]]:
+    with app.store.session() as session:
+        consented = sorted({p for c in session.scalars(select(ConsentRow)) for p in c.purposes})
+        keyed = sorted(
+            {
+                p
+                for k in session.scalars(select(ApiKeyRow))
+                if k.revoked_at is None
+                for p in k.purposes
+            }
+        )
+    return {"consented": consented, "authorised_for_api_keys": keyed}
+
+
+def _retention(app: Visage) -> dict[str, str]:
+    s = app.settings
+    return {
+        "match events": f"{s.retention_events_days} days",
+        "review items and probe crops": f"{s.retention_reviews_days} days",
+        "audit log": f"{s.retention_audit_days} days (up to a signed checkpoint)",
+        "templates": "until every consent record of the subject has expired or is withdrawn",
+        "bystanders": "nothing kept: embeddings live for one frame, faces are masked in output",
+        "uploaded images": "not kept (only a SHA-256 in the audit log)",
+    }
+
+
+SAFEGUARDS = [
+    "1:N only against subjects whose unexpired consent covers the stated purpose",
+    "bystanders' embeddings are never stored or logged; their faces are masked in outputs",
+    "templates encrypted (AES-256-GCM) under per-subject keys kept outside the database",
+    "erasure destroys the subject's key (crypto-shredding) and issues a signed certificate",
+    "hash-chained audit log with Ed25519-signed checkpoints (`visage audit verify`)",
+    "API keys bound to one role and to purposes; identify is rate-limited per key",
+    "two reviewers must confirm a watchlist match before it is acted on",
+    "1:N disabled until a DPIA reference (and in Morocco a CNDP authorisation) is recorded",
+    "no inference of race, ethnicity, religion, gender, age or emotion anywhere",
+    "runs offline; models ship in packages; nothing is sent to a third party",
+]
+
+
+def processing_record(app: Visage) -> dict[str, Any]:
+    """The record of processing activities (GDPR Art. 30(1)), filled from the settings and
+    the deployment profile; fields the system cannot know are marked for the controller."""
+    profile = get_profile(app)
+    todo = "(to be completed by the controller)"
+    return {
+        "title": "Record of processing activities — face recognition (Visage)",
+        "controller": profile.controller or todo,
+        "data_protection_officer": profile.dpo_contact or todo,
+        "purposes": _purposes(app),
+        "watchlist_purposes": profile.watchlist_purposes,
+        "categories_of_data_subjects": [
+            "enrolled subjects who gave a consent record (or another Art. 9(2) basis)",
+            "bystanders: persons in images or video who are not enrolled (processed "
+            "transiently, nothing retained)",
+        ],
+        "categories_of_personal_data": [
+            "biometric templates (128-d face embeddings, encrypted), Art. 9 special category",
+            "name, consent references and purposes",
+            "match events (time, purpose, score, camera)",
+            "probe face crops for two-person review (watchlist purposes only)",
+        ],
+        "recipients": "none outside the controller; webhooks receive subject ids only"
+        + (f" ({len(app.settings.webhook_urls)} configured)" if app.settings.webhook_urls else ""),
+        "third_country_transfers": "none: processing is local, models are bundled",
+        "retention": _retention(app),
+        "security_measures": SAFEGUARDS,
+        "legal_framework": {
+            "jurisdiction": profile.jurisdiction.value,
+            "dpia_reference": profile.dpia_ref,
+            "cndp_authorisation": profile.cndp_ref,
+            "public_space": profile.public_space,
+            "law_enforcement": profile.law_enforcement,
+        },
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "software": f"visage {__version__}",
+    }
+
+
+def dpia_pack(app: Visage) -> dict[str, Any]:
+    """The facts a DPIA (GDPR Art. 35) needs, as measured on this installation."""
+    profile = get_profile(app)
+    evaluation = last_evaluation(app)
+    accuracy: dict[str, Any]
+    if evaluation is None:
+        accuracy = {"measured": False, "how": "run `visage eval PAIRS.csv` on representative data"}
+    else:
+        r = evaluation.report
+        accuracy = {
+            "measured": True,
+            "measured_at": evaluation.measured_at.isoformat(timespec="seconds"),
+            "dataset": evaluation.dataset,
+            "model": evaluation.model,
+            "pairs": r.pairs,
+            "threshold": r.threshold,
+            "fmr": r.fmr,
+            "fnmr": r.fnmr,
+            "failures_to_acquire": r.failures_to_acquire,
+            "operating_points": [p.model_dump() for p in r.operating_points],
+        }
+    with app.store.session() as session:
+        check = audit.verify(session, app.signer.public_raw)
+    return {
+        "title": "DPIA facts pack — face recognition (Visage)",
+        "purposes": _purposes(app),
+        "watchlist_purposes": profile.watchlist_purposes,
+        "profile": profile.model_dump(mode="json"),
+        "gates": {
+            "identification_refusal": profile.identification_refusal(),
+            "live_identification_refusal": profile.identification_refusal(live=True),
+        },
+        "threshold": {
+            "value": app.threshold,
+            "calibrated_default": app.settings.match_threshold is None,
+        },
+        "accuracy": accuracy,
+        "retention": _retention(app),
+        "safeguards": SAFEGUARDS,
+        "audit": check.model_dump(),
+        "model": app.analyzer.model_fingerprint(),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

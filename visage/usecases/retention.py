@@ -1,0 +1,81 @@
+"""Retention: delete on time, and say so in the audit log (GDPR Art. 5(1)(e))."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+from sqlalchemy import delete, select
+from sqlalchemy.orm import selectinload
+
+from visage.app import Visage
+from visage.gallery import repository as repo
+from visage.governance import audit
+from visage.governance.audit import Actor
+from visage.governance.events import purge_events
+from visage.store.schema import ReviewRow, SubjectRow
+
+ORPHAN_KEY_AGE_S = 3600.0
+"""A key file with no subject is removed once older than this (a creation that crashed)."""
+
+
+class RetentionReport(BaseModel):
+    ran_at: datetime
+    events_deleted: int
+    reviews_deleted: int
+    audit_entries_dropped: int
+    templates_deleted: int
+    subjects_without_consent: list[str]
+    orphan_keys_destroyed: int
+
+
+def run(app: Visage, actor: Actor | None = None, now: datetime | None = None) -> RetentionReport:
+    s = app.settings
+    now = now or datetime.now(UTC)
+    actor = actor or Actor.local()
+    with app.store.session() as session:
+        events = purge_events(session, now - timedelta(days=s.retention_events_days))
+        reviews = int(
+            session.execute(
+                delete(ReviewRow).where(
+                    ReviewRow.created_at < now - timedelta(days=s.retention_reviews_days)
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        )
+        # Templates live only as long as some consent does (expiry or withdrawal).
+        expired: list[str] = []
+        templates = 0
+        stmt = select(SubjectRow).options(
+            selectinload(SubjectRow.consents), selectinload(SubjectRow.templates)
+        )
+        for subject in session.scalars(stmt):
+            if subject.templates and not repo.has_valid_consent(subject, now):
+                templates += repo.delete_templates_of(session, subject.id)
+                expired.append(subject.id)
+        dropped = audit.purge_before(session, now - timedelta(days=s.retention_audit_days))
+        known = set(session.scalars(select(SubjectRow.id)))
+    keys = app.keyring
+    orphans = [k for k in keys.subject_ids(older_than_s=ORPHAN_KEY_AGE_S) if k not in known]
+    for key_id in orphans:
+        keys.destroy(key_id)
+    report = RetentionReport(
+        ran_at=now,
+        events_deleted=events,
+        reviews_deleted=reviews,
+        audit_entries_dropped=dropped,
+        templates_deleted=templates,
+        subjects_without_consent=expired,
+        orphan_keys_destroyed=len(orphans),
+    )
+    with app.store.session() as session:
+        app.audit(
+            session,
+            actor,
+            "retention.purge",
+            **report.model_dump(mode="json", exclude={"ran_at"}),
+        )
+    if templates:
+        app.gallery_changed()
+    if events or reviews or templates or dropped:
+        app.store.truncate_wal()
+    return report
