@@ -33,6 +33,18 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
     ("DELETE", "/v1/keys/{kid}", {Role.admin}),
     ("GET", "/v1/profile", {Role.admin}),
     ("PATCH", "/v1/profile", {Role.admin}),
+    ("POST", "/v1/subjects/{sid}/consents/FORM-1/withdraw", {Role.enroller}),
+    ("GET", "/v1/subjects/{sid}/export", {Role.enroller}),
+    ("GET", "/v1/audit", {Role.auditor, Role.admin}),
+    ("GET", "/v1/audit/verify", {Role.auditor, Role.admin}),
+    ("GET", "/v1/audit/public-key", {Role.auditor, Role.admin}),
+    ("POST", "/v1/retention/run", {Role.admin}),
+    ("GET", "/v1/reports/transparency", {Role.auditor, Role.admin}),
+    ("GET", "/v1/reports/transparency?format=html", {Role.auditor, Role.admin}),
+    ("GET", "/v1/reports/processing-record", {Role.auditor, Role.admin}),
+    ("GET", "/v1/reports/dpia-pack", {Role.auditor, Role.admin}),
+    ("GET", "/v1/reviews", {Role.reviewer}),
+    ("GET", "/v1/reviews/history", {Role.auditor, Role.admin}),
 ]
 
 
@@ -119,7 +131,8 @@ def test_identify_end_to_end(client: TestClient, keys: dict[Role, str], data: Pa
     assert r.status_code == 200, r.text
     names = {c["name"] for f in r.json()["faces"] for c in f["candidates"]}
     assert "Barack" in names
-    assert client.delete(f"/v1/subjects/{sid}", headers=enroller).status_code == 204
+    r = client.delete(f"/v1/subjects/{sid}", headers=enroller)
+    assert r.status_code == 200 and r.json()["body"]["subject_id"] == sid
     r = client.post(
         f"/v1/identify?purpose={PURPOSE}",
         headers=operator,

@@ -14,8 +14,8 @@ from visage import __version__
 from visage.api import problems
 from visage.api.deps import RateLimiter
 from visage.api.metrics import Metrics
-from visage.api.scheduler import Housekeeping
 from visage.api.routers import admin, audit, health, recognition, reviews, subjects
+from visage.api.scheduler import Housekeeping
 from visage.app import Visage
 
 log = logging.getLogger("visage.access")

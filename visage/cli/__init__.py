@@ -1,6 +1,7 @@
 """The ``visage`` command: a thin adapter over :mod:`visage.usecases` (see ``_base``)."""
 
 from visage.cli import commands as commands
+from visage.cli import governance as governance
 from visage.cli._base import app
 
 __all__ = ["app", "main"]

@@ -246,13 +246,16 @@ def identify(
             title=f"{len(result.faces)} face(s), purpose {result.purpose}, "
             f"threshold {result.threshold}"
         )
-        for col in ("box", "subject", "name", "score"):
+        for col in ("box", "subject", "name", "score", "status"):
             table.add_column(col)
         for f in result.faces:
             if not f.candidates:
-                table.add_row(str(f.box), "-", "[dim]no match[/]", "-")
-            for c in f.candidates:
-                table.add_row(str(f.box), c.subject_id, c.name, f"{c.score:.4f}")
+                table.add_row(str(f.box), "-", "[dim]no match (bystander)[/]", "-", "")
+            for rank, c in enumerate(f.candidates):
+                status = ""
+                if rank == 0 and f.status is not None:
+                    status = f.status.value + (f" {f.review_id}" if f.review_id else "")
+                table.add_row(str(f.box), c.subject_id, c.name, f"{c.score:.4f}", status)
         out.print(table)
     if not any(f.candidates for f in result.faces):
         raise _Exit(1)

@@ -1,0 +1,336 @@
+"""Governance commands: erase, export, withdraw, audit, retention, review, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from visage.cli._base import JsonFlag, _core, _emit_json, _Exit, app, err, guarded, out, subject_app
+from visage.app import Visage
+from visage.errors import VisageError
+from visage.governance.access import ForbiddenError, Role
+from visage.governance.audit import Actor
+from visage.governance.review import Decision
+from visage.usecases import audit_log as audit_uc
+from visage.usecases import erase as erase_uc
+from visage.usecases import export as export_uc
+from visage.usecases import keys as keys_uc
+from visage.usecases import report as report_uc
+from visage.usecases import retention as retention_uc
+from visage.usecases import review as review_uc
+from visage.usecases import subjects as subjects_uc
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+retention_app = typer.Typer(help="Delete what is past its retention period.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+review_app = typer.Typer(
+    help="Two-person review of watchlist matches (needs a reviewer API key).", no_args_is_help=True
+)
+app.add_typer(review_app, name="review")
+report_app = typer.Typer(help="Transparency, Art. 30 and DPIA reports.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+SubjectId = Annotated[str, typer.Argument(help="Subject id (see `visage subject list`).")]
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="Start date YYYY-MM-DD. Default: the whole log.")
+]
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+    except ValueError as exc:
+        raise VisageError(f"--since {value!r}: expected a date as YYYY-MM-DD") from exc
+
+
+@app.command()
+@guarded
+def erase(
+    subject_id: SubjectId,
+    cert_out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the signed certificate (JSON) to this file."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Erase a subject: destroy their key, delete everything, print a signed certificate."""
+    certificate = erase_uc.erase(_core(), subject_id)
+    if cert_out is not None:
+        cert_out.write_text(certificate.model_dump_json(indent=2))
+    if as_json:
+        _emit_json(certificate)
+        return
+    body = certificate.body
+    out.print(
+        f"erased {body.subject_id}: {body.deleted.templates} templates, "
+        f"{body.deleted.events} events, {body.deleted.reviews} review items; data key "
+        f"destroyed; audit entry {body.audit_seq}"
+    )
+    out.print(
+        f"certificate signed by key {body.signing_key_id}"
+        + (f", written to {cert_out}" if cert_out else "")
+    )
+
+
+@app.command("export")
+@guarded
+def export_subject(
+    subject_id: SubjectId,
+    zip_out: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Subject access: everything held about one person, as JSON in a zip."""
+    summary = export_uc.export_to(_core(), subject_id, zip_out)
+    if as_json:
+        _emit_json(summary)
+    else:
+        out.print(f"wrote {summary.path}: {', '.join(summary.files)}")
+
+
+@subject_app.command("withdraw")
+@guarded
+def subject_withdraw(
+    subject_id: SubjectId,
+    reference: Annotated[str, typer.Argument(help="Reference of the consent record.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Withdraw a consent record; the templates go when no valid consent remains."""
+    result = subjects_uc.withdraw_consent(_core(), subject_id, reference)
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(f"withdrawn; {result.templates_deleted} templates deleted")
+
+
+@audit_app.command("verify")
+@guarded
+def audit_verify(as_json: JsonFlag = False) -> None:
+    """Check the hash chain and signed checkpoints; exit 1 naming the first bad entry."""
+    report = audit_uc.verify(_core())
+    if as_json:
+        _emit_json(report)
+    elif report.ok:
+        out.print(
+            f"audit log intact: {report.entries} entries "
+            f"({report.first_seq}..{report.last_seq}), {report.checkpoints} checkpoints"
+        )
+    else:
+        print(
+            f"visage: audit log BROKEN at entry {report.first_bad_seq}: {report.problem}",
+            file=sys.stderr,
+        )
+    if not report.ok:
+        raise _Exit(1)
+
+
+@audit_app.command("export")
+@guarded
+def audit_export(
+    since: SinceOpt = None,
+    file_out: Annotated[
+        Path | None, typer.Option("--out", help="Write JSON Lines here instead of stdout.")
+    ] = None,
+) -> None:
+    """Every entry, then every signed checkpoint, as JSON Lines."""
+    lines = audit_uc.export_lines(_core(), _since(since))
+    if file_out is None:
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        return
+    n = 0
+    with file_out.open("w") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+            n += 1
+    err.print(f"wrote {n} lines to {file_out}")
+
+
+@audit_app.command("list")
+@guarded
+def audit_list(
+    since: SinceOpt = None,
+    operation: Annotated[str | None, typer.Option("--operation", help="Only this one.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """The latest entries, as a table."""
+    entries = audit_uc.entries(_core(), since=_since(since), operation=operation)[-limit:]
+    if as_json:
+        _emit_json(entries)
+        return
+    table = Table(title="audit log")
+    for col in ("seq", "time (UTC)", "actor", "operation", "purpose", "subject", "outcome"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(
+            str(e.seq),
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.actor,
+            e.operation,
+            e.purpose or "",
+            (e.subject_id or "")[:12],
+            e.outcome,
+        )
+    out.print(table)
+
+
+@audit_app.command("checkpoint")
+@guarded
+def audit_checkpoint(as_json: JsonFlag = False) -> None:
+    """Sign the head of the chain now."""
+    cp = audit_uc.checkpoint(_core())
+    if as_json:
+        _emit_json(cp.model_dump(mode="json") if cp else {"signed": None})
+    else:
+        out.print(f"signed entry {cp.seq}" if cp else "head already signed (or log empty)")
+
+
+@audit_app.command("pubkey")
+@guarded
+def audit_pubkey() -> None:
+    """Print the Ed25519 public key (PEM) that signs checkpoints and certificates."""
+    sys.stdout.write(audit_uc.public_key_pem(_core()))
+
+
+@retention_app.command("run")
+@guarded
+def retention_run(as_json: JsonFlag = False) -> None:
+    """Purge events, review items, audit entries and templates past their time."""
+    report = retention_uc.run(_core())
+    if as_json:
+        _emit_json(report)
+        return
+    out.print(
+        f"events {report.events_deleted}, review items {report.reviews_deleted}, "
+        f"templates {report.templates_deleted}, audit entries "
+        f"{report.audit_entries_dropped}, orphan keys {report.orphan_keys_destroyed}"
+    )
+
+
+KeyOpt = Annotated[
+    str | None,
+    typer.Option("--key", help="A reviewer API key (or set VISAGE_API_KEY).", show_default=False),
+]
+
+
+def _reviewer(key: str | None) -> tuple[Actor, Visage]:
+    core = _core()
+    who = keys_uc.authenticate(core, key or os.environ.get("VISAGE_API_KEY"))
+    if who.role is not Role.reviewer:
+        raise ForbiddenError(f"a reviewer key is needed, this is a {who.role.value} key")
+    return who.actor, core
+
+
+@review_app.command("list")
+@guarded
+def review_list(key: KeyOpt = None, as_json: JsonFlag = False) -> None:
+    """Items waiting for your decision."""
+    actor, core = _reviewer(key)
+    items = review_uc.queue(core, actor)
+    if as_json:
+        _emit_json(items)
+        return
+    table = Table(title="review queue")
+    for col in ("id", "purpose", "candidate", "score", "threshold", "quality", "at"):
+        table.add_column(col)
+    for i in items:
+        table.add_row(
+            i.id,
+            i.purpose,
+            f"{i.subject_name} ({i.subject_id[:8]})",
+            f"{i.score:.3f}",
+            f"{i.threshold:.3f}",
+            f"{i.quality:.2f}",
+            i.created_at.strftime("%H:%M:%S"),
+        )
+    out.print(table)
+
+
+def _decide(review_id: str, key: str | None, decision: Decision, as_json: bool) -> None:
+    actor, core = _reviewer(key)
+    result = review_uc.decide(core, review_id, actor, decision)
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(f"{review_id}: {result.status}" + (" (released)" if result.released else ""))
+
+
+@review_app.command("confirm")
+@guarded
+def review_confirm(
+    review_id: Annotated[str, typer.Argument(help="Review item id.")],
+    key: KeyOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Confirm a candidate (released once a second reviewer confirms)."""
+    _decide(review_id, key, Decision.confirm, as_json)
+
+
+@review_app.command("reject")
+@guarded
+def review_reject(
+    review_id: Annotated[str, typer.Argument(help="Review item id.")],
+    key: KeyOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Reject a candidate: it is discarded with its probe face."""
+    _decide(review_id, key, Decision.reject, as_json)
+
+
+@report_app.command("transparency")
+@guarded
+def report_transparency(
+    since: SinceOpt = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--out", help="Write the HTML report (with charts) here.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Searches per purpose, matches, reviews, erasures, purges, bystander count."""
+    report = report_uc.transparency(_core(), _since(since), html_out)
+    if as_json:
+        _emit_json(report)
+        return
+    f = report.figures
+    out.print(
+        f"{f.entries} audit entries; {sum(p.searches for p in f.purposes)} searches; "
+        f"{f.erasures} erasures; {f.bystander_faces} bystander faces (count only)"
+    )
+    if report.path:
+        out.print(f"wrote {report.path}")
+
+
+def _write_doc(doc: dict[str, object], file_out: Path | None) -> None:
+    text = json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+    if file_out is None:
+        sys.stdout.write(text)
+    else:
+        file_out.write_text(text)
+        err.print(f"wrote {file_out}")
+
+
+DocOut = Annotated[Path | None, typer.Option("--out", help="Write JSON here, not stdout.")]
+
+
+@report_app.command("processing-record")
+@guarded
+def report_processing_record(file_out: DocOut = None, as_json: JsonFlag = True) -> None:
+    """The GDPR Art. 30 record of processing, filled from settings and the profile (JSON)."""
+    _write_doc(report_uc.processing_record(_core()), file_out)
+
+
+@report_app.command("dpia-pack")
+@guarded
+def report_dpia_pack(file_out: DocOut = None, as_json: JsonFlag = True) -> None:
+    """Facts for the DPIA: purposes, retention, thresholds with measured FMR/FNMR (JSON)."""
+    _write_doc(report_uc.dpia_pack(_core()), file_out)
