@@ -47,6 +47,23 @@ class ExportSummary(BaseModel):
     audit_entries: int
 
 
+def _is_id(value: str) -> bool:
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def _redact(value: Any, own: set[str]) -> Any:
+    """Other people's ids in shared audit entries (a search that matched two people)."""
+    if isinstance(value, dict):
+        return {k: _redact(v, own) for k, v in value.items()}
+    if isinstance(value, list):
+        return [
+            _redact(v, own) for v in value if not (isinstance(v, str) and _is_id(v)) or v in own
+        ]
+    if isinstance(value, str) and _is_id(value) and value not in own:
+        return "(another person)"
+    return value
+
+
 def _dump(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=str)
 
@@ -89,8 +106,9 @@ def build_export(
             probe = probe_of(keys, r)
             if probe:
                 snapshots[f"snapshots/{r.id}.jpg"] = probe
+        own = {subject_id, *(r["id"] for r in reviews), *(e["id"] for e in events)}
         entries = [
-            e.model_dump(mode="json")
+            {**e.model_dump(mode="json"), "details": _redact(e.details, own)}
             for e in audit.entries(session)
             if e.subject_id == subject_id or subject_id in json.dumps(e.details)
         ]
