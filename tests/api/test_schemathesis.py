@@ -22,6 +22,8 @@ ROLE_OF_TAG = {
     "subjects": Role.enroller,
     "admin": Role.admin,
     "operations": Role.admin,
+    "reviews": Role.reviewer,
+    "audit": Role.auditor,
 }
 EXAMPLES = 25
 

@@ -106,7 +106,8 @@ def build_export(
             probe = probe_of(keys, r)
             if probe:
                 snapshots[f"snapshots/{r.id}.jpg"] = probe
-        own = {subject_id, *(r["id"] for r in reviews), *(e["id"] for e in events)}
+        own: set[str] = {subject_id, *(str(r["id"]) for r in reviews)}
+        own |= {str(e["id"]) for e in events}
         entries = [
             {**e.model_dump(mode="json"), "details": _redact(e.details, own)}
             for e in audit.entries(session)
