@@ -87,7 +87,7 @@ def test_enrol_then_identify_flow(home: Path, data: Path) -> None:
     assert len(faces) == 2
     named = [c for f in faces for c in f["candidates"]]
     assert [(c["subject_id"], c["name"]) for c in named] == [(sid, "Joe Biden")]
-    assert set(faces[0]) == {"box", "candidates"}
+    assert set(faces[0]) == {"box", "candidates", "status", "review_id"}
     assert set(named[0]) == {"subject_id", "name", "score"}
 
     r = run(home, "identify", str(data / "scenes/two_people.jpg"), "--purpose", "other")

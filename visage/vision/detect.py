@@ -79,10 +79,13 @@ class CenterFaceDetector(LazyModel[object]):
     def fingerprint(self) -> str:
         return file_sha256(self.path)
 
-    def detect(self, image: RGBImage, threshold: float = 0.5) -> list[Detection]:
-        """Faces in ``image`` (H x W x 3 RGB uint8) scoring at least ``threshold``."""
+    def detect(
+        self, image: RGBImage, threshold: float = 0.5, policy: ScalePolicy | None = None
+    ) -> list[Detection]:
+        """Faces in ``image`` (H x W x 3 RGB uint8) scoring at least ``threshold``; ``policy``
+        overrides the detector's own scale policy for this call (video's adaptive scale)."""
         height, width = image.shape[:2]
-        factor = self.policy.factor(width, height)
+        factor = (policy or self.policy).factor(width, height)
         new_w = max(32, math.ceil(width * factor / 32) * 32)
         new_h = max(32, math.ceil(height * factor / 32) * 32)
         sx, sy = new_w / width, new_h / height

@@ -11,7 +11,7 @@ from visage.vision.align import FaceAligner
 from visage.vision.detect import CenterFaceDetector, ScalePolicy
 from visage.vision.embed import OnnxEmbedder
 from visage.vision.quality import measure
-from visage.vision.types import Face
+from visage.vision.types import Detection, Face
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,12 @@ class FaceAnalyzer:
     def analyze(self, image: RGBImage, *, embed: bool = True) -> list[Face]:
         """Every face in ``image``, largest first, with quality and (optionally) embedding."""
         detections = self.detector.detect(image, self.options.detect_threshold)
+        return self.describe(image, detections, embed=embed)
+
+    def describe(
+        self, image: RGBImage, detections: list[Detection], *, embed: bool = True
+    ) -> list[Face]:
+        """Quality (and optionally embedding) for faces already detected in ``image``."""
         if not detections:
             return []
         chips = [self.aligner.chip(image, d.box) for d in detections]

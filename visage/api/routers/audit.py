@@ -27,7 +27,9 @@ router = APIRouter(prefix="/v1", tags=["audit"], responses=PROBLEM_RESPONSES)
 def list_audit(
     core: Core,
     _: Auditor,
-    after_seq: Annotated[int, Query(ge=0, description="Only entries after this number")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=2**62, description="Only entries after this number")
+    ] = 0,
     since: Annotated[datetime | None, Query(description="Only entries at or after")] = None,
     operation: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
