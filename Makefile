@@ -40,6 +40,10 @@ test: setup-test
 $(VENV)/.installed-bench: $(VENV)/.installed-test
 	$(PIP) install -q --no-deps face_recognition==1.3.0
 	$(PIP) install -q "setuptools<81"  # face_recognition_models imports pkg_resources
+	# deface as users install it (with opencv-python etc.), in its own environment, for
+	# bench/anonymize.py's side-by-side run.
+	$(PYTHON) -m venv .venv-deface
+	.venv-deface/bin/pip install -q $(DEFACE) onnxruntime
 	touch $@
 
 bench-setup: $(VENV)/.installed-bench
@@ -48,6 +52,7 @@ bench: bench-setup
 	$(PY) bench/embedder.py
 	$(PY) bench/detector.py
 	$(PY) bench/endtoend.py
+	$(PY) bench/anonymize.py
 	$(VENV)/bin/visage bench search --gallery 10000
 	$(VENV)/bin/visage bench search --gallery 100000
 	$(VENV)/bin/visage bench search --gallery 1000000
@@ -58,4 +63,4 @@ lint: setup-test
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .visage-demo .visage
+	rm -rf $(VENV) .venv-deface .visage-demo .visage
