@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from visage.cli._base import JsonFlag, _core, _emit_json, app, err, guarded, out
 from visage.media.blur import BlurMode, MaskShape
 from visage.media.redact import RedactOptions
 from visage.usecases import anonymize as anonymize_uc
+from visage.usecases import watch as watch_uc
 
 
 def _frame_progress() -> Progress:
@@ -95,3 +99,85 @@ def anonymize(
             f"wrote {report.output}: {report.frames} frame(s), {report.faces_masked} face "
             f"regions masked, {report.kept_visible} kept visible, {report.fps} fps"
         )
+
+
+@app.command()
+@guarded
+def watch(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A video file, an http(s):// or rtsp:// stream, or a webcam (0 or /dev/video0)."
+        ),
+    ],
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="Only subjects whose consent covers it are named.")
+    ],
+    camera: Annotated[
+        str, typer.Option("--camera", help="Camera name recorded with each event.")
+    ] = "default",
+    record: Annotated[
+        Path | None,
+        typer.Option("--record", help="Also write an anonymised recording to this file."),
+    ] = None,
+    max_frames: Annotated[
+        int | None, typer.Option("--max-frames", help="Stop after this many frames.")
+    ] = None,
+    max_reconnects: Annotated[
+        int | None,
+        typer.Option(
+            "--max-reconnects", help="Give up after this many reconnects (default: never)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Recognise enrolled, consenting people in a video or live stream; events only for them."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _frame_progress() as bar:
+            task = bar.add_task(f"watching {camera}", total=None, fps="-")
+
+            def progress(done: int) -> None:
+                elapsed = bar.tasks[0].elapsed or 0.0
+                bar.update(task, completed=done, fps=f"{done / elapsed:.1f}" if elapsed else "-")
+
+            report = watch_uc.watch(
+                _core(),
+                source,
+                purpose,
+                watch_uc.WatchOptions(
+                    camera=camera,
+                    record=record,
+                    max_frames=max_frames,
+                    max_reconnects=max_reconnects,
+                ),
+                stop=stop,
+                progress=progress,
+            )
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if as_json:
+        _emit_json(report)
+        return
+    table = Table(
+        title=f"{report.frames} frames, {report.tracks} tracks, {report.reconnects} "
+        f"reconnects ({report.stopped})"
+    )
+    for col in ("subject", "start", "end", "best score", "frames", "review"):
+        table.add_column(col)
+    for e in report.events:
+        table.add_row(
+            e.subject_id,
+            e.started_at.strftime("%H:%M:%S.%f")[:-3],
+            e.ended_at.strftime("%H:%M:%S.%f")[:-3],
+            f"{e.best_score:.3f}",
+            str(e.frames),
+            e.review_id or "",
+        )
+    out.print(table)

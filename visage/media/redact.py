@@ -19,9 +19,10 @@ from visage.media.tracking import IouTracker, Track
 from visage.vision.detect import CenterFaceDetector, ScalePolicy
 from visage.vision.types import Detection
 
-Recognise = Callable[[RGBImage, Detection], tuple[str, float] | None]
-"""Given a frame and one detection: (subject id, score) if it is a consenting enrolled
-subject, else None. Whatever it computes for a bystander must die with the call."""
+Recognise = Callable[[RGBImage, Detection, Track, list[Detection]], tuple[str, float] | None]
+"""Given a frame, one detection, its track and all of the frame's detections: (subject id,
+score) if it is a consenting enrolled subject, else None. Whatever it computes for a
+bystander must die with the call."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class VideoRedactor:
         policy = self.scale.policy(index, self.tracker.tracks)
         detections = self.detector.detect(pixels, o.threshold, policy)
         for track, det in self.tracker.update(index, detections):
-            self._maybe_recognise(index, pixels, track, det)
+            self._maybe_recognise(index, pixels, track, det, detections)
         boxes = []
         for track, box in self.tracker.boxes_to_mask(index):
             if track.label is not None:
@@ -95,7 +96,14 @@ class VideoRedactor:
         self.masked += mask_faces(pixels, boxes, mode=o.mode, shape=o.shape, margin=o.margin)
         return pixels
 
-    def _maybe_recognise(self, index: int, pixels: RGBImage, track: Track, det: Detection) -> None:
+    def _maybe_recognise(
+        self,
+        index: int,
+        pixels: RGBImage,
+        track: Track,
+        det: Detection,
+        detections: list[Detection],
+    ) -> None:
         o = self.options
         if self.recognise is None or track.label is not None:
             return
@@ -103,7 +111,7 @@ class VideoRedactor:
             return
         track.attempts += 1
         track.last_attempt = index
-        found = self.recognise(pixels, det)
+        found = self.recognise(pixels, det, track, detections)
         if found is not None:
             track.label, track.best_score = found
 

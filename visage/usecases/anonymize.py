@@ -24,6 +24,7 @@ from visage.governance.profile import GateError
 from visage.media.blur import mask_faces
 from visage.media.image import RGBImage
 from visage.media.redact import Recognise, RedactOptions, VideoRedactor
+from visage.media.tracking import Track
 from visage.media.video import VIDEO_SUFFIXES, Frame, VideoReader, VideoWriter
 from visage.usecases.profile import get_profile
 from visage.vision.types import Detection
@@ -54,7 +55,9 @@ def _recogniser(app: Visage, purpose: str) -> tuple[Recognise, set[str]]:
         eligible = repo.eligible_subjects(session, purpose)
     seen: set[str] = set()
 
-    def recognise(pixels: RGBImage, det: Detection) -> tuple[str, float] | None:
+    def recognise(
+        pixels: RGBImage, det: Detection, _track: Track, _all: list[Detection]
+    ) -> tuple[str, float] | None:
         face = app.analyzer.describe(pixels, [det])[0]
         if face.embedding is None or not eligible:
             return None
@@ -123,7 +126,12 @@ def _image(
         raise InputError(f"{output}: write an image as one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     pixels = app.load_image(source).pixels.copy()
     detections = app.analyzer.detector.detect(pixels, options.threshold)
-    keep = [d for d in detections if recognise is not None and recognise(pixels, d) is not None]
+    keep = [
+        d
+        for d in detections
+        if recognise is not None
+        and recognise(pixels, d, Track(0, d.box, 0, 0), detections) is not None
+    ]
     masked = mask_faces(
         pixels,
         [d.box for d in detections if d not in keep],
