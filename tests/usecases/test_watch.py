@@ -1,0 +1,208 @@
+"""`visage watch` on the Hamilton clip, over a local HTTP stream that is killed and restarted,
+and against bad sources."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import make_app
+from visage.app import Visage
+from visage.errors import InputError
+from visage.store.schema import EventRow, ReviewRow, TemplateRow
+from visage.usecases import audit_log
+from visage.usecases.enroll import enroll
+from visage.usecases.subjects import add_subject, make_consent
+from visage.usecases.watch import WatchOptions, watch
+
+PURPOSE = "stage-door"
+PEOPLE = ("lin_manuel_miranda", "alex_lacamoire")
+
+
+@pytest.fixture()
+def app(tmp_path: Path, shared_app: Visage) -> Visage:
+    core = make_app(tmp_path / "home")
+    core._analyzer = shared_app.analyzer
+    return core
+
+
+def _enrol(app: Visage, data: Path) -> dict[str, str]:
+    ids = {}
+    for person in PEOPLE:
+        sid = add_subject(app, person, make_consent(f"F-{person}", [PURPOSE])).id
+        report = enroll(app, sid, sorted((data / "people" / person).iterdir()))
+        assert report.enrolled
+        ids[sid] = person
+    return ids
+
+
+def test_watch_reports_the_enrolled_people(app: Visage, data: Path, tmp_path: Path) -> None:
+    ids = _enrol(app, data)
+    recording = tmp_path / "rec.mp4"
+    report = watch(
+        app,
+        str(data / "video/hamilton_clip.mp4"),
+        PURPOSE,
+        WatchOptions(camera="stage", record=recording),
+    )
+    assert report.frames == 275 and report.stopped == "end of input"
+    assert {e.subject_id for e in report.events} == set(ids)
+    for e in report.events:
+        assert e.camera == "stage" and e.best_score >= app.threshold and e.frames >= 1
+        assert e.ended_at >= e.started_at
+    with app.store.session() as session:
+        stored = list(session.scalars(select(EventRow)))
+    assert {e.subject_id for e in stored} == set(ids)
+    assert all(e.camera == "stage" and e.source == "camera" for e in stored)
+    entry = audit_log.entries(app, operation="watch")[-1]
+    assert entry.details["events"] == len(report.events) and entry.details["frames"] == 275
+    with av.open(str(recording)) as container:
+        assert container.streams.video[0].codec_context.width == 640
+    assert recording.stat().st_size > 10_000
+
+
+def test_with_nobody_enrolled_nothing_biometric_is_stored(
+    app: Visage, data: Path, shared_app: Visage
+) -> None:
+    clip = data / "video/hamilton_clip.mp4"
+    report = watch(app, str(clip), PURPOSE)
+    assert report.events == [] and report.tracks > 0
+    with app.store.session() as session:
+        for table in (EventRow, ReviewRow, TemplateRow):
+            assert session.scalar(select(func.count()).select_from(table)) == 0
+    # Scan every file of the data dir for the embeddings of faces on the clip.
+    from visage.media.video import VideoReader
+
+    needles = []
+    with VideoReader(str(clip)) as reader:
+        for frame in reader.frames():
+            if frame.index % 25 == 0:
+                for face in shared_app.analyzer.analyze(frame.pixels):
+                    assert face.embedding is not None
+                    needles.append(face.embedding.astype("<f4").tobytes()[:32])
+    assert needles
+    for path in app.home.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(n in content for n in needles), path
+    entry = audit_log.entries(app, operation="watch")[-1]
+    assert entry.details["events"] == 0 and entry.details["bystander_tracks"] == report.tracks
+
+
+SERVER = """
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+data = open(sys.argv[2], "rb").read()
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.end_headers()
+        for i in range(0, len(data), 8192):  # about real time for this clip
+            self.wfile.write(data[i:i + 8192])
+            self.wfile.flush()
+            time.sleep(0.06)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer.allow_reuse_address = True
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def _to_mpegts(src: Path, dst: Path) -> None:
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
+        stream = inp.streams.video[0]
+        target = out.add_stream_from_template(stream)
+        for packet in inp.demux(stream):
+            if packet.dts is None:
+                continue
+            packet.stream = target
+            out.mux(packet)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_stream_reconnects_after_the_server_is_killed(
+    app: Visage, data: Path, tmp_path: Path
+) -> None:
+    ids = _enrol(app, data)
+    ts = tmp_path / "clip.ts"
+    _to_mpegts(data / "video/hamilton_clip.mp4", ts)
+    port = _free_port()
+
+    def serve() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(ts)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return proc
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("test server did not start")
+
+    server = serve()
+    frames: list[int] = []
+    stop = threading.Event()
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        result["report"] = watch(
+            app,
+            f"http://127.0.0.1:{port}/clip.ts",
+            PURPOSE,
+            WatchOptions(camera="http", backoff_s=0.2, timeout_s=5),
+            stop=stop,
+            progress=frames.append,
+        )
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(frames) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(frames) >= 40, "the stream never played"
+        os.kill(server.pid, signal.SIGKILL)  # the camera goes away mid-stream
+        server.wait()
+        time.sleep(1.0)
+        before = len(frames)
+        server = serve()  # and comes back
+        deadline = time.monotonic() + 60
+        while len(frames) < before + 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(frames) >= before + 60, "watch did not carry on after the restart"
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+    report = result["report"]
+    assert report.reconnects >= 1  # type: ignore[attr-defined]
+    assert report.stopped == "stop requested"  # type: ignore[attr-defined]
+    assert {e.subject_id for e in report.events} <= set(ids)  # type: ignore[attr-defined]
+
+
+def test_bad_sources_fail_clearly_and_fast(app: Visage, data: Path, tmp_path: Path) -> None:
+    not_video = tmp_path / "x.mp4"
+    not_video.write_text("hello " * 1000)
+    port = _free_port()  # nothing listens there
+    for source in (str(not_video), str(tmp_path / "missing.mkv"), f"http://127.0.0.1:{port}/a"):
+        started = time.monotonic()
+        with pytest.raises(InputError):
+            watch(app, source, PURPOSE, WatchOptions(timeout_s=3))
+        assert time.monotonic() - started < 15
