@@ -45,6 +45,8 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
     ("GET", "/v1/reports/dpia-pack", {Role.auditor, Role.admin}),
     ("GET", "/v1/reviews", {Role.reviewer}),
     ("GET", "/v1/reviews/history", {Role.auditor, Role.admin}),
+    ("GET", "/v1/cameras", {Role.admin}),
+    ("GET", "/v1/events", {Role.operator, Role.auditor, Role.admin}),
 ]
 
 

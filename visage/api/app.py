@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from visage import __version__
 from visage.api import problems
 from visage.api.deps import RateLimiter
 from visage.api.metrics import Metrics
-from visage.api.routers import admin, audit, health, recognition, reviews, subjects
+from visage.api.routers import admin, audit, cameras, health, recognition, reviews, subjects
 from visage.api.scheduler import Housekeeping
 from visage.app import Visage
+from visage.usecases.cameras import CameraSupervisor
 
 log = logging.getLogger("visage.access")
 
@@ -27,29 +29,40 @@ Errors are `application/problem+json` (RFC 9457)."""
 
 
 def create_app(
-    core: Visage, *, identify_per_minute: int = 120, housekeeping: bool = True
+    core: Visage,
+    *,
+    identify_per_minute: int = 120,
+    housekeeping: bool = True,
+    watch_cameras: bool = True,
 ) -> FastAPI:
     """The API over ``core``. With ``housekeeping``, a thread runs retention and signs the
-    audit head every ``retention_interval_minutes`` while the server runs."""
+    audit head every ``retention_interval_minutes`` while the server runs; with
+    ``watch_cameras``, every enabled camera has a supervised watcher thread."""
     interval = core.settings.retention_interval_minutes * 60.0 if housekeeping else 0.0
     keeper = Housekeeping(core, interval)
+    supervisor = CameraSupervisor(core) if watch_cameras else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         keeper.start()
+        if supervisor is not None:
+            await run_in_threadpool(supervisor.sync)
         try:
             yield
         finally:
+            if supervisor is not None:
+                await run_in_threadpool(supervisor.stop_all)
             keeper.stop()
             core.webhooks.flush(timeout_s=5)
 
     app = FastAPI(title="Visage", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.core = core
     app.state.housekeeping = keeper
+    app.state.cameras = supervisor
     app.state.metrics = Metrics()
     app.state.rate_limiter = RateLimiter(identify_per_minute)
     problems.install(app)
-    for module in (recognition, subjects, reviews, audit, admin, health):
+    for module in (recognition, subjects, reviews, audit, cameras, admin, health):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -1,0 +1,90 @@
+"""Cameras the server watches (admin) and the events they and identify calls produce."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from visage.api.deps import Admin, Core, require
+from visage.api.problems import PROBLEM_RESPONSES
+from visage.governance.access import Principal, Role
+from visage.usecases import cameras as cameras_uc
+from visage.usecases import events as events_uc
+
+router = APIRouter(prefix="/v1", tags=["cameras"], responses=PROBLEM_RESPONSES)
+
+EventReader = Annotated[Principal, Depends(require(Role.operator, Role.auditor, Role.admin))]
+
+
+class CameraIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    source: str = Field(
+        min_length=1, max_length=1000, examples=["rtsp://user:pass@10.0.0.5/stream1"]
+    )
+    purpose: str = Field(min_length=1, max_length=64, examples=["access-control"])
+    enabled: bool = True
+
+
+class CameraPatch(BaseModel):
+    enabled: bool
+
+
+def _supervisor(request: Request) -> cameras_uc.CameraSupervisor | None:
+    supervisor: cameras_uc.CameraSupervisor | None = request.app.state.cameras
+    return supervisor
+
+
+@router.post(
+    "/cameras",
+    response_model=cameras_uc.CameraOut,
+    status_code=201,
+    summary="Add a camera; the server starts watching it if enabled",
+)
+def add_camera(body: CameraIn, request: Request, core: Core, who: Admin) -> cameras_uc.CameraOut:
+    return cameras_uc.add_camera(
+        core, body.name, body.source, body.purpose, body.enabled, who.actor, _supervisor(request)
+    )
+
+
+@router.get(
+    "/cameras",
+    response_model=list[cameras_uc.CameraOut],
+    summary="Cameras with their worker status",
+)
+def list_cameras(request: Request, core: Core, _: Admin) -> list[cameras_uc.CameraOut]:
+    return cameras_uc.list_cameras(core, _supervisor(request))
+
+
+@router.patch(
+    "/cameras/{camera_id}",
+    response_model=cameras_uc.CameraOut,
+    summary="Enable or disable a camera",
+)
+def update_camera(
+    camera_id: str, body: CameraPatch, request: Request, core: Core, who: Admin
+) -> cameras_uc.CameraOut:
+    return cameras_uc.set_enabled(core, camera_id, body.enabled, who.actor, _supervisor(request))
+
+
+@router.delete("/cameras/{camera_id}", status_code=204, summary="Remove a camera")
+def delete_camera(camera_id: str, request: Request, core: Core, who: Admin) -> None:
+    cameras_uc.delete_camera(core, camera_id, who.actor, _supervisor(request))
+
+
+@router.get(
+    "/events",
+    response_model=list[events_uc.EventOut],
+    summary="Recognitions of enrolled subjects, newest first",
+)
+def list_events(
+    core: Core,
+    _: EventReader,
+    subject_id: Annotated[str | None, Query(max_length=32)] = None,
+    camera: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[events_uc.EventOut]:
+    return events_uc.events(core, subject_id=subject_id, camera=camera, since=since, limit=limit)
