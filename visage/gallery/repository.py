@@ -19,7 +19,8 @@ from visage.errors import ConsentError, NotFoundError
 from visage.governance.consent import ConsentRecord
 from visage.store import crypto
 from visage.store.keyring import KeyDestroyedError, Keyring
-from visage.store.schema import ConsentRow, Meta, SubjectRow, TemplateRow
+from visage.store.meta import get_meta, put_meta
+from visage.store.schema import ConsentRow, SubjectRow, TemplateRow
 
 
 def new_id() -> str:
@@ -135,31 +136,23 @@ GALLERY_DIGEST = "gallery_digest"
 
 def gallery_version(session: Session) -> int:
     """A counter bumped by every template change: tells a cached index it is stale."""
-    row = session.get(Meta, GALLERY_VERSION)
-    return int.from_bytes(row.value, "big") if row is not None else 0
-
-
-def _put_meta(session: Session, key: str, value: bytes) -> None:
-    row = session.get(Meta, key)
-    if row is None:
-        session.add(Meta(key=key, value=value))
-    else:
-        row.value = value
+    value = get_meta(session, GALLERY_VERSION)
+    return int.from_bytes(value, "big") if value is not None else 0
 
 
 def gallery_digest(session: Session) -> str:
     """A hash chained over every template added or removed: names the gallery's content in
     the audit log without revealing it."""
-    row = session.get(Meta, GALLERY_DIGEST)
-    return row.value.hex() if row is not None else "0" * 64
+    value = get_meta(session, GALLERY_DIGEST)
+    return value.hex() if value is not None else "0" * 64
 
 
 def bump_gallery_version(session: Session, change: str) -> int:
     """Record a change of the gallery (``+template id`` or ``-subject id``)."""
     version = gallery_version(session) + 1
-    _put_meta(session, GALLERY_VERSION, version.to_bytes(8, "big"))
+    put_meta(session, GALLERY_VERSION, version.to_bytes(8, "big"))
     digest = hashlib.sha256(bytes.fromhex(gallery_digest(session)) + change.encode()).digest()
-    _put_meta(session, GALLERY_DIGEST, digest)
+    put_meta(session, GALLERY_DIGEST, digest)
     return version
 
 

@@ -24,7 +24,7 @@ from visage.app import Visage
 from visage.errors import InputError, VisageError
 from visage.gallery.matching import calibrate_array
 from visage.store.db import DB_FILE
-from visage.store.schema import Meta
+from visage.store.meta import get_meta, put_meta
 from visage.usecases.faces import primary_face
 
 ProgressFn = Callable[[int, int], None]
@@ -200,15 +200,10 @@ def remember(app: Visage, report: EvalReport, pairs_csv: Path) -> None:
         report=report,
     )
     with app.store.session() as session:
-        row = session.get(Meta, LAST_EVALUATION)
-        data = stored.model_dump_json().encode()
-        if row is None:
-            session.add(Meta(key=LAST_EVALUATION, value=data))
-        else:
-            row.value = data
+        put_meta(session, LAST_EVALUATION, stored.model_dump_json().encode())
 
 
 def last_evaluation(app: Visage) -> StoredEvaluation | None:
     with app.store.session() as session:
-        row = session.get(Meta, LAST_EVALUATION)
-        return None if row is None else StoredEvaluation.model_validate_json(row.value)
+        value = get_meta(session, LAST_EVALUATION)
+    return None if value is None else StoredEvaluation.model_validate_json(value)

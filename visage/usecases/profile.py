@@ -10,17 +10,15 @@ from visage.app import Visage
 from visage.errors import VisageError
 from visage.governance.audit import Actor
 from visage.governance.profile import DeploymentProfile
-from visage.store.schema import Meta
+from visage.store.meta import get_meta, put_meta
 
 PROFILE_KEY = "deployment_profile"
 
 
 def get_profile(app: Visage) -> DeploymentProfile:
     with app.store.session() as session:
-        row = session.get(Meta, PROFILE_KEY)
-        if row is None:
-            return DeploymentProfile()
-        return DeploymentProfile.model_validate_json(row.value)
+        value = get_meta(session, PROFILE_KEY)
+    return DeploymentProfile() if value is None else DeploymentProfile.model_validate_json(value)
 
 
 def set_profile(app: Visage, actor: Actor | None = None, **changes: Any) -> DeploymentProfile:
@@ -38,12 +36,7 @@ def set_profile(app: Visage, actor: Actor | None = None, **changes: Any) -> Depl
             f"invalid profile: {'.'.join(map(str, first['loc']))}: {first['msg']}"
         ) from exc
     with app.store.session() as session:
-        row = session.get(Meta, PROFILE_KEY)
-        data = profile.model_dump_json().encode()
-        if row is None:
-            session.add(Meta(key=PROFILE_KEY, value=data))
-        else:
-            row.value = data
+        put_meta(session, PROFILE_KEY, profile.model_dump_json().encode())
         app.audit(
             session,
             actor or Actor.local(),
