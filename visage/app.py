@@ -19,7 +19,7 @@ from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.governance import audit, signing
 from visage.governance.audit import Actor
 from visage.media.image import LoadedImage, decode_image, read_image_file
-from visage.notify.webhooks import WebhookSender
+from visage.notify import Notifier
 from visage.store import crypto
 from visage.store.db import Store, open_store
 from visage.store.keyring import Keyring
@@ -41,7 +41,8 @@ class Visage:
         self._master: bytes | None = None
         self._gallery: LiveGallery | None = None
         self._signer: signing.Signer | None = None
-        self.webhooks = WebhookSender(self.settings.webhook_urls, self.settings.webhook_secret)
+        s = self.settings
+        self.notifier = Notifier(s.webhook_urls, s.webhook_secret, s.mqtt_url, s.mqtt_topic)
 
     @property
     def home(self) -> Path:
@@ -157,6 +158,7 @@ class Visage:
             self._gallery.invalidate()
 
     def close(self) -> None:
+        self.notifier.close()
         if self._store is not None:
             self._store.close()
             self._store = None

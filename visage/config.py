@@ -139,3 +139,11 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(
         default=None, description="Shared secret for the webhook HMAC signature."
     )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="MQTT broker for events (mqtt://[user:pass@]host[:port] or mqtts://); "
+        "unset = no MQTT.",
+    )
+    mqtt_topic: str = Field(
+        default="visage", description="Topic prefix: messages go to `<prefix>/<kind>`."
+    )

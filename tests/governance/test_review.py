@@ -112,7 +112,7 @@ def test_two_different_reviewers_release_a_match(setup, data: Path) -> None:  # 
 
     r = client.post(f"/v1/reviews/{rid}/confirm", headers=keys["bob"]).json()
     assert r == {"id": rid, "status": "confirmed", "released": True}
-    core.webhooks.flush()
+    core.notifier.flush()
     assert len(receiver.received) == 1
     headers, body = receiver.received[0]
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -135,7 +135,7 @@ def test_one_rejection_discards_the_candidate(setup, data: Path) -> None:  # typ
     assert r == {"id": rid, "status": "rejected", "released": False}
     assert client.get(f"/v1/reviews/{rid}/probe", headers=keys["alice"]).status_code == 404
     assert rid not in [i["id"] for i in client.get("/v1/reviews", headers=keys["bob"]).json()]
-    core.webhooks.flush()
+    core.notifier.flush()
     assert not receiver.received and not _events(core)
 
 

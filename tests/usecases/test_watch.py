@@ -206,3 +206,25 @@ def test_bad_sources_fail_clearly_and_fast(app: Visage, data: Path, tmp_path: Pa
         with pytest.raises(InputError):
             watch(app, source, PURPOSE, WatchOptions(timeout_s=3))
         assert time.monotonic() - started < 15
+
+
+def test_watchlist_purpose_queues_reviews_instead_of_events(app: Visage, data: Path) -> None:
+    from visage.usecases.profile import set_profile
+    from visage.usecases.review import probe
+
+    set_profile(app, watchlist_purposes=[PURPOSE])
+    ids = _enrol(app, data)
+    report = watch(app, str(data / "video/hamilton_clip.mp4"), PURPOSE, max_frames_opts())
+    assert report.events and all(e.review_id for e in report.events)
+    assert {e.subject_id for e in report.events} <= set(ids)
+    with app.store.session() as session:
+        assert session.scalar(select(func.count()).select_from(EventRow)) == 0
+        reviews = list(session.scalars(select(ReviewRow)))
+    assert {r.subject_id for r in reviews} == {e.subject_id for e in report.events}
+    assert all(r.source == "camera" and r.camera == "stage" for r in reviews)
+    crop = probe(app, reviews[0].id)
+    assert crop[:2] == b"\xff\xd8"
+
+
+def max_frames_opts() -> WatchOptions:
+    return WatchOptions(camera="stage", max_frames=120)

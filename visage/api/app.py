@@ -53,7 +53,7 @@ def create_app(
             if supervisor is not None:
                 await run_in_threadpool(supervisor.stop_all)
             keeper.stop()
-            core.webhooks.flush(timeout_s=5)
+            core.notifier.flush(timeout_s=5)
 
     app = FastAPI(title="Visage", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.core = core

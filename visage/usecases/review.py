@@ -135,5 +135,5 @@ def decide(app: Visage, review_id: str, reviewer: Actor, decision: gov.Decision)
             "at": row.decided_at,
         }
     if released:
-        app.webhooks.send("match.confirmed", payload)
+        app.notifier.send("match.confirmed", payload)
     return result

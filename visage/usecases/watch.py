@@ -170,7 +170,7 @@ class _Session:
             raise
         self.events.append(event)
         if not self.watchlist:
-            self.app.webhooks.send("event", event.model_dump(mode="json"))
+            self.app.notifier.send("event", event.model_dump(mode="json"))
 
 
 def watch(

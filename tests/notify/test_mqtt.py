@@ -1,0 +1,74 @@
+"""Events reach an MQTT broker (a real one: amqtt, in this process)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import make_app
+from visage.app import Visage
+from visage.usecases.enroll import enroll
+from visage.usecases.subjects import add_subject, make_consent
+from visage.usecases.watch import WatchOptions, watch
+
+
+@pytest.fixture()
+def broker() -> Iterator[int]:
+    from amqtt.broker import Broker
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+
+    async def start() -> Broker:
+        b = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}}})
+        await b.start()
+        return b
+
+    running = asyncio.run_coroutine_threadsafe(start(), loop).result(20)
+    yield port
+    asyncio.run_coroutine_threadsafe(running.shutdown(), loop).result(20)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def test_watch_events_are_published(
+    broker: int, tmp_path: Path, shared_app: Visage, data: Path
+) -> None:
+    received: list[tuple[str, dict[str, object]]] = []
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2)
+    listener.on_message = lambda _c, _u, m: received.append((m.topic, json.loads(m.payload)))
+    listener.connect("127.0.0.1", broker)
+    listener.subscribe("doors/#", qos=1)
+    listener.loop_start()
+    app = make_app(tmp_path / "home", mqtt_url=f"mqtt://127.0.0.1:{broker}", mqtt_topic="doors")
+    app._analyzer = shared_app.analyzer
+    sid = add_subject(app, "Lin", make_consent("F", ["stage"])).id
+    enroll(app, sid, sorted((data / "people/lin_manuel_miranda").iterdir()))
+    report = watch(
+        app,
+        str(data / "video/hamilton_clip.mp4"),
+        "stage",
+        WatchOptions(camera="cam", max_frames=60),
+    )
+    assert [e.subject_id for e in report.events] == [sid]
+    deadline = time.monotonic() + 10
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.1)
+    listener.loop_stop()
+    app.close()
+    assert received, "nothing reached the broker"
+    topic, payload = received[0]
+    assert topic == "doors/event"
+    assert payload["subject_id"] == sid and payload["camera"] == "cam"
+    assert "Lin" not in json.dumps(payload)
