@@ -266,3 +266,17 @@ def test_profile_gate_from_the_cli(tmp_path: Path, data: Path) -> None:
     assert "CNDP" in r.stdout
     r = run(home, "profile", "set", "--public-space", "maybe")
     assert r.returncode == 2 and "yes or no" in r.stderr
+
+
+def test_demo_job_end_to_end(tmp_path: Path, data: Path) -> None:
+    """The main job behind `make demo`: enrol, identify, anonymise, report."""
+    home = tmp_path / "demo"
+    r = run(home, "init")
+    assert r.returncode == 0, r.stderr
+    r = run(home, "demo", "--data", str(data), "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["subjects"] >= 10 and report["audit_intact"] is True
+    assert any(m["name"] for m in report["matches"])
+    assert Path(report["anonymized_video"]).stat().st_size > 10_000
+    assert "data:image/png;base64," in Path(report["transparency_report"]).read_text()

@@ -332,6 +332,11 @@ def demo(
             f"{m.score:.4f}" if m.score is not None else "-",
         )
     out.print(table)
+    if report.anonymized_video:
+        out.print(f"anonymised video (every face masked): {report.anonymized_video}")
+    out.print(f"transparency report: {report.transparency_report}")
+    state = "intact" if report.audit_intact else "BROKEN"
+    out.print(f"audit log: {report.audit_entries} entries, {state} (visage audit verify)")
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""The demo job: enrol the people of a test-data folder, then identify its scenes.
+"""The demo job: enrol the people of a test-data folder, identify its scenes, anonymise its
+video, and write the transparency report of it all.
 
 Each person gets their own consent record (reference ``test-data:people/<folder>``,
 purpose ``demo``, legal basis ``research``): even a demo never enrols a face without one.
@@ -15,9 +16,12 @@ from pydantic import BaseModel
 from visage.app import Visage
 from visage.errors import InputError
 from visage.governance.consent import LegalBasis
+from visage.usecases import audit_log
+from visage.usecases.anonymize import anonymize
 from visage.usecases.enroll import enroll
 from visage.usecases.identify import identify
 from visage.usecases.profile import get_profile, set_profile
+from visage.usecases.report import transparency
 from visage.usecases.subjects import add_subject, list_subjects, make_consent
 
 DEMO_PURPOSE = "demo"
@@ -37,6 +41,10 @@ class DemoReport(BaseModel):
     templates: int
     rejected: list[str]
     matches: list[DemoMatch]
+    anonymized_video: str | None = None
+    transparency_report: str
+    audit_entries: int
+    audit_intact: bool
 
 
 def _images(folder: Path) -> list[Path]:
@@ -88,6 +96,24 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
                     score=best.score if best else None,
                 )
             )
+    video = data / "video" / "hamilton_clip.mp4"
+    anonymized = None
+    if video.is_file():
+        if step:
+            step(f"anonymising {video.name}")
+        anonymized = app.home / "demo-anonymized.mp4"
+        anonymize(app, video, anonymized)
+    if step:
+        step("writing the transparency report")
+    published = transparency(app, out=app.home / "transparency.html")
+    check = audit_log.verify(app)
     return DemoReport(
-        subjects=len(list_subjects(app)), templates=templates, rejected=rejected, matches=matches
+        subjects=len(list_subjects(app)),
+        templates=templates,
+        rejected=rejected,
+        matches=matches,
+        anonymized_video=str(anonymized) if anonymized else None,
+        transparency_report=str(published.path),
+        audit_entries=check.entries,
+        audit_intact=check.ok,
     )
