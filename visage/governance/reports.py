@@ -46,6 +46,12 @@ class TransparencyFigures(BaseModel):
     purged: dict[str, int]
     bystander_faces: int
     matches_confirmed: int
+    camera_runs: int = 0
+    camera_frames: int = 0
+    camera_events: int = 0
+    camera_bystander_tracks: int = 0
+    anonymizations: int = 0
+    faces_masked: int = 0
 
 
 def _int(details: dict[str, object], key: str) -> int:
@@ -62,6 +68,7 @@ def transparency_figures(entries: Iterable[AuditEntry]) -> TransparencyFigures:
     last: datetime | None = None
     confirmed = 0
     n = 0
+    camera: Counter[str] = Counter()
     for e in entries:
         n += 1
         first = first or e.at
@@ -82,6 +89,11 @@ def transparency_figures(entries: Iterable[AuditEntry]) -> TransparencyFigures:
             confirmed += e.details.get("status") == "confirmed"
         elif e.operation == "review.reject":
             fig.review_rejections += 1
+        elif e.operation == "watch" and e.outcome == "ok":
+            for key in ("frames", "events", "bystander_tracks"):
+                camera[key] += _int(e.details, key)
+        elif e.operation == "anonymize":
+            camera["faces_masked"] += _int(e.details, "faces_masked")
         elif e.operation == "retention.purge":
             for key in ("events_deleted", "reviews_deleted", "templates_deleted"):
                 purged[key] += _int(e.details, key)
@@ -108,6 +120,12 @@ def transparency_figures(entries: Iterable[AuditEntry]) -> TransparencyFigures:
         purged=dict(purged),
         bystander_faces=sum(f.bystander_faces for f in per.values()),
         matches_confirmed=confirmed,
+        camera_runs=ops["watch"],
+        camera_frames=camera["frames"],
+        camera_events=camera["events"],
+        camera_bystander_tracks=camera["bystander_tracks"],
+        anonymizations=ops["anonymize"],
+        faces_masked=camera["faces_masked"],
     )
 
 
@@ -174,6 +192,14 @@ def render_html(title: str, figures: TransparencyFigures, facts: dict[str, str])
         "retention runs": figures.retention_runs,
         **{f"purged: {k.replace('_', ' ')}": v for k, v in figures.purged.items()},
         "bystander faces processed (count only, nothing kept)": figures.bystander_faces,
+        "camera / video watch runs": figures.camera_runs,
+        "camera frames processed": figures.camera_frames,
+        "camera events (enrolled subjects only)": figures.camera_events,
+        "bystander face tracks on cameras (count only, nothing kept)": (
+            figures.camera_bystander_tracks
+        ),
+        "anonymisations": figures.anonymizations,
+        "face regions masked in anonymised outputs": figures.faces_masked,
     }
     total_rows = "".join(f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in totals.items())
     fact_rows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in facts.items())
