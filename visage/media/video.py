@@ -227,3 +227,68 @@ class VideoWriter:
             except av.FFmpegError:
                 pass
         self.container.close()
+
+
+class LatestFrames:
+    """Decode a live source on its own thread and hand out the newest frames: when the
+    consumer is slower than the camera, the oldest waiting frame is dropped (and counted)
+    instead of letting latency grow without bound."""
+
+    _END = object()
+
+    def __init__(self, frames: Iterator[Frame], maxsize: int = 4) -> None:
+        import queue
+        import threading
+
+        self.dropped = 0
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, args=(frames,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, frames: Iterator[Frame]) -> None:
+        import queue
+
+        try:
+            for frame in frames:
+                if self._stop.is_set():
+                    return
+                while True:
+                    try:
+                        self._queue.put_nowait(frame)
+                        break
+                    except queue.Full:
+                        try:
+                            self._queue.get_nowait()
+                            self.dropped += 1
+                        except queue.Empty:
+                            pass
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._error = exc
+        finally:
+            while True:  # never block here: the consumer may be gone
+                try:
+                    self._queue.put_nowait(self._END)
+                    break
+                except queue.Full:
+                    try:
+                        self._queue.get_nowait()
+                    except queue.Empty:
+                        pass
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                if self._error is not None:
+                    raise self._error
+                return
+            assert isinstance(item, Frame)
+            yield item
+
+    def close(self) -> None:
+        """Stop decoding and wait for the decoder thread, which must be gone before the
+        container is closed (a read in progress ends within the source's read timeout)."""
+        self._stop.set()
+        self._thread.join()

@@ -37,7 +37,7 @@ from visage.governance.profile import GateError
 from visage.media.image import RGBImage
 from visage.media.redact import RedactOptions, VideoRedactor
 from visage.media.tracking import Track
-from visage.media.video import StreamError, VideoReader, VideoWriter, is_live
+from visage.media.video import LatestFrames, StreamError, VideoReader, VideoWriter, is_live
 from visage.usecases.identify import probe_crop
 from visage.usecases.profile import get_profile
 from visage.vision.types import Detection, Face
@@ -62,6 +62,9 @@ class WatchReport(BaseModel):
     tracks: int
     events: list[WatchEvent]
     reconnects: int
+    dropped_frames: int = Field(
+        description="live sources: frames skipped because processing was slower than the camera"
+    )
     seconds: float
     stopped: str = Field(description="end of input, stop requested, or frame limit")
 
@@ -195,7 +198,7 @@ def watch(
         raise GateError(refusal)
     state = _Session(app, purpose, options, actor)
     t0 = time.perf_counter()
-    frames = reconnects = tracks = 0
+    frames = reconnects = tracks = dropped = 0
     stopped = "end of input"
     writer: VideoWriter | None = None
     backoff = options.backoff_s
@@ -231,8 +234,9 @@ def watch(
                 ) -> datetime:
                     return opened + timedelta(seconds=i / max(fps, 1.0))
 
+                source_frames = LatestFrames(reader.frames()) if live else None
                 try:
-                    for frame in reader.frames():
+                    for frame in source_frames if source_frames is not None else reader.frames():
                         pixels = np.array(frame.pixels)
                         redactor.process(frame.index, pixels)
                         for track in redactor.tracker.ended:
@@ -251,6 +255,10 @@ def watch(
                             break
                 except StreamError:
                     pass  # a live stream dropped: reconnect below
+                finally:
+                    if source_frames is not None:
+                        source_frames.close()
+                        dropped += source_frames.dropped
                 for track in redactor.finish():
                     state.close_track(track, frame_time)
                     tracks += 1
@@ -280,6 +288,7 @@ def watch(
                 events=len(state.events),
                 bystander_tracks=tracks - len(state.events),
                 reconnects=reconnects,
+                dropped_frames=dropped,
                 model=app.analyzer.model_fingerprint(),
                 threshold=app.threshold,
                 gallery=repo.gallery_digest(session),
@@ -292,6 +301,7 @@ def watch(
         tracks=tracks,
         events=state.events,
         reconnects=reconnects,
+        dropped_frames=dropped,
         seconds=round(time.perf_counter() - t0, 2),
         stopped=stopped,
     )
