@@ -92,7 +92,7 @@ SAFEGUARDS = [
     "API keys bound to one role and to purposes; identify is rate-limited per key",
     "two reviewers must confirm a watchlist match before it is acted on",
     "1:N disabled until a DPIA reference (and in Morocco a CNDP authorisation) is recorded",
-    "no inference of race, ethnicity, religion, gender, age or emotion anywhere",
+    "never infers race, ethnicity, religion, gender, age or emotion",
     "runs offline; models ship in packages; nothing is sent to a third party",
 ]
 
