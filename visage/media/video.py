@@ -247,35 +247,33 @@ class LatestFrames:
         self._thread = threading.Thread(target=self._pump, args=(frames,), daemon=True)
         self._thread.start()
 
-    def _pump(self, frames: Iterator[Frame]) -> None:
+    def _put_newest(self, item: object) -> int:
+        """Queue ``item``, dropping the oldest waiting items to make room; returns how many
+        were dropped. Never blocks, so the decoder never waits for a slow consumer."""
         import queue
 
+        dropped = 0
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return dropped
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    dropped += 1
+                except queue.Empty:
+                    continue
+
+    def _pump(self, frames: Iterator[Frame]) -> None:
         try:
             for frame in frames:
                 if self._stop.is_set():
                     return
-                while True:
-                    try:
-                        self._queue.put_nowait(frame)
-                        break
-                    except queue.Full:
-                        try:
-                            self._queue.get_nowait()
-                            self.dropped += 1
-                        except queue.Empty:
-                            pass
+                self.dropped += self._put_newest(frame)
         except BaseException as exc:  # handed to the consumer, raised there
             self._error = exc
         finally:
-            while True:  # never block here: the consumer may be gone
-                try:
-                    self._queue.put_nowait(self._END)
-                    break
-                except queue.Full:
-                    try:
-                        self._queue.get_nowait()
-                    except queue.Empty:
-                        pass
+            self._put_newest(self._END)
 
     def __iter__(self) -> Iterator[Frame]:
         while True:

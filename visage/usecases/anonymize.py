@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from visage.app import Visage
 from visage.errors import InputError
+from visage.gallery import repository as repo
 from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
 from visage.governance.consent import normalise_purpose
@@ -46,8 +47,6 @@ class AnonymizeReport(BaseModel):
 
 
 def _recogniser(app: Visage, purpose: str) -> tuple[Recognise, set[str]]:
-    from visage.gallery import repository as repo
-
     refusal = get_profile(app).identification_refusal()
     if refusal is not None:
         raise GateError(refusal)

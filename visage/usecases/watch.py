@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 
 from visage.app import Visage
 from visage.errors import InputError
@@ -38,6 +39,7 @@ from visage.media.image import RGBImage
 from visage.media.redact import RedactOptions, VideoRedactor
 from visage.media.tracking import Track
 from visage.media.video import LatestFrames, StreamError, VideoReader, VideoWriter, is_live
+from visage.store.keyring import KeyDestroyedError
 from visage.usecases.identify import probe_crop
 from visage.usecases.profile import get_profile
 from visage.vision.types import Detection, Face
@@ -96,7 +98,6 @@ class _Session:
         self.watchlist = get_profile(app).is_watchlist(purpose)
         self.best: dict[int, _Best] = {}
         self.events: list[WatchEvent] = []
-        self.started = datetime.now(UTC)
         self._refresh_eligible()
 
     def _refresh_eligible(self) -> None:
@@ -167,10 +168,8 @@ class _Session:
                         ended_at=event.ended_at,
                         frames=event.frames,
                     )
-        except Exception as exc:  # the subject was erased while on camera: no event
-            if "destroyed" in str(exc) or "no subject" in str(exc):
-                return
-            raise
+        except (KeyDestroyedError, IntegrityError):
+            return  # the subject was erased while on camera: no event about them
         self.events.append(event)
         if not self.watchlist:
             self.app.notifier.send("event", event.model_dump(mode="json"))
