@@ -9,11 +9,14 @@ one readable line; network sources have open and read timeouts so nothing hangs.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
@@ -24,6 +27,7 @@ from visage.media.image import RGBImage
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"}
 _ENCODER = {".webm": "libvpx-vp9"}
 _AUDIO_FOR = {".webm": "libopus", ".avi": "mp3"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -229,64 +233,71 @@ class VideoWriter:
         self.container.close()
 
 
-class LatestFrames:
-    """Decode a live source on its own thread and hand out the newest frames: when the
-    consumer is slower than the camera, the oldest waiting frame is dropped (and counted)
-    instead of letting latency grow without bound."""
+class Prefetch(Generic[T]):
+    """Decode on a thread of its own while the caller works on earlier frames (PyAV releases
+    the GIL while decoding). With ``drop_oldest`` — for live sources — the newest items are
+    kept and the oldest waiting one is dropped (and counted) when the consumer falls behind,
+    so latency never grows; without it — for files — nothing is lost and the decoder waits.
+    Use as a context manager: the decoder thread is joined before the container is closed."""
 
     _END = object()
 
-    def __init__(self, frames: Iterator[Frame], maxsize: int = 4) -> None:
-        import queue
-        import threading
-
+    def __init__(self, items: Iterator[T], maxsize: int = 8, *, drop_oldest: bool) -> None:
         self.dropped = 0
+        self._drop = drop_oldest
         self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pump, args=(frames,), daemon=True)
+        self._thread = threading.Thread(target=self._pump, args=(items,), daemon=True)
         self._thread.start()
 
-    def _put_newest(self, item: object) -> int:
-        """Queue ``item``, dropping the oldest waiting items to make room; returns how many
-        were dropped. Never blocks, so the decoder never waits for a slow consumer."""
-        import queue
+    def __enter__(self) -> Prefetch[T]:
+        return self
 
-        dropped = 0
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _put(self, item: object) -> None:
         while True:
-            try:
-                self._queue.put_nowait(item)
-                return dropped
-            except queue.Full:
+            stopping = self._stop.is_set()
+            if self._drop or stopping:  # never wait: make room by dropping the oldest
                 try:
-                    self._queue.get_nowait()
-                    dropped += 1
-                except queue.Empty:
-                    continue
+                    self._queue.put_nowait(item)
+                    return
+                except queue.Full:
+                    with contextlib.suppress(queue.Empty):
+                        self._queue.get_nowait()
+                        self.dropped += not stopping
+            else:
+                with contextlib.suppress(queue.Full):
+                    self._queue.put(item, timeout=0.1)
+                    return
 
-    def _pump(self, frames: Iterator[Frame]) -> None:
+    def _pump(self, items: Iterator[T]) -> None:
         try:
-            for frame in frames:
+            for item in items:
                 if self._stop.is_set():
                     return
-                self.dropped += self._put_newest(frame)
+                self._put(item)
         except BaseException as exc:  # handed to the consumer, raised there
             self._error = exc
         finally:
-            self._put_newest(self._END)
+            self._put(self._END)
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[T]:
         while True:
             item = self._queue.get()
             if item is self._END:
                 if self._error is not None:
                     raise self._error
                 return
-            assert isinstance(item, Frame)
-            yield item
+            yield item  # type: ignore[misc]
 
     def close(self) -> None:
-        """Stop decoding and wait for the decoder thread, which must be gone before the
-        container is closed (a read in progress ends within the source's read timeout)."""
+        """Stop decoding and wait for the decoder thread (a read in progress ends within
+        the source's read timeout)."""
         self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
         self._thread.join()

@@ -26,7 +26,7 @@ from visage.media.blur import mask_faces
 from visage.media.image import RGBImage
 from visage.media.redact import Recognise, RedactOptions, VideoRedactor
 from visage.media.tracking import Track
-from visage.media.video import VIDEO_SUFFIXES, Frame, VideoReader, VideoWriter
+from visage.media.video import VIDEO_SUFFIXES, Frame, Prefetch, VideoReader, VideoWriter
 from visage.usecases.profile import get_profile
 from visage.vision.types import Detection
 
@@ -173,15 +173,16 @@ def _video(
         writer = VideoWriter(tmp, reader, codec=codec, crf=crf)
         frames = 0
         try:
-            for item in reader.items():
-                if isinstance(item, Frame):
-                    pixels = np.array(item.pixels)  # writable copy
-                    writer.write(redactor.process(item.index, pixels))
-                    frames += 1
-                    if progress is not None:
-                        progress(frames, info.frames)
-                else:
-                    writer.write_audio(item)
+            with Prefetch(reader.items(), 16, drop_oldest=False) as items:
+                for item in items:
+                    if isinstance(item, Frame):
+                        pixels = np.array(item.pixels)  # writable copy
+                        writer.write(redactor.process(item.index, pixels))
+                        frames += 1
+                        if progress is not None:
+                            progress(frames, info.frames)
+                    else:
+                        writer.write_audio(item)
             writer.close()
         except BaseException:
             writer.container.close()

@@ -38,7 +38,7 @@ from visage.governance.profile import GateError
 from visage.media.image import RGBImage
 from visage.media.redact import RedactOptions, VideoRedactor
 from visage.media.tracking import Track
-from visage.media.video import LatestFrames, StreamError, VideoReader, VideoWriter, is_live
+from visage.media.video import Prefetch, StreamError, VideoReader, VideoWriter, is_live
 from visage.store.keyring import KeyDestroyedError
 from visage.usecases.identify import probe_crop
 from visage.usecases.profile import get_profile
@@ -233,9 +233,9 @@ def watch(
                 ) -> datetime:
                     return opened + timedelta(seconds=i / max(fps, 1.0))
 
-                source_frames = LatestFrames(reader.frames()) if live else None
+                source_frames = Prefetch(reader.frames(), 4, drop_oldest=live)
                 try:
-                    for frame in source_frames if source_frames is not None else reader.frames():
+                    for frame in source_frames:
                         pixels = np.array(frame.pixels)
                         redactor.process(frame.index, pixels)
                         for track in redactor.tracker.ended:
@@ -255,9 +255,8 @@ def watch(
                 except StreamError:
                     pass  # a live stream dropped: reconnect below
                 finally:
-                    if source_frames is not None:
-                        source_frames.close()
-                        dropped += source_frames.dropped
+                    source_frames.close()
+                    dropped += source_frames.dropped
                 for track in redactor.finish():
                     state.close_track(track, frame_time)
                     tracks += 1
