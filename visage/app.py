@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from visage.config import Settings
 from visage.errors import MasterKeyError
-from visage.gallery.live import LiveGallery
+from visage.gallery.live import LiveGallery, discard_cache
 from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.governance import audit, signing
 from visage.governance.audit import Actor
@@ -151,6 +151,14 @@ class Visage:
                         store, self.keyring, self.analyzer.model_id, self.home
                     )
         return self._gallery
+
+    def gallery_erased(self) -> None:
+        """A subject was erased: no copy of their templates may remain in the index, in
+        memory or in its cache (see :mod:`visage.gallery.live`)."""
+        if self._gallery is not None:
+            self._gallery.rebuild_after_erasure()
+        else:
+            discard_cache(self.home, self.keyring)
 
     def gallery_changed(self) -> None:
         """Templates changed behind the index's back: rebuild it on next use (if loaded)."""

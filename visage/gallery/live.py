@@ -108,15 +108,14 @@ class LiveGallery:
             else:
                 self._index = None
 
-    def removed(self, subject_id: str, version: int) -> None:
-        """A subject's templates were deleted: they vanish from results at once."""
-        with self._lock:
-            if self._index is not None:
-                self._index.remove(subject_id)
-                self._version = version
-                self._save_cache(self._index, version)
-
     def invalidate(self) -> None:
         """Forget the index; the next search rebuilds it from the store."""
         with self._lock:
             self._index = None
+
+
+def discard_cache(home: Path, keys: Keyring) -> None:
+    """After an erasure with no index in memory: make any cached index unreadable (its key
+    is destroyed) and remove it; the next search rebuilds it from the store."""
+    keys.destroy(INDEX_KEY)
+    (home / CACHE_FILE).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ the previous box — coverage never shrinks because the detector blinked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,7 +49,6 @@ class Track:
     best_score: float = 0.0
     attempts: int = 0
     last_attempt: int = -(10**9)
-    extra: dict[str, object] = field(default_factory=dict)
 
     def predicted(self, frame: int) -> Box:
         gap = frame - self.last_seen

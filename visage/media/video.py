@@ -34,9 +34,6 @@ T = TypeVar("T")
 class Frame:
     index: int
     pixels: RGBImage
-    pts: int | None
-    time_base: Fraction | None
-    time_s: float
 
 
 @dataclass(frozen=True)
@@ -128,13 +125,7 @@ class VideoReader:
                     continue
                 for frame in packet.decode():
                     pixels = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
-                    yield Frame(
-                        index=index,
-                        pixels=pixels,
-                        pts=frame.pts,
-                        time_base=frame.time_base,
-                        time_s=float(frame.time) if frame.time is not None else index / 30.0,
-                    )
+                    yield Frame(index=index, pixels=pixels)
                     index += 1
         except av.FFmpegError as exc:
             if index == 0:

@@ -20,6 +20,7 @@ from visage.app import Visage
 from visage.errors import NotFoundError, VisageError
 from visage.governance.audit import Actor
 from visage.governance.consent import normalise_purpose
+from visage.governance.profile import GateError
 from visage.store.schema import CameraRow
 from visage.usecases.watch import WatchOptions, watch
 
@@ -80,7 +81,7 @@ class CameraSupervisor:
                 status.last_error = None
             except VisageError as exc:
                 status.last_error = exc.message
-                status.state = "refused" if "refused" in exc.message else "retrying"
+                status.state = "refused" if isinstance(exc, GateError) else "retrying"
             except Exception as exc:  # keep supervising; the error is shown in the status
                 status.last_error = f"{type(exc).__name__}: {exc}"
                 status.state = "retrying"

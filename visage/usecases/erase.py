@@ -7,7 +7,6 @@ from sqlalchemy import select
 from visage.app import Visage
 from visage.errors import NotFoundError
 from visage.gallery import repository as repo
-from visage.gallery.live import CACHE_FILE, INDEX_KEY
 from visage.governance.audit import Actor
 from visage.governance.erasure import (
     STORAGE_STEPS,
@@ -46,11 +45,7 @@ def _complete(
         )
         seq, head, at = entry.seq, entry.hash, entry.at
     app.store.truncate_wal()
-    if app._gallery is not None:
-        app._gallery.rebuild_after_erasure()
-    else:  # no index in memory: make any cached one unreadable; it is rebuilt on next use
-        app.keyring.destroy(INDEX_KEY)
-        (app.home / CACHE_FILE).unlink(missing_ok=True)
+    app.gallery_erased()
     signer = app.signer
     certificate = sign_certificate(
         signer,

@@ -95,7 +95,7 @@ def history(app: Visage, status: gov.Status | None = None) -> list[ReviewRecord]
         return out
 
 
-def show(app: Visage, review_id: str, reviewer: Actor) -> ReviewItem:
+def show(app: Visage, review_id: str) -> ReviewItem:
     with app.store.session() as session:
         row = gov.get_review(session, review_id)
         subject = session.get(SubjectRow, row.subject_id)
