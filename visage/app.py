@@ -148,15 +148,19 @@ class Visage:
             with self._lock:
                 if self._gallery is None:
                     self._gallery = LiveGallery(
-                        store, self.keyring, self.analyzer.model_id, self.home
+                        store,
+                        self.keyring,
+                        self.analyzer.model_id,
+                        self.home,
+                        build_threads=self.settings.num_threads,
                     )
         return self._gallery
 
-    def gallery_erased(self) -> None:
+    def gallery_erased(self, subject_id: str) -> None:
         """A subject was erased: no copy of their templates may remain in the index, in
         memory or in its cache (see :mod:`visage.gallery.live`)."""
         if self._gallery is not None:
-            self._gallery.rebuild_after_erasure()
+            self._gallery.erased(subject_id)
         else:
             discard_cache(self.home, self.keyring)
 

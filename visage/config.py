@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     num_threads: int = Field(
         default=0,
         ge=0,
-        description="Threads for model inference; 0 lets the runtime choose (all cores).",
+        description="Threads for model inference and for building the search index; 0 = all "
+        "cores. Single-query searches always run on one thread (measured fastest).",
     )
     signing_key_file: Path | None = Field(
         default=None,

@@ -49,6 +49,28 @@ def test_remove_and_add_take_effect_at_once(gallery) -> None:  # type: ignore[no
     assert best.label == "newcomer" and best.cosine == pytest.approx(1.0, abs=1e-5)
 
 
+def test_removals_then_additions_stay_consistent_and_persist(gallery) -> None:  # type: ignore[no-untyped-def]
+    """Rows deleted and added in turn (across block boundaries of the packed codes), then
+    saved and loaded: the quantized index answers as exact search over the same rows."""
+    index, exact = QuantizedIndex(), ExactIndex()
+    for engine in (index, exact):
+        engine.add(gallery.labels[:20_000], gallery.vectors[:20_000])
+    rng = np.random.default_rng(5)
+    for step in range(40):
+        gone = gallery.labels[int(rng.integers(0, 20_000))]
+        assert index.remove(gone) == exact.remove(gone)
+        batch = slice(20_000 + step * 7, 20_000 + step * 7 + int(rng.integers(1, 8)))
+        for engine in (index, exact):
+            engine.add(gallery.labels[batch], gallery.vectors[batch])
+    assert len(index) == len(exact)
+    probes = np.vstack([gallery.vectors[20_000:20_300:10], gallery.queries[:30]])
+    assert _top1(index, probes) == _top1(exact, probes)
+    restored = from_bytes(index.to_bytes())
+    restored.add(["late"], gallery.queries[40:41])
+    assert _top1(restored, probes) == _top1(exact, probes)
+    assert _top1(restored, gallery.queries[40:41]) == ["late"]
+
+
 def test_allowed_restricts_results(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
     wanted = gallery.query_labels[0]
     small = {wanted, gallery.labels[1], gallery.labels[2]}

@@ -2,23 +2,26 @@
 
 * :class:`ExactIndex` — brute-force inner products in float32, in blocks of rows so that
   memory stays bounded. Exact; the default for small galleries.
-* :class:`QuantizedIndex` — every vector quantised to 4 bits a dimension and scanned in
-  full with FAISS fast-scan, the best candidates re-ranked exactly. Approximate; used
-  when the gallery is large (:func:`make_index`).
+* :class:`QuantizedIndex` — every vector compressed to 32 bytes by residual quantisation and
+  scanned in full with FAISS fast-scan; the best few thousand are re-scored exactly.
   Approximate; used when the gallery is large (:func:`make_index`).
 
 Rows are labelled with a subject id; a subject may have several templates and a search
 returns each subject once, with its best score. ``add`` and ``remove`` take effect for the
-next search. ``allowed`` restricts a search to some subjects (those whose consent covers
-the purpose) inside the engine, so that a filtered search is as complete as a full one.
+next search, and ``remove`` deletes: no tombstone keeps a removed vector in memory.
+``allowed`` restricts a search to some subjects (those whose consent covers the purpose)
+inside the engine, so that a filtered search is as complete as a full one.
 Vectors are unit length, so inner product = cosine similarity.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import os
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,7 +30,7 @@ from numpy.typing import NDArray
 
 DIM = 128
 EXACT_MAX = 50_000
-"""Galleries up to this many templates use exact search; above, the IVF index."""
+"""Galleries up to this many templates use exact search; above, the quantized index."""
 
 _BLOCK = 65_536
 
@@ -81,9 +84,47 @@ class _Labels:
             self.max_per_label = max((len(v) for v in self.ids_of.values()), default=0)
         return ids
 
-    def ids_for(self, labels: Collection[str]) -> NDArray[np.int64]:
-        out = [i for lab in labels for i in self.ids_of.get(lab, [])]
-        return np.asarray(out, dtype=np.int64)
+    def mask_for(self, labels: Collection[str]) -> NDArray[np.bool_]:
+        """A membership table indexed by row id: True for the rows of ``labels``."""
+        mask = np.zeros(self.next_id, bool)
+        ids = [i for lab in labels for i in self.ids_of.get(lab, ())]
+        mask[np.asarray(ids, np.int64)] = True
+        return mask
+
+
+class _Rows:
+    """The float vectors and row ids, in row order, in a buffer that grows by doubling:
+    adding one template to a million copies nothing; removing compacts (really deletes)."""
+
+    def __init__(self) -> None:
+        self._ids = np.empty(0, np.int64)
+        self._vectors = np.empty((0, DIM), np.float32)
+        self.n = 0
+
+    @property
+    def ids(self) -> NDArray[np.int64]:
+        return self._ids[: self.n]
+
+    @property
+    def vectors(self) -> NDArray[np.float32]:
+        return self._vectors[: self.n]
+
+    def append(self, ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> None:
+        need = self.n + len(ids)
+        if need > len(self._ids):
+            cap = max(need, 2 * len(self._ids)) if self.n else need
+            grown_ids = np.empty(cap, np.int64)
+            grown_vectors = np.empty((cap, DIM), np.float32)
+            grown_ids[: self.n], grown_vectors[: self.n] = self.ids, self.vectors
+            self._ids, self._vectors = grown_ids, grown_vectors
+        self._ids[self.n : need], self._vectors[self.n : need] = ids, vectors
+        self.n = need
+
+    def delete(self, rows: NDArray[np.intp]) -> None:
+        keep = np.ones(self.n, bool)
+        keep[rows] = False
+        self._ids, self._vectors = self.ids[keep], self.vectors[keep]
+        self.n = len(self._ids)
 
 
 def _check(vectors: NDArray[np.float32], n: int | None = None) -> NDArray[np.float32]:
@@ -99,14 +140,20 @@ def _best_per_label(
 ) -> list[Hit]:
     best: dict[str, float] = {}
     for i, s in zip(ids.tolist(), sims.tolist(), strict=True):
-        if i < 0:
-            continue
         lab = labels.by_id.get(i)
         if lab is not None and lab not in best:
             best[lab] = s
             if len(best) == k:
                 break
     return [Hit(lab, cos) for lab, cos in best.items()]
+
+
+def _top(sims: NDArray[np.float32], want: int) -> NDArray[np.intp]:
+    """Positions of the ``want`` largest values, best first."""
+    if len(sims) > want:
+        part = np.argpartition(-sims, want - 1)[:want]
+        return part[np.argsort(-sims[part])]
+    return np.argsort(-sims)
 
 
 class ExactIndex:
@@ -116,26 +163,22 @@ class ExactIndex:
 
     def __init__(self) -> None:
         self._labels = _Labels()
-        self._ids = np.empty(0, np.int64)
-        self._matrix = np.empty((0, DIM), np.float32)
+        self._rows = _Rows()
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._rows.n
 
     def add(self, labels: Sequence[str], vectors: NDArray[np.float32]) -> None:
         vectors = _check(vectors, len(labels))
         with self._lock:
-            ids = self._labels.assign(labels)
-            self._ids = np.concatenate([self._ids, ids])
-            self._matrix = np.vstack([self._matrix, vectors])
+            self._rows.append(self._labels.assign(labels), vectors)
 
     def remove(self, label: str) -> int:
         with self._lock:
             gone = self._labels.drop(label)
             if gone:
-                keep = ~np.isin(self._ids, np.asarray(gone, np.int64))
-                self._ids, self._matrix = self._ids[keep], self._matrix[keep]
+                self._rows.delete(np.flatnonzero(np.isin(self._rows.ids, gone)))
             return len(gone)
 
     def search(
@@ -143,9 +186,9 @@ class ExactIndex:
     ) -> list[list[Hit]]:
         queries = _check(queries)
         with self._lock:
-            ids, matrix = self._ids, self._matrix
+            ids, matrix = self._rows.ids, self._rows.vectors
             if allowed is not None:
-                mask = np.isin(ids, self._labels.ids_for(allowed))
+                mask = self._labels.mask_for(allowed)[ids]
                 ids, matrix = ids[mask], matrix[mask]
             if len(ids) == 0:
                 return [[] for _ in queries]
@@ -173,104 +216,123 @@ class ExactIndex:
     def to_bytes(self) -> bytes:
         with self._lock:
             buf = io.BytesIO()
-            labels = np.asarray([self._labels.by_id[int(i)] for i in self._ids], dtype="U32")
-            np.savez(buf, kind=np.asarray("exact"), labels=labels, matrix=self._matrix)
+            labels = np.asarray([self._labels.by_id[int(i)] for i in self._rows.ids], "U32")
+            np.savez(buf, kind=np.asarray("exact"), labels=labels, matrix=self._rows.vectors)
             return buf.getvalue()
 
 
+def _delete_codes(engine: Any, rows: NDArray[np.intp]) -> None:
+    """Delete rows from a FAISS fast-scan index, and zero the slots freed at the end.
+
+    ``remove_ids`` shifts the later codes down but leaves the old bytes in the last slots
+    of the last block, and ``add`` ORs new 4-bit codes into its slots: a vector added after
+    a removal came out corrupted (found by ``test_remove_and_add_take_effect_at_once``;
+    faiss 1.15). Zeroing the freed slots fixes that, and also leaves no stale code there.
+    """
+    import faiss
+
+    engine.remove_ids(faiss.IDSelectorBatch(rows.astype(np.int64)))
+    packer = engine.get_CodePacker()
+    blocks = faiss.rev_swig_ptr(engine.codes.get(), engine.codes.size())
+    blocks = blocks.reshape(-1, packer.block_size)
+    blank = np.zeros(packer.code_size, np.uint8)
+    for slot in range(engine.ntotal, engine.ntotal2):
+        block = slot // packer.nvec
+        packer.pack_1(blank, slot % packer.nvec, blocks[block : block + 1])
+
+
+@contextmanager
+def _faiss_threads(n: int) -> Iterator[None]:
+    """OpenMP threads for FAISS inside the block, one thread outside it.
+
+    Training and encoding use every core. A single-query search runs best on one thread:
+    FAISS parallelises over queries, so more threads only add wake-up jitter (measured).
+    """
+    import faiss
+
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(1)
+
+
 class QuantizedIndex:
-    """4-bit product quantisation scanned in full (FAISS fast-scan), then exact re-ranking.
+    """Residual quantisation (``RQ64x4fs``) scanned in full, then exact re-scoring.
 
-    Vectors are centred on the gallery mean (which leaves the cosine ranking of a query
-    unchanged, since every score shifts by the same ``<mean, query>``) and quantised to
-    4 bits per dimension (``PQ128x4fs``: 64 bytes a vector). A query is scored against every
-    code with SIMD lookup tables, and the ``k_factor`` x k best are re-scored exactly from
-    the float vectors (``RFlat``). The rows can be split into shards searched in parallel
-    threads; one shard is the default, because on 2 cores the threads' wake-up jitter cost
-    more at p99 than they saved at p50 (1M: p99 6.3-8.2 ms with 2 shards, 5.3-5.9 with
-    one). A full scan cannot miss a region the way partitioning indexes do: on our
-    gallery model IVF reached 0.19-0.78 recall and HNSW 0.77 at 100,000 vectors.
+    Vectors are centred on the gallery mean (this leaves the cosine ranking of a query
+    unchanged: every score shifts by the same ``<mean, query>``) and encoded by a residual
+    quantiser of 64 codebooks of 16 entries, 32 bytes a vector. A query is scored against
+    every code with FAISS's SIMD lookup tables (fast-scan: about 2 ms per million on one
+    core) and the ``candidates`` best are re-scored exactly from the float vectors.
 
-    Removal marks rows dead (filtered from results at once); they are compacted away when
-    the index is rebuilt or saved and loaded again.
+    Why this design, measured on the synthetic gallery at 1M (see ``docs/performance.md``):
+    face embeddings spread over ~100 effective dimensions, so partitioning indexes miss
+    (IVF1024 nprobe 64: recall 0.43; HNSW: 0.77 at 100,000) and only a full scan is safe.
+    Product quantisation at the same 32 bytes needed twice the candidates for recall 0.99
+    (PQ64x4fs); at 64 bytes (PQ128x4fs) the scan alone took 4.2 ms. Residual codebooks
+    cost ~70 s of encoding a million on 2 cores, so the trained index is saved with the
+    codes (:meth:`to_bytes`) and never re-encoded on load.
+
+    Removal deletes the rows from the codes and the float vectors at once.
     """
 
     kind = "quantized"
+    min_train = 1_024
+    """Fewer vectors than this can't train 64 codebooks of 16 entries well: use exact."""
 
     def __init__(
         self,
-        shards: int = 1,
-        k_factor: int = 64,
-        factory: str = "PQ128x4fs,RFlat",
-        train_size: int = 65_536,
+        candidates: int = 2048,
+        factory: str = "RQ64x4fs",
+        train_size: int = 16_384,
+        build_threads: int = 0,
     ) -> None:
-        self.shards, self.k_factor, self.factory, self.train_size = (
-            shards,
-            k_factor,
-            factory,
-            train_size,
-        )
+        self.candidates, self.factory, self.train_size = candidates, factory, train_size
+        self.build_threads = build_threads or os.cpu_count() or 1
         self._centre: NDArray[np.float32] | None = None
         self._labels = _Labels()
-        self._ids = np.empty(0, np.int64)
-        self._alive = np.empty(0, bool)
-        self._live = 0
-        self._matrix = np.empty((0, DIM), np.float32)
-        self._parts: list[Any] = []
+        self._rows = _Rows()
         self._engine: Any = None
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
-        return self._live
+        return self._rows.n
 
-    def _new_engine(self, sample: NDArray[np.float32]) -> None:
+    def _train(self, vectors: NDArray[np.float32]) -> None:
         import faiss
 
-        base = faiss.index_factory(DIM, self.factory, faiss.METRIC_INNER_PRODUCT)
-        base.train(sample)
-        # Parallelism comes from the shards' threads; OpenMP threads inside each shard's
-        # search would double-book the cores (measured: p50 +30%, p99 +60% at 1M on 2 cores).
-        faiss.omp_set_num_threads(1)
-        # (d, threaded, successive_ids): each shard searched in its own thread, results
-        # numbered as rows of the concatenated shards, i.e. as our own row order.
-        engine = faiss.IndexShards(DIM, True, True)  # type: ignore[call-arg]
-        parts = [faiss.clone_index(base) for _ in range(self.shards)]
-        for part in parts:
-            faiss.downcast_index(part).k_factor = self.k_factor  # type: ignore[attr-defined]
-            engine.add_shard(part)
-        self._parts, self._engine = parts, engine  # parts must outlive the wrapper
+        if len(vectors) < self.min_train:
+            raise ValueError(
+                f"the quantized index trains on at least {self.min_train} vectors, "
+                f"got {len(vectors)}"
+            )
+        self._centre = vectors.mean(axis=0).astype(np.float32)
+        rng = np.random.default_rng(0)
+        take = min(len(vectors), self.train_size)
+        sample = vectors[rng.choice(len(vectors), take, replace=False)] - self._centre
+        engine = faiss.index_factory(DIM, self.factory, faiss.METRIC_INNER_PRODUCT)
+        with _faiss_threads(self.build_threads):
+            engine.train(sample)
+        self._engine = engine
 
     def add(self, labels: Sequence[str], vectors: NDArray[np.float32]) -> None:
         vectors = _check(vectors, len(labels))
         with self._lock:
             if self._engine is None:
-                self._centre = vectors.mean(axis=0).astype(np.float32)
-                rng = np.random.default_rng(0)
-                take = min(len(vectors), self.train_size)
-                sample = vectors[rng.choice(len(vectors), take, replace=False)]
-                self._new_engine(sample - self._centre)
+                self._train(vectors)
             assert self._centre is not None
-            ids = self._labels.assign(labels)
-            centred = vectors - self._centre
-            first = len(self._ids)
-            self._ids = np.concatenate([self._ids, ids])
-            self._alive = np.concatenate([self._alive, np.ones(len(ids), bool)])
-            self._live += len(ids)
-            self._matrix = np.vstack([self._matrix, vectors])
-            if first == 0:  # the initial fill: spread the rows evenly over the shards
-                bounds = np.linspace(0, len(centred), self.shards + 1).astype(int)
-                for part, lo, hi in zip(self._parts, bounds[:-1], bounds[1:], strict=True):
-                    part.add(centred[lo:hi])
-            else:  # later rows go to the last shard, which keeps the row numbering
-                self._parts[-1].add(centred)
-            self._engine.syncWithSubIndexes()
+            with _faiss_threads(self.build_threads):
+                self._engine.add(vectors - self._centre)
+            self._rows.append(self._labels.assign(labels), vectors)
 
     def remove(self, label: str) -> int:
         with self._lock:
             gone = self._labels.drop(label)
             if gone:
-                self._alive &= ~np.isin(self._ids, np.asarray(gone, np.int64))
-                self._live -= len(gone)
+                rows = np.flatnonzero(np.isin(self._rows.ids, gone))
+                _delete_codes(self._engine, rows)
+                self._rows.delete(rows)
             return len(gone)
 
     def search(
@@ -278,34 +340,29 @@ class QuantizedIndex:
     ) -> list[list[Hit]]:
         queries = _check(queries)
         with self._lock:
-            if len(self) == 0:
+            n = len(self)
+            if n == 0:
                 return [[] for _ in queries]
             per = k * max(self._labels.max_per_label, 1)
-            allowed_ids = None
+            want = self.candidates + per
+            eligible = None
             if allowed is not None:
-                allowed_ids = self._labels.ids_for(allowed)
-                rows = np.flatnonzero(np.isin(self._ids, allowed_ids) & self._alive)
-                if len(rows) <= EXACT_MAX:  # a small eligible set: exact over it
-                    return self._exact(queries, rows, k)
-            dead = len(self._alive) - len(self)
-            want = min(len(self._ids), per * (1 if allowed is None else 4) + dead)
-            _, rows_found = self._engine.search(queries, want)
-            results: list[list[Hit]] = []
-            for q in range(len(queries)):
-                rows_q = rows_found[q]
-                ok = rows_q >= 0
-                ok[ok] &= self._alive[rows_q[ok]]
-                if allowed_ids is not None:
-                    ok[ok] &= np.isin(self._ids[rows_q[ok]], allowed_ids)
-                rows_q = rows_q[ok]
-                if allowed_ids is not None and len(rows_q) < per:  # rare: scan exactly
-                    rows = np.flatnonzero(np.isin(self._ids, allowed_ids) & self._alive)
-                    results.extend(self._exact(queries[q : q + 1], rows, k))
-                    continue
-                exact = self._matrix[rows_q] @ queries[q]
-                order = np.argsort(-exact)
+                eligible = self._labels.mask_for(allowed)
+                count = int(eligible.sum())
+                if count <= EXACT_MAX:  # a small eligible set: exact over it
+                    return self._exact(queries, np.flatnonzero(eligible[self._rows.ids]), k)
+                # Scale the candidates so that about as many eligible ones come back.
+                want = math.ceil(want * n / count)
+            _, found = self._engine.search(queries, min(n, want))
+            results = []
+            for query, rows in zip(queries, found, strict=True):
+                rows = rows[rows >= 0]
+                if eligible is not None:
+                    rows = rows[eligible[self._rows.ids[rows]]]
+                sims = self._rows.vectors[rows] @ query
+                best = _top(sims, per)
                 results.append(
-                    _best_per_label(self._labels, self._ids[rows_q[order]], exact[order], k)
+                    _best_per_label(self._labels, self._rows.ids[rows[best]], sims[best], k)
                 )
             return results
 
@@ -314,31 +371,52 @@ class QuantizedIndex:
     ) -> list[list[Hit]]:
         if len(rows) == 0:
             return [[] for _ in queries]
-        sims = queries @ self._matrix[rows].T
-        per = min(len(rows), k * max(self._labels.max_per_label, 1))
+        sims = queries @ self._rows.vectors[rows].T
+        per = k * max(self._labels.max_per_label, 1)
         out = []
         for q in range(len(queries)):
-            order = np.argsort(-sims[q])[:per]
-            out.append(_best_per_label(self._labels, self._ids[rows[order]], sims[q, order], k))
+            best = _top(sims[q], per)
+            out.append(_best_per_label(self._labels, self._rows.ids[rows[best]], sims[q, best], k))
         return out
 
     def to_bytes(self) -> bytes:
+        """Labels, float vectors, centre and the trained engine with its codes."""
+        import faiss
+
         with self._lock:
+            if self._engine is None:  # never filled: nothing trained to keep
+                return ExactIndex().to_bytes()
             buf = io.BytesIO()
-            live = self._alive
-            labels = np.asarray([self._labels.by_id[int(i)] for i in self._ids[live]], "U32")
+            labels = np.asarray([self._labels.by_id[int(i)] for i in self._rows.ids], "U32")
             np.savez(
                 buf,
                 kind=np.asarray("quantized"),
                 labels=labels,
-                matrix=self._matrix[live],
-                params=np.asarray([self.shards, self.k_factor, self.train_size]),
+                matrix=self._rows.vectors,
+                centre=np.asarray(self._centre, np.float32),
+                engine=faiss.serialize_index(self._engine),
+                params=np.asarray([self.candidates, self.train_size]),
                 factory=np.asarray(self.factory),
             )
             return buf.getvalue()
 
+    @classmethod
+    def from_arrays(cls, z: Any, build_threads: int = 0) -> QuantizedIndex:
+        import faiss
 
-def from_bytes(data: bytes) -> VectorIndex:
+        candidates, train_size = (int(v) for v in z["params"])
+        index = cls(candidates, str(z["factory"]), train_size, build_threads)
+        with _faiss_threads(index.build_threads):  # leaves searches on one thread
+            engine = faiss.deserialize_index(z["engine"])
+        labels = [str(s) for s in z["labels"]]
+        if engine.ntotal != len(labels):
+            raise ValueError("corrupt index: codes and labels differ in number")
+        index._engine, index._centre = engine, z["centre"].astype(np.float32)
+        index._rows.append(index._labels.assign(labels), z["matrix"])
+        return index
+
+
+def from_bytes(data: bytes, build_threads: int = 0) -> VectorIndex:
     """Rebuild an index saved with ``to_bytes``."""
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         kind = str(z["kind"])
@@ -347,18 +425,19 @@ def from_bytes(data: bytes) -> VectorIndex:
             exact.add([str(s) for s in z["labels"]], z["matrix"])
             return exact
         if kind == "quantized":
-            shards, k_factor, train_size = (int(v) for v in z["params"])
-            quantized = QuantizedIndex(shards, k_factor, str(z["factory"]), train_size)
-            quantized.add([str(s) for s in z["labels"]], z["matrix"])
-            return quantized
+            return QuantizedIndex.from_arrays(z, build_threads)
     raise ValueError(f"unknown index kind {kind!r}")
 
 
 def make_index(
-    labels: Sequence[str], vectors: NDArray[np.float32], exact_max: int = EXACT_MAX
+    labels: Sequence[str],
+    vectors: NDArray[np.float32],
+    exact_max: int = EXACT_MAX,
+    build_threads: int = 0,
 ) -> VectorIndex:
     """The right engine for a gallery of this size, filled with ``vectors``."""
-    index: VectorIndex = ExactIndex() if len(labels) <= exact_max else QuantizedIndex()
+    quantized = len(labels) > max(exact_max, QuantizedIndex.min_train - 1)
+    index: VectorIndex = QuantizedIndex(build_threads=build_threads) if quantized else ExactIndex()
     if len(labels):
         index.add(labels, vectors)
     return index

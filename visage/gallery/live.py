@@ -4,8 +4,9 @@ The index holds every template (decrypted) so that a search costs no decryption;
 applied per search through the ``allowed`` subjects. It is cached on disk, encrypted with
 AES-256-GCM under the keyring's index key, and tagged with the store's gallery version: a
 cache from another version is ignored and rebuilt from the sealed templates. After an
-erasure the index is rebuilt without the subject and the index key replaced, so no copy of
-an older cache (in a backup, say) can be opened any more.
+erasure the subject's rows are deleted from the index (or the index rebuilt without them
+when it was not current) and the index key replaced, so no copy of an older cache (in a
+backup, say) can be opened any more.
 Changes made through this object (enrolment, erasure) update the index in memory at once.
 """
 
@@ -32,8 +33,11 @@ INDEX_KEY = "_index"
 
 
 class LiveGallery:
-    def __init__(self, store: Store, keys: Keyring, model_id: str, home: Path) -> None:
+    def __init__(
+        self, store: Store, keys: Keyring, model_id: str, home: Path, build_threads: int = 0
+    ) -> None:
         self.store, self.keys, self.model_id = store, keys, model_id
+        self.build_threads = build_threads
         self.path = home / CACHE_FILE
         self._lock = threading.RLock()
         self._index: VectorIndex | None = None
@@ -51,7 +55,7 @@ class LiveGallery:
             return None
         try:
             raw = crypto.open_sealed(self.keys.get_or_create(INDEX_KEY), blob[8:], blob[:8])
-            return from_bytes(raw)
+            return from_bytes(raw, self.build_threads)
         except (MasterKeyError, ValueError, OSError):
             return None  # unreadable cache: rebuild from the store
 
@@ -78,17 +82,23 @@ class LiveGallery:
     def _build_and_save(self, version: int) -> VectorIndex:
         with self.store.session() as session:
             labels, vectors = repo.all_templates(session, self.keys, self.model_id)
-        index = make_index(labels, vectors)
+        index = make_index(labels, vectors, build_threads=self.build_threads)
         self._save_cache(index, version)
         return index
 
-    def rebuild_after_erasure(self) -> None:
-        """Build the index afresh (no tombstones keep an erased template in memory or on
-        disk) and replace the cache key, so an older copy of the cache is unreadable."""
+    def erased(self, subject_id: str) -> None:
+        """Delete the subject's rows from the index (the engines delete, they keep no
+        tombstone) or, if the index is not current, build it afresh from the store; then
+        save it under a new cache key, so an older copy of the cache is unreadable."""
         with self._lock:
             self.keys.rotate(INDEX_KEY)
             version = self._current_version()
-            self._index, self._version = self._build_and_save(version), version
+            if self._index is not None and version == self._version + 1:
+                self._index.remove(subject_id)
+                self._save_cache(self._index, version)
+                self._version = version
+            else:
+                self._index, self._version = self._build_and_save(version), version
 
     def search(
         self, queries: NDArray[np.float32], k: int, allowed: Collection[str]

@@ -6,7 +6,8 @@ Order matters, and each step survives a crash:
    snapshot, in this database and in any backup of it, becomes unreadable at this instant);
 2. the subject's rows (name, consents, templates, events, reviews) are deleted in one
    transaction with SQLite's ``secure_delete`` on, with an audit entry committed alongside;
-3. the write-ahead log is truncated and the search index rebuilt under a new key.
+3. the write-ahead log is truncated, the subject deleted from the search index and its
+   cache re-encrypted under a new key.
 
 A subject row whose key is missing is an erasure that stopped after step 1; it is finished
 at the next start. The certificate is signed with the audit signing key and names the audit
@@ -79,7 +80,7 @@ STORAGE_STEPS = [
     "data key file overwritten with random bytes, flushed and unlinked",
     "rows deleted with SQLite secure_delete (freed pages zeroed)",
     "write-ahead log checkpointed and truncated",
-    "search index rebuilt without the subject; index cache re-encrypted under a new key",
+    "subject deleted from the search index; index cache re-encrypted under a new key",
 ]
 
 

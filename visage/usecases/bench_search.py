@@ -73,7 +73,7 @@ def bench_search(
         exact_times.append(time.perf_counter() - t)
     recall = float(np.mean([a == b for a, b in zip(answers, truth, strict=True)]))
     params = (
-        {"shards": index.shards, "k_factor": index.k_factor}
+        {"candidates": index.candidates, "train_size": index.train_size}
         if isinstance(index, QuantizedIndex)
         else {}
     )

@@ -45,7 +45,7 @@ def _complete(
         )
         seq, head, at = entry.seq, entry.hash, entry.at
     app.store.truncate_wal()
-    app.gallery_erased()
+    app.gallery_erased(subject_id)
     signer = app.signer
     certificate = sign_certificate(
         signer,
