@@ -224,10 +224,11 @@ class ExactIndex:
 def _delete_codes(engine: Any, rows: NDArray[np.intp]) -> None:
     """Delete rows from a FAISS fast-scan index, and zero the slots freed at the end.
 
-    ``remove_ids`` shifts the later codes down but leaves the old bytes in the last slots
-    of the last block, and ``add`` ORs new 4-bit codes into its slots: a vector added after
-    a removal came out corrupted (found by ``test_remove_and_add_take_effect_at_once``;
-    faiss 1.15). Zeroing the freed slots fixes that, and also leaves no stale code there.
+    ``remove_ids`` shifts the later codes down but leaves the old bytes in the freed slots
+    of the last block, and ``add`` packs new 4-bit codes into those slots without clearing
+    them first: a vector added after a removal came out corrupted and was not found (faiss
+    1.15; caught by ``test_remove_and_add_take_effect_at_once``). Zeroing the freed slots
+    fixes that, and also leaves no stale code of a removed vector there.
     """
     import faiss
 
