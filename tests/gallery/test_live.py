@@ -6,9 +6,10 @@ from pathlib import Path
 
 from visage.app import Visage
 from visage.gallery import repository as repo
-from visage.gallery.live import CACHE_FILE
+from visage.gallery.live import CACHE_FILE, JOURNAL_FILE
 from visage.store.schema import SubjectRow
 from visage.usecases.enroll import enroll
+from visage.usecases.erase import erase
 from visage.usecases.identify import identify
 from visage.usecases.subjects import add_subject, make_consent
 
@@ -59,3 +60,77 @@ def test_removed_subject_vanishes_at_once(fresh_app: Visage, data: Path) -> None
         repo.bump_gallery_version(session, f"-{sid}")
     assert not identify(fresh_app, photo, "door").faces[0].candidates
     assert sid.encode() not in (fresh_app.home / CACHE_FILE).read_bytes()
+
+
+def _embedding(app: Visage, photo: Path) -> bytes:
+    face = app.analyzer.analyze(app.load_image(photo).pixels)[0]
+    assert face.embedding is not None
+    return face.embedding.astype("<f4").tobytes()
+
+
+def test_enrolments_are_journalled_not_rewritten(fresh_app: Visage, data: Path) -> None:
+    """After the first snapshot, each enrolment appends one sealed journal record; another
+    process replays snapshot + journal and sees every subject."""
+    scene = data / "scenes/kit_with_rose.jpg"
+    kit = add_subject(fresh_app, "Kit", make_consent("f", ["door"])).id
+    enroll(fresh_app, kit, [data / "people/kit_harington/1.jpg"])
+    identify(fresh_app, scene, "door")  # loads the index and writes the first snapshot
+    snapshot = (fresh_app.home / CACHE_FILE).read_bytes()
+    rose = add_subject(fresh_app, "Rose", make_consent("f", ["door"])).id
+    enroll(fresh_app, rose, [data / "people/rose_leslie/1.jpg", data / "people/rose_leslie/2.jpg"])
+
+    assert (fresh_app.home / CACHE_FILE).read_bytes() == snapshot  # not rewritten
+    journal = (fresh_app.home / JOURNAL_FILE).read_bytes()
+    assert len(journal) > 2 * 512  # two records of a 128-float vector each, sealed
+    for photo in ("people/rose_leslie/1.jpg", "people/rose_leslie/2.jpg"):
+        assert _embedding(fresh_app, data / photo)[:64] not in journal
+    assert rose.encode() not in journal
+
+    other = Visage(fresh_app.settings)
+    other._analyzer = fresh_app.analyzer
+    gallery = other.gallery
+    names = {c.name for f in identify(other, scene, "door").faces for c in f.candidates}
+    assert names == {"Kit", "Rose"}
+    assert gallery._load_cache(gallery._current_version()) is not None  # replayed, no rebuild
+    other.close()
+
+
+def test_a_torn_or_tampered_journal_means_a_rebuild(fresh_app: Visage, data: Path) -> None:
+    scene = data / "scenes/kit_with_rose.jpg"
+    kit = add_subject(fresh_app, "Kit", make_consent("f", ["door"])).id
+    enroll(fresh_app, kit, [data / "people/kit_harington/1.jpg"])
+    identify(fresh_app, scene, "door")
+    rose = add_subject(fresh_app, "Rose", make_consent("f", ["door"])).id
+    enroll(fresh_app, rose, [data / "people/rose_leslie/1.jpg"])
+    journal, cache = fresh_app.home / JOURNAL_FILE, fresh_app.home / CACHE_FILE
+    whole, snapshot = journal.read_bytes(), cache.read_bytes()
+    for damaged in (whole[:-10], whole[:20] + bytes([whole[20] ^ 1]) + whole[21:]):
+        journal.write_bytes(damaged)
+        cache.write_bytes(snapshot)  # the rebuild of the previous round replaced it
+        other = Visage(fresh_app.settings)
+        other._analyzer = fresh_app.analyzer
+        assert other.gallery._load_cache(other.gallery._current_version()) is None
+        names = {c.name for f in identify(other, scene, "door").faces for c in f.candidates}
+        assert names == {"Kit", "Rose"}  # rebuilt from the store
+        other.close()
+
+
+def test_erasure_drops_the_journal_and_the_subject(fresh_app: Visage, data: Path) -> None:
+    scene = data / "scenes/kit_with_rose.jpg"
+    kit = add_subject(fresh_app, "Kit", make_consent("f", ["door"])).id
+    enroll(fresh_app, kit, [data / "people/kit_harington/1.jpg"])
+    identify(fresh_app, scene, "door")
+    rose = add_subject(fresh_app, "Rose", make_consent("f", ["door"])).id
+    enroll(fresh_app, rose, [data / "people/rose_leslie/1.jpg"])
+    old_journal = (fresh_app.home / JOURNAL_FILE).read_bytes()
+    erase(fresh_app, rose)
+    assert not (fresh_app.home / JOURNAL_FILE).exists()
+    names = {c.name for f in identify(fresh_app, scene, "door").faces for c in f.candidates}
+    assert names == {"Kit"}
+    # A copy of the old journal put back can't be opened: the index key was replaced.
+    (fresh_app.home / JOURNAL_FILE).write_bytes(old_journal)
+    other = Visage(fresh_app.settings)
+    other._analyzer = fresh_app.analyzer
+    names = {c.name for f in identify(other, scene, "door").faces for c in f.candidates}
+    assert names == {"Kit"}
+    other.close()
