@@ -80,7 +80,8 @@ STORAGE_STEPS = [
     "data key file overwritten with random bytes, flushed and unlinked",
     "rows deleted with SQLite secure_delete (freed pages zeroed)",
     "write-ahead log checkpointed and truncated",
-    "subject deleted from the search index; index cache re-encrypted under a new key, journal dropped",
+    "subject deleted from the search index; index cache re-encrypted under a new key and "
+    "its journal dropped",
 ]
 
 
