@@ -68,13 +68,33 @@ def _embedding(app: Visage, photo: Path) -> bytes:
     return face.embedding.astype("<f4").tobytes()
 
 
+def _kit_then_rose(app: Visage, data: Path) -> tuple[str, str]:
+    """Kit enrolled and the index snapshotted (by a search); then Rose enrolled, journalled."""
+    kit = add_subject(app, "Kit", make_consent("f", ["door"])).id
+    enroll(app, kit, [data / "people/kit_harington/1.jpg"])
+    identify(app, data / "scenes/kit_with_rose.jpg", "door")
+    rose = add_subject(app, "Rose", make_consent("f", ["door"])).id
+    enroll(app, rose, [data / "people/rose_leslie/1.jpg"])
+    return kit, rose
+
+
+def _names_seen(app: Visage, data: Path) -> set[str]:
+    found = identify(app, data / "scenes/kit_with_rose.jpg", "door")
+    return {c.name for f in found.faces for c in f.candidates}
+
+
+def _other_process(app: Visage) -> Visage:
+    other = Visage(app.settings)
+    other._analyzer = app.analyzer
+    return other
+
+
 def test_enrolments_are_journalled_not_rewritten(fresh_app: Visage, data: Path) -> None:
     """After the first snapshot, each enrolment appends one sealed journal record; another
     process replays snapshot + journal and sees every subject."""
-    scene = data / "scenes/kit_with_rose.jpg"
     kit = add_subject(fresh_app, "Kit", make_consent("f", ["door"])).id
     enroll(fresh_app, kit, [data / "people/kit_harington/1.jpg"])
-    identify(fresh_app, scene, "door")  # loads the index and writes the first snapshot
+    identify(fresh_app, data / "scenes/kit_with_rose.jpg", "door")  # first snapshot
     snapshot = (fresh_app.home / CACHE_FILE).read_bytes()
     rose = add_subject(fresh_app, "Rose", make_consent("f", ["door"])).id
     enroll(fresh_app, rose, [data / "people/rose_leslie/1.jpg", data / "people/rose_leslie/2.jpg"])
@@ -86,51 +106,33 @@ def test_enrolments_are_journalled_not_rewritten(fresh_app: Visage, data: Path) 
         assert _embedding(fresh_app, data / photo)[:64] not in journal
     assert rose.encode() not in journal
 
-    other = Visage(fresh_app.settings)
-    other._analyzer = fresh_app.analyzer
-    gallery = other.gallery
-    names = {c.name for f in identify(other, scene, "door").faces for c in f.candidates}
-    assert names == {"Kit", "Rose"}
-    assert gallery._load_cache(gallery._current_version()) is not None  # replayed, no rebuild
+    other = _other_process(fresh_app)
+    assert _names_seen(other, data) == {"Kit", "Rose"}
+    assert other.gallery._load_cache(other.gallery._current_version()) is not None  # replayed
     other.close()
 
 
 def test_a_torn_or_tampered_journal_means_a_rebuild(fresh_app: Visage, data: Path) -> None:
-    scene = data / "scenes/kit_with_rose.jpg"
-    kit = add_subject(fresh_app, "Kit", make_consent("f", ["door"])).id
-    enroll(fresh_app, kit, [data / "people/kit_harington/1.jpg"])
-    identify(fresh_app, scene, "door")
-    rose = add_subject(fresh_app, "Rose", make_consent("f", ["door"])).id
-    enroll(fresh_app, rose, [data / "people/rose_leslie/1.jpg"])
+    _kit_then_rose(fresh_app, data)
     journal, cache = fresh_app.home / JOURNAL_FILE, fresh_app.home / CACHE_FILE
     whole, snapshot = journal.read_bytes(), cache.read_bytes()
     for damaged in (whole[:-10], whole[:20] + bytes([whole[20] ^ 1]) + whole[21:]):
         journal.write_bytes(damaged)
         cache.write_bytes(snapshot)  # the rebuild of the previous round replaced it
-        other = Visage(fresh_app.settings)
-        other._analyzer = fresh_app.analyzer
+        other = _other_process(fresh_app)
         assert other.gallery._load_cache(other.gallery._current_version()) is None
-        names = {c.name for f in identify(other, scene, "door").faces for c in f.candidates}
-        assert names == {"Kit", "Rose"}  # rebuilt from the store
+        assert _names_seen(other, data) == {"Kit", "Rose"}  # rebuilt from the store
         other.close()
 
 
 def test_erasure_drops_the_journal_and_the_subject(fresh_app: Visage, data: Path) -> None:
-    scene = data / "scenes/kit_with_rose.jpg"
-    kit = add_subject(fresh_app, "Kit", make_consent("f", ["door"])).id
-    enroll(fresh_app, kit, [data / "people/kit_harington/1.jpg"])
-    identify(fresh_app, scene, "door")
-    rose = add_subject(fresh_app, "Rose", make_consent("f", ["door"])).id
-    enroll(fresh_app, rose, [data / "people/rose_leslie/1.jpg"])
+    _, rose = _kit_then_rose(fresh_app, data)
     old_journal = (fresh_app.home / JOURNAL_FILE).read_bytes()
     erase(fresh_app, rose)
     assert not (fresh_app.home / JOURNAL_FILE).exists()
-    names = {c.name for f in identify(fresh_app, scene, "door").faces for c in f.candidates}
-    assert names == {"Kit"}
+    assert _names_seen(fresh_app, data) == {"Kit"}
     # A copy of the old journal put back can't be opened: the index key was replaced.
     (fresh_app.home / JOURNAL_FILE).write_bytes(old_journal)
-    other = Visage(fresh_app.settings)
-    other._analyzer = fresh_app.analyzer
-    names = {c.name for f in identify(other, scene, "door").faces for c in f.candidates}
-    assert names == {"Kit"}
+    other = _other_process(fresh_app)
+    assert _names_seen(other, data) == {"Kit"}
     other.close()
