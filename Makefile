@@ -53,6 +53,7 @@ bench: bench-setup
 	$(PY) bench/detector.py
 	$(PY) bench/endtoend.py
 	$(PY) bench/anonymize.py
+	$(PY) bench/eligibility.py
 	$(VENV)/bin/visage bench search --gallery 10000
 	$(VENV)/bin/visage bench search --gallery 100000
 	$(VENV)/bin/visage bench search --gallery 1000000

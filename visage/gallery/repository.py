@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from visage.errors import ConsentError, NotFoundError
-from visage.governance.consent import ConsentRecord
+from visage.governance.consent import ConsentRecord, consent_in_force, normalise_purpose
 from visage.store import crypto
 from visage.store.keyring import KeyDestroyedError, Keyring
 from visage.store.meta import get_meta, put_meta
@@ -181,12 +181,23 @@ def all_templates(
 
 
 def eligible_subjects(session: Session, purpose: str, at: datetime | None = None) -> dict[str, str]:
-    """Ids and names of subjects whose valid consent covers ``purpose``."""
-    stmt = select(SubjectRow).options(selectinload(SubjectRow.consents))
+    """Ids and names of subjects whose valid consent covers ``purpose``.
+
+    Runs before every 1:N search, so it reads plain columns rather than ORM objects (at
+    10,000 subjects: 0.55 s with objects and their consents loaded, see docs/performance.md).
+    """
+    wanted = normalise_purpose(purpose)
+    stmt = select(
+        SubjectRow.id,
+        SubjectRow.name,
+        ConsentRow.purposes,
+        ConsentRow.withdrawn_at,
+        ConsentRow.expires_on,
+    ).join(ConsentRow, ConsentRow.subject_id == SubjectRow.id)
     return {
-        s.id: s.name
-        for s in session.scalars(stmt)
-        if any(consent_of(c).covers(purpose, at) for c in s.consents)
+        sid: name
+        for sid, name, purposes, withdrawn_at, expires_on in session.execute(stmt)
+        if wanted in purposes and consent_in_force(withdrawn_at, expires_on, at)
     }
 
 

@@ -34,6 +34,17 @@ def normalise_purpose(purpose: str) -> str:
     return p
 
 
+def consent_in_force(
+    withdrawn_at: datetime | None, expires_on: date | None, at: datetime | None = None
+) -> bool:
+    """Whether a consent with these dates is in force at ``at`` (now by default): not yet
+    withdrawn, and ``expires_on`` (its last day) not passed."""
+    now = at or datetime.now(UTC)
+    if withdrawn_at is not None and withdrawn_at <= now:
+        return False
+    return expires_on is None or now.date() <= expires_on
+
+
 class ConsentRecord(BaseModel):
     """What a subject agreed to. ``reference`` points at the signed form or other proof."""
 
@@ -59,10 +70,7 @@ class ConsentRecord(BaseModel):
         return tuple(dict.fromkeys(normalise_purpose(p) for p in value))
 
     def is_valid(self, at: datetime | None = None) -> bool:
-        now = at or datetime.now(UTC)
-        if self.withdrawn_at is not None and self.withdrawn_at <= now:
-            return False
-        return self.expires_on is None or now.date() <= self.expires_on
+        return consent_in_force(self.withdrawn_at, self.expires_on, at)
 
     def covers(self, purpose: str, at: datetime | None = None) -> bool:
         return self.is_valid(at) and normalise_purpose(purpose) in self.purposes
