@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from visage.config import Settings
 from visage.errors import MasterKeyError
+from visage.gallery.eligibility import EligibilityCache
 from visage.gallery.live import LiveGallery, discard_cache
 from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.governance import audit, signing
@@ -41,6 +42,8 @@ class Visage:
         self._master: bytes | None = None
         self._gallery: LiveGallery | None = None
         self._signer: signing.Signer | None = None
+        self.eligibility = EligibilityCache()
+        """Who may be matched for a purpose: ``app.eligibility.get(session, purpose)``."""
         s = self.settings
         self.notifier = Notifier(s.webhook_urls, s.webhook_secret, s.mqtt_url, s.mqtt_topic)
 

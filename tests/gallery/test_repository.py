@@ -36,9 +36,9 @@ def test_eligible_subjects_follow_every_consent_rule(fresh_app: Visage) -> None:
             for extra in consents[1:]:
                 repo.add_consent(session, ids[name], extra)
     with fresh_app.store.session() as session:
-        door = repo.eligible_subjects(session, "DOOR")
-        payroll = repo.eligible_subjects(session, "payroll")
-        in_a_week = repo.eligible_subjects(session, "door", at=now + timedelta(days=7))
+        door = repo.eligibility(session, "DOOR").subjects
+        payroll = repo.eligibility(session, "payroll").subjects
+        in_a_week = repo.eligibility(session, "door", at=now + timedelta(days=7)).subjects
     assert set(door.values()) == {
         "door",
         "last day today",

@@ -30,4 +30,4 @@ def test_migrate_is_idempotent_and_pragmas_are_set(tmp_path: Path) -> None:
     store.close()
     with sqlite3.connect(tmp_path / "visage.db") as db:
         version = db.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == ("0004",)
+    assert version == ("0005",)

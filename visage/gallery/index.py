@@ -65,6 +65,8 @@ class _Labels:
         self.ids_of: dict[str, list[int]] = {}
         self.next_id = 0
         self.max_per_label = 0
+        self._version = 0
+        self._memo: tuple[frozenset[str], int, NDArray[np.bool_]] | None = None
 
     def assign(self, labels: Sequence[str]) -> NDArray[np.int64]:
         out = np.arange(self.next_id, self.next_id + len(labels), dtype=np.int64)
@@ -74,6 +76,7 @@ class _Labels:
             rows.append(i)
             self.max_per_label = max(self.max_per_label, len(rows))
         self.next_id += len(labels)
+        self._version += 1
         return out
 
     def drop(self, label: str) -> list[int]:
@@ -82,13 +85,24 @@ class _Labels:
             del self.by_id[i]
         if ids and len(ids) == self.max_per_label:
             self.max_per_label = max((len(v) for v in self.ids_of.values()), default=0)
+        self._version += 1
         return ids
 
     def mask_for(self, labels: Collection[str]) -> NDArray[np.bool_]:
-        """A membership table indexed by row id: True for the rows of ``labels``."""
+        """A membership table indexed by row id: True for the rows of ``labels``; read-only.
+
+        The last table made for a frozenset is kept while no row changes: the eligible
+        subjects of a purpose come as the same frozenset search after search
+        (:mod:`visage.gallery.eligibility`), and building the table walks every label.
+        """
+        memo = self._memo
+        if memo is not None and memo[0] is labels and memo[1] == self._version:
+            return memo[2]
         mask = np.zeros(self.next_id, bool)
         ids = [i for lab in labels for i in self.ids_of.get(lab, ())]
         mask[np.asarray(ids, np.int64)] = True
+        if isinstance(labels, frozenset):
+            self._memo = (labels, self._version, mask)
         return mask
 
 

@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from visage.app import Visage
 from visage.errors import InputError
-from visage.gallery import repository as repo
 from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
 from visage.governance.consent import normalise_purpose
@@ -51,7 +50,7 @@ def _recogniser(app: Visage, purpose: str) -> tuple[Recognise, set[str]]:
     if refusal is not None:
         raise GateError(refusal)
     with app.store.session() as session:
-        eligible = repo.eligible_subjects(session, purpose)
+        eligible = app.eligibility.get(session, purpose).ids
     seen: set[str] = set()
 
     def recognise(
@@ -60,7 +59,7 @@ def _recogniser(app: Visage, purpose: str) -> tuple[Recognise, set[str]]:
         face = app.analyzer.describe(pixels, [det])[0]
         if face.embedding is None or not eligible:
             return None
-        hits = app.gallery.search(face.embedding[None, :], 1, allowed=eligible.keys())[0]
+        hits = app.gallery.search(face.embedding[None, :], 1, allowed=eligible)[0]
         if hits and (score := calibrate(hits[0].cosine)) >= app.threshold:
             seen.add(hits[0].label)
             return hits[0].label, score

@@ -87,15 +87,16 @@ def identify(
     watchlist = profile.is_watchlist(purpose)
     loaded = app.load_image(image)
     with app.store.session() as session:
-        eligible = repo.eligible_subjects(session, purpose)
+        eligible = app.eligibility.get(session, purpose)
+    names = eligible.subjects
     faces = app.analyzer.analyze(loaded.pixels)
     out: list[IdentifiedFace] = []
     if faces:
         queries = np.vstack([f.embedding for f in faces if f.embedding is not None])
-        hits = app.gallery.search(queries, app.settings.top_k, allowed=eligible.keys())
+        hits = app.gallery.search(queries, app.settings.top_k, allowed=eligible.ids)
         for face, face_hits in zip(faces, hits, strict=True):
             candidates = [
-                Candidate(subject_id=h.label, name=eligible[h.label], score=round(score, 4))
+                Candidate(subject_id=h.label, name=names[h.label], score=round(score, 4))
                 for h in face_hits
                 if (score := calibrate(h.cosine)) >= app.threshold
             ]

@@ -98,24 +98,22 @@ class _Session:
         self.watchlist = get_profile(app).is_watchlist(purpose)
         self.best: dict[int, _Best] = {}
         self.events: list[WatchEvent] = []
-        self._refresh_eligible()
 
-    def _refresh_eligible(self) -> None:
+    def _eligible(self) -> frozenset[str]:
+        """Checked for every face: a withdrawal takes effect on the next face seen."""
         with self.app.store.session() as session:
-            self.eligible = repo.eligible_subjects(session, self.purpose)
-        self._eligible_at = time.monotonic()
+            return self.app.eligibility.get(session, self.purpose).ids
 
     def recognise(
         self, pixels: RGBImage, det: Detection, track: Track, frame: list[Detection]
     ) -> tuple[str, float] | None:
-        if time.monotonic() - self._eligible_at > 30:  # consent may have changed
-            self._refresh_eligible()
-        if not self.eligible:
+        eligible = self._eligible()
+        if not eligible:
             return None
         face: Face = self.app.analyzer.describe(pixels, [det])[0]
         if face.embedding is None:
             return None
-        hits = self.app.gallery.search(face.embedding[None, :], 1, allowed=self.eligible.keys())[0]
+        hits = self.app.gallery.search(face.embedding[None, :], 1, allowed=eligible)[0]
         if not hits or (score := calibrate(hits[0].cosine)) < self.app.threshold:
             return None  # a bystander: nothing of this face outlives the call
         probe = None
