@@ -1,7 +1,7 @@
 """Who may be matched for a purpose, cached per purpose and checked on every use.
 
 Computing it reads every consent (about 50 ms at 10,000 subjects), and it is needed before
-every 1:N search and, on a camera, every frame. An answer is reused only while the
+every 1:N search and, on a camera, for every face. An answer is reused only while the
 database's consent token is the one it was computed under (the token is re-stamped by
 triggers on any change of subjects or consents, from any process) and time alone has not
 changed it (a consent's last day ended, a dated withdrawal arrived): one small read instead
