@@ -31,3 +31,31 @@ def test_migrate_is_idempotent_and_pragmas_are_set(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "visage.db") as db:
         version = db.execute("SELECT version_num FROM alembic_version").fetchone()
     assert version == ("0005",)
+
+
+def test_consent_token_triggers_come_and_go_with_their_migration(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from visage.store.db import _MIGRATIONS
+
+    def triggers() -> set[str]:
+        with sqlite3.connect(tmp_path / "visage.db") as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            return {name for (name,) in rows}
+
+    store = open_store(tmp_path, create=True)
+    assert triggers() == {
+        f"{table}_{event}_stamp"
+        for table in ("subjects", "consents")
+        for event in ("insert", "update", "delete")
+    }
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    assert triggers() == set()
+    store.close()
+    open_store(tmp_path, create=False).close()  # upgrades again
+    assert len(triggers()) == 6
