@@ -60,6 +60,8 @@ class SubjectRow(Base):
     __tablename__ = "subjects"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    name_index: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     consents: Mapped[list[ConsentRow]] = relationship(
         back_populates="subject", cascade="all, delete-orphan", order_by="ConsentRow.granted_at"
@@ -78,6 +80,8 @@ class ConsentRow(Base):
         ForeignKey("subjects.id", ondelete="CASCADE"), index=True
     )
     reference: Mapped[str] = mapped_column(String(200))
+    reference_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    reference_index: Mapped[str | None] = mapped_column(String(64), nullable=True)
     purposes: Mapped[list[str]] = mapped_column(JSON)
     legal_basis: Mapped[str] = mapped_column(String(64))
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -107,6 +111,7 @@ class ApiKeyRow(Base):
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     purposes: Mapped[list[str]] = mapped_column(JSON)
@@ -140,6 +145,31 @@ class AuditCheckpointRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditPurgeRow(Base):
+    """A signed marker: entries before ``before_seq`` were purged at ``at`` under ``rule``;
+    ``anchor_hash`` is the hash of entry ``before_seq - 1`` the chain continues from."""
+
+    __tablename__ = "audit_purges"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    before_seq: Mapped[int] = mapped_column(Integer)
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rule: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ErasureIntentRow(Base):
+    """An erasure recorded before the subject's key is destroyed. Only a subject with such
+    a record may have their erasure finished after a crash; a missing key file without
+    one is an error (unmounted volume, restore in the wrong order), never an erasure."""
+
+    __tablename__ = "erasure_intents"
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
 
 
 class EventRow(Base):
@@ -180,6 +210,8 @@ class ReviewRow(Base):
     probe: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    requested_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    requester_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decisions: Mapped[list[ReviewDecisionRow]] = relationship(
         back_populates="review", cascade="all, delete-orphan", order_by="ReviewDecisionRow.at"
     )
@@ -203,6 +235,7 @@ class CameraRow(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     source: Mapped[str] = mapped_column(String(1000))
+    source_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     purpose: Mapped[str] = mapped_column(String(64))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
