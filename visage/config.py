@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import platformdirs
 from pydantic import Field
@@ -14,9 +17,39 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from visage.errors import VisageError
+
 CONFIG_ENV = "VISAGE_CONFIG"
-"""Path of a TOML settings file (default: ``visage.toml`` in the working directory, if any).
-Keys are the field names below; environment variables override the file."""
+"""Path of a TOML settings file. Keys are the field names below; environment variables
+override the file. Only this path is read: a ``visage.toml`` lying in whatever directory the
+command happens to run from is ignored, so nobody can change thresholds or the data
+directory by dropping a file where an operator works."""
+
+SECRET_FIELDS = frozenset({"master_key", "webhook_secret"})
+"""Settings shown only as ``***`` (set) or ``null`` (unset) by :meth:`Settings.masked`."""
+
+
+_SECRET_QUERY_KEYS = re.compile(r"(pass|pwd|token|auth|key|secret|sig|credential)", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its userinfo and the values of query parameters that
+    look like credentials (password, pwd, token, auth, key, secret, ...) replaced by
+    ``***``. Used wherever a configured or user-given URL is shown back."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = "&".join(
+        f"{k}=***" if _SECRET_QUERY_KEYS.search(k) else (f"{k}={v}" if v else k)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def default_home() -> Path:
@@ -28,7 +61,7 @@ class Settings(BaseSettings):
     """Every knob of a Visage installation. Each field says its default and what it trades.
 
     Sources, strongest first: constructor arguments, ``VISAGE_*`` environment variables, the
-    TOML file named by ``VISAGE_CONFIG`` (or ``./visage.toml``), the defaults.
+    TOML file named by ``VISAGE_CONFIG`` (if set), the defaults.
     """
 
     model_config = SettingsConfigDict(env_prefix="VISAGE_", extra="forbid", frozen=True)
@@ -42,8 +75,28 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get(CONFIG_ENV, "visage.toml"))
+        named = os.environ.get(CONFIG_ENV)
+        if not named:
+            return (init_settings, env_settings)
+        toml_file = Path(named)
+        if not toml_file.is_file():
+            raise VisageError(f"{CONFIG_ENV} names {toml_file}, which is not a file")
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as JSON-ready data, secrets masked: the master key and
+        webhook secret as ``***``, passwords and tokens inside URLs replaced by ``***``."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if name in SECRET_FIELDS:
+                out[name] = None if value is None else "***"
+            elif isinstance(value, str) and "://" in value:
+                out[name] = mask_url(value)
+            elif isinstance(value, list):
+                out[name] = [mask_url(v) if isinstance(v, str) else v for v in value]
+            else:
+                out[name] = value
+        return out
 
     home: Path = Field(
         default_factory=default_home,
@@ -111,6 +164,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Sign the audit chain's head every this many entries (the server also "
         "signs it on every scheduler run).",
+    )
+    identify_rate_limit_law_enforcement_per_minute: int = Field(
+        default=6,
+        ge=1,
+        description="With a law-enforcement operator in a publicly accessible space: at most "
+        "this many 1:N searches a minute per caller (API key or local user), counted from "
+        "the audit log, so that a camera's frames sent one by one are not live "
+        "identification.",
     )
     retention_events_days: int = Field(
         default=90, ge=1, description="Match events older than this many days are deleted."

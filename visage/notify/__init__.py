@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from visage.notify.webhooks import WebhookSender
+from visage.notify.webhooks import WebhookSender, envelope
 
 
 class Notifier:
@@ -22,19 +22,22 @@ class Notifier:
         self._mqtt: Any = None
 
     def send(self, kind: str, payload: dict[str, Any]) -> None:
-        self.webhooks.send(kind, payload)
+        """One message, with the same ``id`` and ``sent_at`` on every channel."""
+        message = envelope(kind, payload)
+        self.webhooks.send(kind, message)
         if self._mqtt_url:
             if self._mqtt is None:
                 from visage.notify.mqtt import MqttPublisher
 
                 self._mqtt = MqttPublisher(self._mqtt_url, self._mqtt_topic)
-            self._mqtt.send(kind, payload)
+            self._mqtt.send(kind, message)
 
     def flush(self, timeout_s: float = 10.0) -> None:
         self.webhooks.flush(timeout_s)
 
     def close(self) -> None:
         self.flush(5.0)
+        self.webhooks.close()
         if self._mqtt is not None:
             self._mqtt.close()
             self._mqtt = None

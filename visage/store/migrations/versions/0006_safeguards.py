@@ -30,9 +30,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "api_keys", sa.Column("owner", sa.String(200), nullable=False, server_default="")
-    )
+    op.add_column("api_keys", sa.Column("owner", sa.String(200), nullable=False, server_default=""))
     op.add_column("reviews", sa.Column("requested_by", sa.String(64), nullable=True))
     op.add_column("reviews", sa.Column("requester_owner", sa.String(200), nullable=True))
     op.create_table(
