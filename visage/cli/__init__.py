@@ -3,6 +3,7 @@
 from visage.cli import commands as commands
 from visage.cli import governance as governance
 from visage.cli import media as media
+from visage.cli import settings as settings
 from visage.cli._base import app
 
 __all__ = ["app", "main"]
