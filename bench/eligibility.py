@@ -4,7 +4,7 @@ Fills a scratch data dir with N subjects (one consent each, a tenth of them for 
 purpose), then times ``gallery.repository.eligibility`` — plain columns, one pass —
 and the per-purpose cache in front of it (``gallery.eligibility``: one read of the consent
 token while nothing changed), against the ORM way it replaced (subjects loaded as objects
-with their consents, each consent checked by ``ConsentRecord.covers``), in this process.
+with their consents, each consent checked by ``consent_in_force``), in this process.
 All three must agree.
 
     python bench/eligibility.py [--subjects 10000] [--json]
@@ -23,24 +23,28 @@ from sqlalchemy.orm import selectinload
 from visage.app import Visage
 from visage.config import Settings
 from visage.gallery import repository as repo
+from visage.governance.consent import consent_in_force
 from visage.store.schema import SubjectRow
 from visage.usecases.setup import init
 from visage.usecases.subjects import make_consent
 
 
-def orm_eligible(app: Visage, purpose: str) -> dict[str, str]:
+def orm_eligible(app: Visage, purpose: str) -> set[str]:
     with app.store.session() as session:
         stmt = select(SubjectRow).options(selectinload(SubjectRow.consents))
         return {
-            s.id: s.name
+            s.id
             for s in session.scalars(stmt)
-            if any(repo.consent_of(c).covers(purpose) for c in s.consents)
+            if any(
+                purpose in c.purposes and consent_in_force(c.withdrawn_at, c.expires_on)
+                for c in s.consents
+            )
         }
 
 
-def lean_eligible(app: Visage, purpose: str) -> dict[str, str]:
+def lean_eligible(app: Visage, purpose: str) -> set[str]:
     with app.store.session() as session:
-        return dict(repo.eligibility(session, purpose).subjects)
+        return set(repo.eligibility(session, purpose).ids)
 
 
 def cached_eligible(app: Visage, purpose: str) -> frozenset[str]:
@@ -78,7 +82,7 @@ def main() -> None:
         args.json,
         [
             ("subjects", f"{args.subjects:,}"),
-            ("ORM objects + ConsentRecord", f"{orm_s * 1000:.1f} ms"),
+            ("ORM objects, consent_in_force", f"{orm_s * 1000:.1f} ms"),
             ("Visage (plain columns)", f"{lean_s * 1000:.1f} ms"),
             ("Visage, cached (token unchanged)", f"{cached_s * 1000:.2f} ms"),
             ("speed-up (scan, cached)", f"{orm_s / lean_s:.1f}x, {orm_s / cached_s:.0f}x"),

@@ -2,16 +2,21 @@
 
 Everything that reads or writes template bytes goes through here, so that plaintext
 embeddings exist only in memory, and only for subjects whose consent covers the purpose.
+
+Names and consent references are sealed like templates, under the subject's data key
+(``subjects.name_sealed``, ``consents.reference_sealed``); the plaintext columns hold only
+``""``. Once the key is destroyed, no copy of the database, backups included, says who the
+person was. An exact name or reference is found through a keyed blind index
+(``name_index``, ``reference_index``: HMAC under a key derived from the master key). Every
+reader goes through :func:`subject_name` and :func:`consent_reference`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 from visage.errors import ConsentError, NotFoundError
 from visage.governance.consent import ConsentRecord, consent_in_force, normalise_purpose
 from visage.store import crypto
-from visage.store.keyring import KeyDestroyedError, Keyring
+from visage.store.keyring import NAME_INDEX, REFERENCE_INDEX, KeyDestroyedError, Keyring
 from visage.store.meta import get_meta, put_meta
 from visage.store.schema import ConsentRow, SubjectRow, TemplateRow
 
@@ -34,9 +39,60 @@ def _aad(subject_id: str, template_id: str, model_id: str) -> bytes:
     return f"template:{subject_id}:{template_id}:{model_id}".encode()
 
 
-def consent_of(row: ConsentRow) -> ConsentRecord:
+SEALED = ""
+"""What the plaintext ``name`` and ``reference`` columns hold once sealed."""
+
+
+def _name_aad(subject_id: str) -> bytes:
+    return f"subject-name:{subject_id}".encode()
+
+
+def _reference_aad(subject_id: str, consent_id: str) -> bytes:
+    return f"consent-reference:{subject_id}:{consent_id}".encode()
+
+
+def subject_name(keys: Keyring, row: SubjectRow) -> str:
+    """The subject's name, opened in memory. ``""`` once their key is destroyed (an erasure
+    in progress); the plaintext column only for a row not yet sealed."""
+    if row.name_sealed is None:
+        return row.name
+    try:
+        key = keys.get(row.id)
+    except KeyDestroyedError:
+        return ""
+    return crypto.open_sealed(key, row.name_sealed, _name_aad(row.id)).decode()
+
+
+def consent_reference(keys: Keyring, row: ConsentRow) -> str:
+    """The consent record's reference (proof of consent), opened in memory."""
+    if row.reference_sealed is None:
+        return row.reference
+    try:
+        key = keys.get(row.subject_id)
+    except KeyDestroyedError:
+        return ""
+    return crypto.open_sealed(
+        key, row.reference_sealed, _reference_aad(row.subject_id, row.id)
+    ).decode()
+
+
+def _seal_name(keys: Keyring, key: bytes, row: SubjectRow, name: str) -> None:
+    row.name = SEALED
+    row.name_sealed = crypto.seal(key, name.encode(), _name_aad(row.id))
+    row.name_index = keys.blind(NAME_INDEX, name)
+
+
+def _seal_reference(keys: Keyring, key: bytes, row: ConsentRow, reference: str) -> None:
+    row.reference = SEALED
+    row.reference_sealed = crypto.seal(
+        key, reference.encode(), _reference_aad(row.subject_id, row.id)
+    )
+    row.reference_index = keys.blind(REFERENCE_INDEX, reference)
+
+
+def consent_of(keys: Keyring, row: ConsentRow) -> ConsentRecord:
     return ConsentRecord(
-        reference=row.reference,
+        reference=consent_reference(keys, row),
         purposes=tuple(row.purposes),
         legal_basis=row.legal_basis,  # type: ignore[arg-type]
         granted_at=row.granted_at,
@@ -51,24 +107,27 @@ def create_subject(session: Session, keys: Keyring, name: str, consent: ConsentR
     name = name.strip()
     if not name:
         raise ConsentError("a subject needs a name")
-    subject = SubjectRow(id=new_id(), name=name, created_at=datetime.now(UTC))
-    keys.create(subject.id)
-    subject.consents.append(_consent_row(consent))
+    subject = SubjectRow(id=new_id(), created_at=datetime.now(UTC))
+    key = keys.create(subject.id)
+    _seal_name(keys, key, subject, name)
+    subject.consents.append(_consent_row(keys, key, subject.id, consent))
     session.add(subject)
     session.flush()
     return subject.id
 
 
-def _consent_row(consent: ConsentRecord) -> ConsentRow:
-    return ConsentRow(
+def _consent_row(keys: Keyring, key: bytes, subject_id: str, consent: ConsentRecord) -> ConsentRow:
+    row = ConsentRow(
         id=new_id(),
-        reference=consent.reference,
+        subject_id=subject_id,
         purposes=list(consent.purposes),
         legal_basis=consent.legal_basis.value,
         granted_at=consent.granted_at,
         expires_on=consent.expires_on,
         withdrawn_at=consent.withdrawn_at,
     )
+    _seal_reference(keys, key, row, consent.reference)
+    return row
 
 
 def get_subject(session: Session, subject_id: str) -> SubjectRow:
@@ -97,8 +156,27 @@ def list_subjects(session: Session) -> list[tuple[SubjectRow, int]]:
     return [(row, int(n)) for row, n in session.execute(stmt).all()]
 
 
+def find_by_name(session: Session, keys: Keyring, name: str) -> list[str]:
+    """Ids of the subjects with exactly this name (after normalisation: case, spaces), found
+    through the blind index without opening any name."""
+    stmt = (
+        select(SubjectRow.id)
+        .where(SubjectRow.name_index == keys.blind(NAME_INDEX, name))
+        .order_by(SubjectRow.created_at)
+    )
+    return list(session.scalars(stmt))
+
+
+def subject_names(session: Session, keys: Keyring, subject_ids: set[str]) -> dict[str, str]:
+    """Names of a few subjects (the candidates of a search), opened in memory."""
+    if not subject_ids:
+        return {}
+    rows = session.scalars(select(SubjectRow).where(SubjectRow.id.in_(subject_ids)))
+    return {row.id: subject_name(keys, row) for row in rows}
+
+
 def has_valid_consent(subject: SubjectRow, at: datetime | None = None) -> bool:
-    return any(consent_of(c).is_valid(at) for c in subject.consents)
+    return any(consent_in_force(c.withdrawn_at, c.expires_on, at) for c in subject.consents)
 
 
 def add_template(
@@ -192,9 +270,8 @@ CONSENT_TOKEN = "consent_token"
 class Eligibility:
     """Who may be matched for a purpose, and until when that answer holds."""
 
-    subjects: Mapping[str, str]
-    """Subject id -> name, read-only."""
     ids: frozenset[str]
+    """The subjects' ids (names are sealed: see :func:`subject_names`)."""
     token: bytes | None
     """The consent token this was computed under; any change of consent replaces it."""
     at: datetime
@@ -214,27 +291,27 @@ def eligibility(session: Session, purpose: str, at: datetime | None = None) -> E
     wanted = normalise_purpose(purpose)
     token = get_meta(session, CONSENT_TOKEN)
     stmt = select(
-        SubjectRow.id,
-        SubjectRow.name,
+        ConsentRow.subject_id,
         ConsentRow.purposes,
         ConsentRow.withdrawn_at,
         ConsentRow.expires_on,
-    ).join(ConsentRow, ConsentRow.subject_id == SubjectRow.id)
-    subjects: dict[str, str] = {}
+    )
+    subjects: set[str] = set()
     until = datetime.combine(now.date() + timedelta(days=1), time(), UTC)
-    for sid, name, purposes, withdrawn_at, expires_on in session.execute(stmt):
+    for sid, purposes, withdrawn_at, expires_on in session.execute(stmt):
         if wanted not in purposes:
             continue
         if consent_in_force(withdrawn_at, expires_on, now):
-            subjects[sid] = name
+            subjects.add(sid)
         if withdrawn_at is not None and withdrawn_at > now:
             until = min(until, withdrawn_at)
-    return Eligibility(MappingProxyType(subjects), frozenset(subjects), token, now, until)
+    return Eligibility(frozenset(subjects), token, now, until)
 
 
-def add_consent(session: Session, subject_id: str, consent: ConsentRecord) -> None:
+def add_consent(session: Session, keys: Keyring, subject_id: str, consent: ConsentRecord) -> None:
     subject = get_subject(session, subject_id)
-    subject.consents.append(_consent_row(consent))
+    key = keys.get(subject_id)
+    subject.consents.append(_consent_row(keys, key, subject_id, consent))
     session.flush()
 
 
@@ -264,8 +341,35 @@ def delete_template(session: Session, subject_id: str, template_id: str) -> int:
     return bump_gallery_version(session, f"-{template_id}")
 
 
-def rename_subject(session: Session, subject_id: str, name: str) -> None:
+def rename_subject(session: Session, keys: Keyring, subject_id: str, name: str) -> None:
     name = name.strip()
     if not name:
         raise ConsentError("a subject needs a name")
-    get_subject(session, subject_id).name = name
+    subject = get_subject(session, subject_id)
+    _seal_name(keys, keys.get(subject_id), subject, name)
+
+
+def seal_plaintext(session: Session, keys: Keyring) -> int:
+    """Upgrade step for a data directory written before names were sealed: seal every name
+    and consent reference still in clear and blank the plaintext column (idempotent: a
+    sealed row is not touched). A subject whose key is gone is left to the erasure that
+    destroyed it. Returns how many values were sealed."""
+    sealed = 0
+    subjects = list(session.scalars(select(SubjectRow).where(SubjectRow.name_sealed.is_(None))))
+    for subject in subjects:
+        try:
+            _seal_name(keys, keys.get(subject.id), subject, subject.name)
+        except KeyDestroyedError:
+            continue
+        sealed += 1
+    consents = list(
+        session.scalars(select(ConsentRow).where(ConsentRow.reference_sealed.is_(None)))
+    )
+    for consent in consents:
+        try:
+            _seal_reference(keys, keys.get(consent.subject_id), consent, consent.reference)
+        except KeyDestroyedError:
+            continue
+        sealed += 1
+    session.flush()
+    return sealed

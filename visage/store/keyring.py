@@ -15,16 +15,46 @@ A subject row whose key file is missing is, by definition, erased: an interrupte
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import time
+import unicodedata
 from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from visage.errors import VisageError
 from visage.store import crypto
 
 KEYS_DIR = "keys"
 _ID = re.compile(r"^[0-9a-f]{32}$|^_index$")
+
+NAME_INDEX = "visage-name-index"
+"""HKDF label of the key of ``subjects.name_index`` (blind index for exact name look-up)."""
+REFERENCE_INDEX = "visage-consent-reference-index"
+"""HKDF label of the key of ``consents.reference_index``."""
+REFERENCE_AUDIT = "visage-consent-reference-audit"
+"""HKDF label of the key that hashes consent references in audit entries."""
+
+
+def derive_key(master: bytes, label: str) -> bytes:
+    """A 256-bit key for one use, derived from the master key (HKDF-SHA256, ``label`` as
+    info): a blind index never uses the master key itself."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label.encode()).derive(master)
+
+
+def normalise_text(value: str) -> str:
+    """What a blind index hashes: NFKC, whitespace collapsed, case folded."""
+    return " ".join(unicodedata.normalize("NFKC", value).split()).casefold()
+
+
+def blind_index(key: bytes, value: str) -> str:
+    """HMAC-SHA256 of the normalised value, hex: equal values give equal indexes, and
+    without the key the index says nothing about the value."""
+    return hmac.new(key, normalise_text(value).encode(), hashlib.sha256).hexdigest()
 
 
 class KeyDestroyedError(VisageError):
@@ -106,6 +136,10 @@ class Keyring:
             return self.get(key_id)
         except KeyDestroyedError:
             return self.create(key_id)
+
+    def blind(self, label: str, value: str) -> str:
+        """:func:`blind_index` of ``value`` under the key derived for ``label``."""
+        return blind_index(derive_key(self._master, label), value)
 
     def subject_ids(self, older_than_s: float = 0.0) -> set[str]:
         """Ids with a key file (at least ``older_than_s`` old): to find orphans."""

@@ -3,8 +3,12 @@
 The zip holds ``subject.json`` (identity, consent records, template metadata — never the
 templates, which are meaningless outside this installation), ``events.json``,
 ``reviews.json``, ``audit.json`` (entries that name this subject's id) and
-``snapshots/<review id>.jpg``: the probe face crops kept for review, in which every other
+``snapshots/<review id>.jpg``: the probe face crops of confirmed matches, in which every other
 face was masked when they were taken.
+
+Only confirmed material goes in. A pending or rejected review item is a candidate that two
+people have not (or not yet) confirmed: its probe crop may show someone else, whom the
+requester has no right to see, so neither the item nor its crop is exported.
 """
 
 from __future__ import annotations
@@ -24,16 +28,16 @@ from visage.app import Visage
 from visage.governance import audit
 from visage.governance.audit import Actor
 from visage.governance.events import list_events
-from visage.governance.review import probe_of
+from visage.governance.review import Status, probe_of
 from visage.store.schema import ReviewRow
 from visage.usecases.subjects import show_subject
 
 README = """This archive answers a subject access request (GDPR Art. 15; law 09-08 Art. 7).
 subject.json  - the person as registered, consent records, template metadata
 events.json   - each time they were recognised (purpose, time, score, camera)
-reviews.json  - 1:N candidates put to two-person review, with the decisions
+reviews.json  - 1:N matches confirmed by two-person review, with the decisions
 audit.json    - audit log entries that refer to this subject (by id only)
-snapshots/    - probe face crops kept for review; all other faces were masked
+snapshots/    - probe face crops of confirmed matches; all other faces were masked
 Templates are not included: they are encrypted numbers usable only inside this system.
 """
 
@@ -89,7 +93,9 @@ def build_export(
             for e in list_events(session, subject_id=subject_id, limit=1_000_000)
         ]
         reviews, snapshots = [], {}
-        stmt = select(ReviewRow).where(ReviewRow.subject_id == subject_id)
+        stmt = select(ReviewRow).where(
+            ReviewRow.subject_id == subject_id, ReviewRow.status == Status.confirmed.value
+        )
         for r in session.scalars(stmt.order_by(ReviewRow.created_at)):
             reviews.append(
                 {
@@ -108,10 +114,19 @@ def build_export(
                 snapshots[f"snapshots/{r.id}.jpg"] = probe
         own: set[str] = {subject_id, *(str(r["id"]) for r in reviews)}
         own |= {str(e["id"]) for e in events}
+        unconfirmed = set(
+            session.scalars(
+                select(ReviewRow.id).where(
+                    ReviewRow.subject_id == subject_id,
+                    ReviewRow.status != Status.confirmed.value,
+                )
+            )
+        )
         entries = [
             {**e.model_dump(mode="json"), "details": _redact(e.details, own)}
             for e in audit.entries(session)
-            if e.subject_id == subject_id or subject_id in json.dumps(e.details)
+            if (e.subject_id == subject_id or subject_id in json.dumps(e.details))
+            and e.details.get("review_id") not in unconfirmed
         ]
     files: dict[str, bytes] = {
         "README.txt": README.encode(),

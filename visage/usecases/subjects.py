@@ -1,4 +1,9 @@
-"""Subjects and their consent records."""
+"""Subjects and their consent records.
+
+Names and consent references are sealed in the store (see :mod:`visage.gallery.repository`):
+they are opened here, in memory, for the person who asked, and never written to the audit
+log — a consent reference appears there only as a keyed hash.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from visage.errors import ConsentError, NotFoundError
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
 from visage.governance.consent import ConsentRecord, LegalBasis
+from visage.store.keyring import REFERENCE_AUDIT, Keyring
 from visage.store.schema import SubjectRow
 
 
@@ -93,17 +99,17 @@ def _audit_consent(
         actor or Actor.local(),
         operation,
         subject_id=subject_id,
-        consent_reference=consent.reference,
+        consent_reference_hash=app.keyring.blind(REFERENCE_AUDIT, consent.reference),
         purposes=list(consent.purposes),
         legal_basis=consent.legal_basis.value,
         expires_on=consent.expires_on,
     )
 
 
-def _consents(row: SubjectRow) -> list[ConsentOut]:
+def _consents(keys: Keyring, row: SubjectRow) -> list[ConsentOut]:
     out = []
     for c in row.consents:
-        record = repo.consent_of(c)
+        record = repo.consent_of(keys, c)
         out.append(
             ConsentOut(
                 reference=record.reference,
@@ -118,29 +124,35 @@ def _consents(row: SubjectRow) -> list[ConsentOut]:
     return out
 
 
-def list_subjects(app: Visage) -> list[SubjectOut]:
+def list_subjects(app: Visage, name: str | None = None) -> list[SubjectOut]:
+    """Every subject, names opened in memory; with ``name``, only those with exactly that
+    name (case and spacing aside), found through the blind index."""
+    keys = app.keyring
     with app.store.session() as session:
+        wanted = None if name is None else set(repo.find_by_name(session, keys, name))
         return [
             SubjectOut(
                 id=row.id,
-                name=row.name,
+                name=repo.subject_name(keys, row),
                 created_at=row.created_at,
                 templates=n,
-                consents=_consents(row),
+                consents=_consents(keys, row),
             )
             for row, n in repo.list_subjects(session)
+            if wanted is None or row.id in wanted
         ]
 
 
 def show_subject(app: Visage, subject_id: str) -> SubjectDetail:
+    keys = app.keyring
     with app.store.session() as session:
         row = repo.get_subject(session, subject_id)
         return SubjectDetail(
             id=row.id,
-            name=row.name,
+            name=repo.subject_name(keys, row),
             created_at=row.created_at,
             templates=len(row.templates),
-            consents=_consents(row),
+            consents=_consents(keys, row),
             template_list=[
                 TemplateOut(
                     id=t.id, model=t.model_id, quality=round(t.quality, 3), created_at=t.created_at
@@ -154,7 +166,7 @@ def add_consent(
     app: Visage, subject_id: str, consent: ConsentRecord, actor: Actor | None = None
 ) -> None:
     with app.store.session() as session:
-        repo.add_consent(session, subject_id, consent)
+        repo.add_consent(session, app.keyring, subject_id, consent)
         _audit_consent(app, session, actor, "consent.add", subject_id, consent)
 
 
@@ -174,7 +186,8 @@ def withdraw_consent(
     subject's templates are deleted at once and they vanish from searches."""
     with app.store.session() as session:
         subject = repo.get_subject(session, subject_id)
-        rows = [c for c in subject.consents if c.reference == reference]
+        keys = app.keyring
+        rows = [c for c in subject.consents if repo.consent_reference(keys, c) == reference]
         if not rows:
             raise NotFoundError(f"subject {subject_id} has no consent record {reference!r}")
         now = datetime.now(UTC)
@@ -191,7 +204,7 @@ def withdraw_consent(
             actor or Actor.local(),
             "consent.withdraw",
             subject_id=subject_id,
-            consent_reference=reference,
+            consent_reference_hash=keys.blind(REFERENCE_AUDIT, reference),
             templates_deleted=deleted,
         )
     if deleted:
@@ -219,7 +232,7 @@ def rename_subject(
     app: Visage, subject_id: str, name: str, actor: Actor | None = None
 ) -> SubjectDetail:
     with app.store.session() as session:
-        repo.rename_subject(session, subject_id, name)
+        repo.rename_subject(session, app.keyring, subject_id, name)
         # The audit entry says that the name changed, never what it is.
         app.audit(session, actor or Actor.local(), "subject.rename", subject_id=subject_id)
     return show_subject(app, subject_id)
