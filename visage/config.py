@@ -117,6 +117,18 @@ class Settings(BaseSettings):
         gt=0,
         description="Image files larger than this many bytes are refused without reading them.",
     )
+    rate_limit_per_minute: int = Field(
+        default=120,
+        ge=1,
+        description="Requests a minute per API key to the routes that run a model: detect, "
+        "verify and enrol share one budget, identify has its own of the same size (`visage "
+        "serve --identify-per-minute` overrides it). Over it: 429 with Retry-After.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve `/metrics` without a key; by default it needs an auditor or admin "
+        "key. Set only where the port is reachable by the scraper alone.",
+    )
     detect_threshold: float = Field(
         default=0.5,
         ge=0.05,

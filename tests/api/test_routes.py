@@ -205,10 +205,10 @@ def test_revoked_key_stops_working(client: TestClient, keys: dict[Role, str]) ->
     assert all("key" not in k for k in listed)
 
 
-def test_operations(client: TestClient) -> None:
+def test_operations(client: TestClient, keys: dict[Role, str]) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=auth(keys[Role.auditor])).text
     assert "visage_requests_total" in metrics
     assert "Joe" not in metrics and "Barack" not in metrics
     assert client.get("/openapi.json").json()["info"]["title"] == "Visage"

@@ -31,13 +31,16 @@ Errors are `application/problem+json` (RFC 9457)."""
 def create_app(
     core: Visage,
     *,
-    identify_per_minute: int = 120,
+    identify_per_minute: int | None = None,
+    model_per_minute: int | None = None,
     housekeeping: bool = True,
     watch_cameras: bool = True,
 ) -> FastAPI:
     """The API over ``core``. With ``housekeeping``, a thread runs retention and signs the
     audit head every ``retention_interval_minutes`` while the server runs; with
-    ``watch_cameras``, every enabled camera has a supervised watcher thread."""
+    ``watch_cameras``, every enabled camera has a supervised watcher thread. Per-key rate
+    limits: ``identify_per_minute`` for identify, ``model_per_minute`` shared by detect,
+    verify and enrol; both default to the setting ``rate_limit_per_minute``."""
     interval = core.settings.retention_interval_minutes * 60.0 if housekeeping else 0.0
     keeper = Housekeeping(core, interval)
     supervisor = CameraSupervisor(core) if watch_cameras else None
@@ -60,7 +63,12 @@ def create_app(
     app.state.housekeeping = keeper
     app.state.cameras = supervisor
     app.state.metrics = Metrics()
-    app.state.rate_limiter = RateLimiter(identify_per_minute)
+    per_minute = core.settings.rate_limit_per_minute
+    app.state.rate_limits = {
+        "identify": RateLimiter(identify_per_minute or per_minute, "identify"),
+        "model": RateLimiter(model_per_minute or per_minute, "model"),
+    }
+    app.state.rate_limiter = app.state.rate_limits["identify"]
     problems.install(app)
     for module in (recognition, subjects, reviews, audit, cameras, admin, health):
         app.include_router(module.router)

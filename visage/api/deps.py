@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -10,8 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from visage.api.problems import RateLimitedError
+from visage.api.uploads import read_form as read_form
+from visage.api.uploads import read_images as read_images
+from visage.api.uploads import read_upload as read_upload
 from visage.app import Visage
-from visage.errors import InputError, UploadTooLargeError
 from visage.governance.access import ForbiddenError, Principal, Role
 from visage.usecases import keys as keys_uc
 
@@ -55,9 +58,10 @@ Auditor = Annotated[Principal, Depends(require(Role.auditor, Role.admin))]
 class RateLimiter:
     """Token bucket per key: ``per_minute`` requests, bursts up to the same number."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, what: str = "model") -> None:
         self.rate = per_minute / 60.0
         self.capacity = float(per_minute)
+        self.what = what
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
@@ -68,38 +72,35 @@ class RateLimiter:
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
             if tokens < 1:
                 raise RateLimitedError(
-                    f"more than {int(self.capacity)} identify requests a "
-                    "minute for this key; slow down"
+                    f"more than {int(self.capacity)} {self.what} requests a "
+                    "minute for this key; slow down",
+                    retry_after=max(1, math.ceil((1 - tokens) / self.rate)),
                 )
             self._buckets[key_id] = (tokens - 1, now)
 
 
-async def read_upload(request: Request, field: str) -> bytes:
-    """An image from a multipart field or, for a single image, the raw request body.
-    The size limit is enforced while reading; the content is sniffed later, never trusted
-    from the filename or content type."""
-    core: Visage = request.app.state.core
-    limit = core.settings.max_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 1_000_000:
-        raise UploadTooLargeError(f"upload of {declared} bytes is more than the limit of {limit}")
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=4, max_fields=8)
-        item = form.get(field)
-        if item is None or isinstance(item, str):
-            raise InputError(f"multipart field '{field}' with an image file is required")
-        data = await item.read()
-    else:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise UploadTooLargeError(f"upload is more than the limit of {limit} bytes")
-            chunks.append(chunk)
-        data = b"".join(chunks)
-    if len(data) > limit:
-        raise UploadTooLargeError(f"upload of {len(data)} bytes is more than the limit of {limit}")
-    if not data:
-        raise InputError("empty upload (0 bytes)")
-    return data
+def rate_limited(kind: str) -> Callable[[Request, Principal], None]:
+    """A route dependency: one token from the caller's bucket of ``app.state.rate_limits``
+    [``kind``] (``identify``, or ``model`` shared by detect, verify and enrol), taken
+    before the body is read, so a refused request costs neither upload nor model."""
+
+    def take(request: Request, who: Annotated[Principal, Depends(principal)]) -> None:
+        limiters: dict[str, RateLimiter] = request.app.state.rate_limits
+        limiters[kind].take(who.key_id)
+
+    return take
+
+
+IdentifyRateLimit = Depends(rate_limited("identify"))
+ModelRateLimit = Depends(rate_limited("model"))
+
+
+def metrics_reader(
+    core: Core,
+    authorization: Annotated[str | None, Header(description="Bearer API key")] = None,
+    x_api_key: Annotated[str | None, Header(description="API key")] = None,
+) -> None:
+    """``/metrics`` needs an auditor or admin key, unless ``VISAGE_METRICS_PUBLIC=1``."""
+    if core.settings.metrics_public:
+        return
+    require(Role.auditor, Role.admin)(principal(core, authorization, x_api_key))

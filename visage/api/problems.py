@@ -69,17 +69,24 @@ PROBLEM_RESPONSES = documented(400, 401, 403, 404, 409, 410, 413, 422, 429, 503)
 
 
 class RateLimitedError(VisageError):
-    """Too many requests for this key."""
+    """Too many requests for this key; ``retry_after`` seconds until the next is allowed."""
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
-def problem(status: int, kind: str, title: str, detail: str) -> JSONResponse:
+def problem(
+    status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {
         "type": f"https://visage.local/problems/{kind}",
         "title": title,
         "status": status,
         "detail": detail,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -87,7 +94,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(VisageError)
     async def visage_error(_: Request, exc: VisageError) -> JSONResponse:
         if isinstance(exc, RateLimitedError):
-            return problem(429, "rate-limited", "Too many requests", exc.message)
+            retry = {"Retry-After": str(exc.retry_after)}
+            return problem(429, "rate-limited", "Too many requests", exc.message, retry)
         for cls, status, kind, title in _STATUS:
             if isinstance(exc, cls):
                 return problem(status, kind, title, exc.message)

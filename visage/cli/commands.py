@@ -345,9 +345,13 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     identify_per_minute: Annotated[
-        int,
-        typer.Option("--identify-per-minute", min=1, help="Rate limit of identify per API key."),
-    ] = 120,
+        int | None,
+        typer.Option(
+            "--identify-per-minute",
+            min=1,
+            help="Rate limit of identify per API key (default: VISAGE_RATE_LIMIT_PER_MINUTE).",
+        ),
+    ] = None,
 ) -> None:
     """Run the REST API. Creates the data dir if needed and prints a first admin key."""
     import logging

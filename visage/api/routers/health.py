@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import logging
+
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from visage.api.deps import Core
+from visage.api.deps import Core, metrics_reader
 from visage.api.problems import documented, problem
 
 router = APIRouter(tags=["operations"])
+
+log = logging.getLogger("visage.health")
 
 
 @router.get("/healthz", summary="The process is up")
@@ -30,12 +34,20 @@ async def readyz(core: Core) -> Response:
 
     try:
         await run_in_threadpool(check)
-    except Exception as exc:  # readiness reports, it does not raise
-        return problem(503, "not-ready", "Not ready", f"{type(exc).__name__}: {exc}")
+    except Exception:  # readiness reports, it does not raise
+        # The detail (paths, key errors) is for the server's log, not for any caller.
+        log.exception("not ready")
+        return problem(503, "not-ready", "Not ready", "not ready; the server log has the cause")
     return Response('{"status":"ready"}', media_type="application/json")
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (an auditor or admin key unless VISAGE_METRICS_PUBLIC=1)",
+    response_class=Response,
+    dependencies=[Depends(metrics_reader)],
+    responses=documented(401, 403),
+)
 def metrics(request: Request) -> Response:
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from visage.api.deps import Core, Operator, read_upload
+from visage.api.deps import (
+    Core,
+    IdentifyRateLimit,
+    ModelRateLimit,
+    Operator,
+    read_images,
+    read_upload,
+)
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.usecases import faces as faces_uc
 from visage.usecases import identify as identify_uc
@@ -45,12 +52,12 @@ Purpose = Annotated[
     response_model=identify_uc.IdentifyResult,
     openapi_extra=image_body("image"),
     summary="1:N: every face against consenting subjects for the purpose",
+    dependencies=[IdentifyRateLimit],
 )
 async def identify(
     request: Request, core: Core, who: Operator, purpose: Purpose
 ) -> identify_uc.IdentifyResult:
     purpose = who.require_purpose(purpose)
-    request.app.state.rate_limiter.take(who.key_id)
     data = await read_upload(request, "image")
     result = await run_in_threadpool(identify_uc.identify, core, data, purpose, who.actor)
     request.app.state.metrics.faces.inc(len(result.faces))
@@ -63,13 +70,13 @@ async def identify(
     response_model=verify_uc.VerifyResult,
     openapi_extra=image_body("image_a", "image_b"),
     summary="1:1: are the main faces of two images the same person?",
+    dependencies=[ModelRateLimit],
 )
 async def verify(
     request: Request, core: Core, who: Operator, purpose: Purpose
 ) -> verify_uc.VerifyResult:
     purpose = who.require_purpose(purpose)
-    a = await read_upload(request, "image_a")
-    b = await read_upload(request, "image_b")
+    a, b = await read_images(request, "image_a", "image_b")
     return await run_in_threadpool(verify_uc.verify, core, a, b, who.actor, purpose)
 
 
@@ -78,6 +85,7 @@ async def verify(
     response_model=faces_uc.DetectResult,
     openapi_extra=image_body("image"),
     summary="Faces: boxes, landmarks, quality",
+    dependencies=[ModelRateLimit],
 )
 async def detect(request: Request, core: Core, who: Operator) -> faces_uc.DetectResult:
     data = await read_upload(request, "image")

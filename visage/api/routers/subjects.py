@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from visage.api.deps import Core, Enroller, read_upload
+from visage.api.deps import Core, Enroller, ModelRateLimit, read_upload
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.api.routers.recognition import image_body
 from visage.governance.consent import LegalBasis
@@ -126,6 +126,7 @@ async def export_subject(subject_id: str, core: Core, who: Enroller) -> Response
     response_model=enroll_uc.EnrollReport,
     openapi_extra=image_body("image"),
     summary="Enrol one photo (one face)",
+    dependencies=[ModelRateLimit],
 )
 async def enroll(
     subject_id: str, request: Request, core: Core, who: Enroller
