@@ -10,28 +10,46 @@ its number and the previous entry's hash. Every ``checkpoint_every`` entries (an
 server's scheduler runs) the head of the chain is signed with an Ed25519 key kept outside the
 database (:mod:`visage.governance.signing`). Editing, deleting, inserting or reordering
 entries breaks the chain at the first bad entry; rewriting the whole chain from some point on
-no longer matches the signed checkpoints. Retention may drop the oldest entries, but only up
-to a checkpoint, which then anchors the first remaining entry.
+no longer matches the signed checkpoints.
+
+Completeness, not only integrity: each signed head is also written outside the database (the
+witness file, :mod:`visage.governance.witness`, and the webhooks), and ``verify`` requires the
+chain to reach it, so deleting the newest entries, or the whole log, is found. A checkpoint is
+due at every multiple of the interval in force (recorded in the meta table), so deleting
+checkpoints is found. Retention drops the oldest entries only up to a signed checkpoint and
+leaves a signed purge marker; a missing prefix without one is found. Everything is checked
+against the signing key pinned at ``init``, not whatever key file is on disk.
 """
 
 from __future__ import annotations
 
+import bisect
 import getpass
 import hashlib
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, event, func, select, text
 from sqlalchemy.orm import Session
 
+from visage.governance import signing
 from visage.governance.signing import Signer, verify_signature
-from visage.store.schema import AuditCheckpointRow, AuditEntryRow
+from visage.store.schema import AuditCheckpointRow, AuditEntryRow, AuditPurgeRow, Meta
 
 GENESIS = "0" * 64
+PIN_META = "audit_signing_key_sha256"
+"""Meta key: the fingerprint (SHA-256 of the raw public key) of the signing key pinned at init."""
+INTERVAL_META = "audit_checkpoint_every"
+"""Meta key: JSON ``[[from_seq, every], ...]``, the checkpoint interval in force over time."""
+_SIGNED = "visage.audit.signed_heads"
+"""``session.info`` key: heads signed in the open transaction, published once it commits."""
+
+log = logging.getLogger("visage.audit")
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,22 @@ class Checkpoint(BaseModel):
     signature: str
 
 
+class PurgeMarker(BaseModel):
+    """Signed: entries before ``before_seq`` were purged at ``at`` under ``rule``; the first
+    remaining entry follows ``anchor_hash``."""
+
+    before_seq: int
+    anchor_hash: str
+    at: datetime
+    rule: str
+    key_id: str
+    signature: str
+
+
+OnSigned = Callable[[Checkpoint], None]
+"""Called with each newly signed head once its transaction has committed (the witness)."""
+
+
 def _canonical(row: AuditEntryRow) -> bytes:
     body = {
         "seq": row.seq,
@@ -101,6 +135,25 @@ def checkpoint_message(seq: int, head: str, at: datetime) -> bytes:
     return f"visage-audit-checkpoint:v1:{seq}:{head}:{at.astimezone(UTC).isoformat()}".encode()
 
 
+def purge_message(before_seq: int, anchor: str, at: datetime, rule: str) -> bytes:
+    when = at.astimezone(UTC).isoformat()
+    return f"visage-audit-purge:v1:{before_seq}:{anchor}:{when}:{rule}".encode()
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_signed(session: Session) -> None:
+    for on_signed, head in session.info.pop(_SIGNED, []):
+        try:
+            on_signed(head)
+        except Exception:  # the operation has committed; a later head will be witnessed
+            log.exception("could not witness the audit head at entry %s", head.seq)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_signed(session: Session) -> None:
+    session.info.pop(_SIGNED, None)
+
+
 def _lock_for_append(session: Session) -> None:
     """Take SQLite's write lock before reading the head, so that two writers (threads or
     processes) can never both append after the same entry."""
@@ -118,7 +171,14 @@ def _head(session: Session) -> tuple[int, str]:
         .order_by(AuditCheckpointRow.seq.desc())
         .limit(1)
     ).first()
-    return (int(anchor[0]), str(anchor[1])) if anchor is not None else (0, GENESIS)
+    if anchor is not None:
+        return int(anchor[0]), str(anchor[1])
+    marker = session.execute(
+        select(AuditPurgeRow.before_seq, AuditPurgeRow.anchor_hash)
+        .order_by(AuditPurgeRow.before_seq.desc())
+        .limit(1)
+    ).first()
+    return (int(marker[0]) - 1, str(marker[1])) if marker is not None else (0, GENESIS)
 
 
 def append(
@@ -131,6 +191,7 @@ def append(
     purpose: str | None = None,
     subject_id: str | None = None,
     outcome: str = "ok",
+    on_signed: OnSigned | None = None,
     **details: Any,
 ) -> AuditEntryRow:
     """Append one entry in the caller's transaction (it commits with the operation)."""
@@ -152,12 +213,16 @@ def append(
     row.hash = entry_hash(row)
     session.add(row)
     session.flush()
-    if checkpoint_every > 0 and row.seq % checkpoint_every == 0:
-        _sign(session, signer, row.seq, row.hash)
+    if checkpoint_every > 0:
+        _note_interval(session, row.seq, checkpoint_every)
+        if row.seq % checkpoint_every == 0:
+            _sign(session, signer, row.seq, row.hash, on_signed)
     return row
 
 
-def _sign(session: Session, signer: Signer, seq: int, head: str) -> AuditCheckpointRow:
+def _sign(
+    session: Session, signer: Signer, seq: int, head: str, on_signed: OnSigned | None
+) -> AuditCheckpointRow:
     at = datetime.now(UTC)
     cp = AuditCheckpointRow(
         seq=seq,
@@ -168,16 +233,20 @@ def _sign(session: Session, signer: Signer, seq: int, head: str) -> AuditCheckpo
     )
     session.add(cp)
     session.flush()
+    if on_signed is not None:
+        session.info.setdefault(_SIGNED, []).append((on_signed, _checkpoint_out(cp)))
     return cp
 
 
-def checkpoint(session: Session, signer: Signer) -> Checkpoint | None:
+def checkpoint(
+    session: Session, signer: Signer, on_signed: OnSigned | None = None
+) -> Checkpoint | None:
     """Sign the current head (no-op if it is already signed or the log is empty)."""
     _lock_for_append(session)
     seq, head = _head(session)
     if seq == 0 or session.get(AuditCheckpointRow, seq) is not None:
         return None
-    return _checkpoint_out(_sign(session, signer, seq, head))
+    return _checkpoint_out(_sign(session, signer, seq, head, on_signed))
 
 
 def _checkpoint_out(cp: AuditCheckpointRow) -> Checkpoint:
@@ -198,26 +267,50 @@ class VerifyReport(BaseModel):
     checkpoints: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    purged_before: int | None = None
+    """Entries before this number were dropped under a signed purge marker."""
+    witnessed_seq: int | None = None
+    """The newest head written outside the database that the chain was checked against."""
+    key_fingerprint: str | None = None
+    """SHA-256 of the public key everything was checked against."""
+    pinned_now: bool = False
+    """No key was pinned yet (a data dir from before pinning): the key on disk was pinned now."""
 
 
-def verify(session: Session, public_key: bytes) -> VerifyReport:
-    """Walk the chain and the checkpoints; report the first entry that does not hold."""
+def verify(
+    session: Session,
+    public_key: bytes,
+    *,
+    witnessed: Checkpoint | None = None,
+    checkpoint_every: int | None = None,
+) -> VerifyReport:
+    """Walk the chain, the checkpoints and the purge markers; report the first thing that
+    does not hold. ``witnessed`` is the newest head kept outside the database: the chain must
+    reach it. Checkpoints must sit at every multiple of the interval in force (recorded in the
+    meta table; ``checkpoint_every`` where nothing is recorded)."""
     checkpoints = {c.seq: c for c in session.scalars(select(AuditCheckpointRow))}
+    markers = list(session.scalars(select(AuditPurgeRow).order_by(AuditPurgeRow.before_seq)))
     count = session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0
     report = VerifyReport(
-        ok=True, entries=count, first_seq=None, last_seq=None, checkpoints=len(checkpoints)
+        ok=True,
+        entries=count,
+        first_seq=None,
+        last_seq=None,
+        checkpoints=len(checkpoints),
+        witnessed_seq=witnessed.seq if witnessed is not None else None,
+        key_fingerprint=signing.fingerprint(public_key),
     )
 
-    def bad(seq: int, problem: str) -> VerifyReport:
+    def bad(seq: int | None, problem: str) -> VerifyReport:
         report.ok, report.first_bad_seq, report.problem = False, seq, problem
         return report
 
-    for cp in sorted(checkpoints.values(), key=lambda c: c.seq):
-        if not verify_signature(
-            public_key, cp.signature, checkpoint_message(cp.seq, cp.hash, cp.at)
-        ):
-            return bad(cp.seq, f"checkpoint at entry {cp.seq} has an invalid signature")
-
+    problem = _bad_signature(public_key, checkpoints.values(), markers, witnessed)
+    if problem is not None:
+        return bad(*problem)
+    by_before = {m.before_seq: m for m in markers}
+    anchors = {m.before_seq - 1: m.anchor_hash for m in markers}
+    intervals = _intervals(session, checkpoint_every)
     expected_seq: int | None = None
     prev_hash = GENESIS
     last: AuditEntryRow | None = None
@@ -225,14 +318,14 @@ def verify(session: Session, public_key: bytes) -> VerifyReport:
         if expected_seq is None:
             report.first_seq = row.seq
             if row.seq != 1:
-                anchor = checkpoints.get(row.seq - 1)
-                if anchor is None:
+                marker = by_before.get(row.seq)
+                if marker is None:
                     return bad(
                         1,
-                        f"entries 1 to {row.seq - 1} are missing and no signed "
-                        "checkpoint anchors the first remaining entry",
+                        f"entries 1 to {row.seq - 1} are missing and no signed purge "
+                        "marker accounts for them",
                     )
-                prev_hash = anchor.hash
+                prev_hash, report.purged_before = marker.anchor_hash, row.seq
             expected_seq = row.seq
         if row.seq != expected_seq:
             return bad(expected_seq, f"entry {expected_seq} is missing (deleted)")
@@ -250,16 +343,121 @@ def verify(session: Session, public_key: bytes) -> VerifyReport:
                 row.seq,
                 f"entry {row.seq} differs from its signed checkpoint (the chain was rewritten)",
             )
+        if signed is None and _checkpoint_due(row.seq, intervals):
+            return bad(
+                row.seq,
+                f"the signed checkpoint at entry {row.seq} is missing (deleted); one is due "
+                f"every {_interval_at(row.seq, intervals)} entries",
+            )
+        if anchors.get(row.seq, row.hash) != row.hash:
+            return bad(row.seq, f"entry {row.seq} differs from a signed purge marker's anchor")
+        if witnessed is not None and witnessed.seq == row.seq and witnessed.hash != row.hash:
+            return bad(
+                row.seq,
+                f"entry {row.seq} differs from the head witnessed outside the database "
+                "(the chain was rewritten)",
+            )
         prev_hash, expected_seq, last = row.hash, row.seq + 1, row
     report.last_seq = last.seq if last is not None else None
+    head = report.last_seq or max((m.before_seq - 1 for m in markers), default=0)
     newest_cp = max(checkpoints, default=0)
-    if newest_cp > (report.last_seq or 0):
+    if newest_cp > head:
         return bad(
-            (report.last_seq or 0) + 1,
-            f"entries after {report.last_seq or 0} were "
-            f"deleted (a signed checkpoint covers entry {newest_cp})",
+            head + 1,
+            f"entries after {head} were deleted (a signed checkpoint covers entry {newest_cp})",
         )
+    if witnessed is not None:
+        if witnessed.seq > head:
+            return bad(
+                head + 1,
+                f"entries after {head} were deleted (head {witnessed.seq} was witnessed "
+                f"outside the database at {witnessed.at.isoformat(timespec='seconds')})",
+            )
+        if anchors.get(witnessed.seq, witnessed.hash) != witnessed.hash:
+            return bad(witnessed.seq, "the witnessed head differs from a purge marker's anchor")
     return report
+
+
+def _bad_signature(
+    public_key: bytes,
+    checkpoints: Iterable[AuditCheckpointRow],
+    markers: Iterable[AuditPurgeRow],
+    witnessed: Checkpoint | None,
+) -> tuple[int | None, str] | None:
+    for cp in sorted(checkpoints, key=lambda c: c.seq):
+        if not verify_signature(
+            public_key, cp.signature, checkpoint_message(cp.seq, cp.hash, cp.at)
+        ):
+            return cp.seq, f"checkpoint at entry {cp.seq} has an invalid signature"
+    for m in markers:
+        message = purge_message(m.before_seq, m.anchor_hash, m.at, m.rule)
+        if not verify_signature(public_key, m.signature, message):
+            return (
+                m.before_seq,
+                f"the purge marker for entries before {m.before_seq} has an invalid signature "
+                "(forged)",
+            )
+    if witnessed is not None:
+        message = checkpoint_message(witnessed.seq, witnessed.hash, witnessed.at)
+        try:
+            signature = bytes.fromhex(witnessed.signature)
+        except ValueError:
+            signature = b""
+        if not verify_signature(public_key, signature, message):
+            return witnessed.seq, "the witnessed head is not signed by the pinned key"
+    return None
+
+
+# -- the checkpoint interval in force, by entry number ---------------------------------------
+
+
+def _intervals(session: Session, default: int | None) -> list[tuple[int, int]]:
+    """``[(from_seq, every), ...]``: ``every`` applies from entry ``from_seq`` on."""
+    meta = session.get(Meta, INTERVAL_META)
+    if meta is None:
+        return [(1, default)] if default else []
+    return [(int(a), int(b)) for a, b in json.loads(meta.value)]
+
+
+def _interval_at(seq: int, intervals: list[tuple[int, int]]) -> int:
+    i = bisect.bisect_right(intervals, seq, key=lambda seg: seg[0]) - 1
+    return intervals[i][1] if i >= 0 else 0
+
+
+def _checkpoint_due(seq: int, intervals: list[tuple[int, int]]) -> bool:
+    every = _interval_at(seq, intervals)
+    return every > 0 and seq % every == 0
+
+
+def _note_interval(session: Session, seq: int, every: int) -> None:
+    """Record the interval an appender uses when it differs from the last one recorded, so
+    that ``verify`` knows where checkpoints are due even if the setting changes."""
+    meta = session.get(Meta, INTERVAL_META)
+    segments = json.loads(meta.value) if meta is not None else []
+    if segments and segments[-1][1] == every:
+        return
+    segments.append([seq if segments else 1, every])
+    value = json.dumps(segments).encode()
+    if meta is None:
+        session.add(Meta(key=INTERVAL_META, value=value))
+    else:
+        meta.value = value
+
+
+# -- the pinned signing key -------------------------------------------------------------------
+
+
+def pinned_fingerprint(session: Session) -> str | None:
+    """The fingerprint of the signing key pinned at ``init`` (None before pinning)."""
+    meta = session.get(Meta, PIN_META)
+    return meta.value.decode() if meta is not None else None
+
+
+def pin_key(session: Session, fingerprint: str) -> None:
+    """Pin the signing key's fingerprint, once: an existing pin is never replaced."""
+    if session.get(Meta, PIN_META) is None:
+        session.add(Meta(key=PIN_META, value=fingerprint.encode()))
+        session.flush()
 
 
 def entries(
@@ -286,19 +484,76 @@ def checkpoints(session: Session) -> list[Checkpoint]:
     return [_checkpoint_out(c) for c in session.scalars(stmt)]
 
 
-def purge_before(session: Session, cutoff: datetime) -> int:
+def newest_checkpoint(session: Session) -> Checkpoint | None:
+    stmt = select(AuditCheckpointRow).order_by(AuditCheckpointRow.seq.desc()).limit(1)
+    cp = session.scalar(stmt)
+    return _checkpoint_out(cp) if cp is not None else None
+
+
+def purge_markers(session: Session) -> list[PurgeMarker]:
+    stmt = select(AuditPurgeRow).order_by(AuditPurgeRow.before_seq)
+    return [
+        PurgeMarker(
+            before_seq=m.before_seq,
+            anchor_hash=m.anchor_hash,
+            at=m.at,
+            rule=m.rule,
+            key_id=m.key_id,
+            signature=m.signature.hex(),
+        )
+        for m in session.scalars(stmt)
+    ]
+
+
+def purge_before(session: Session, cutoff: datetime, *, signer: Signer, rule: str) -> int:
     """Drop entries older than ``cutoff``, but only up to the newest signed checkpoint among
-    them, which stays to anchor the chain. Returns how many entries were dropped."""
+    them (kept, with a signed purge marker, to anchor the chain), and only if that part of the
+    chain verifies: retention must not launder a tampered prefix. Returns how many entries
+    were dropped."""
     stmt = (
-        select(AuditCheckpointRow.seq)
+        select(AuditCheckpointRow)
         .join(AuditEntryRow, AuditEntryRow.seq == AuditCheckpointRow.seq)
         .where(AuditEntryRow.at < cutoff)
         .order_by(AuditCheckpointRow.seq.desc())
         .limit(1)
     )
-    upto = session.scalar(stmt)
-    if upto is None:
+    anchor = session.scalar(stmt)
+    if anchor is None:
         return 0
-    result = session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq <= upto))
-    session.execute(delete(AuditCheckpointRow).where(AuditCheckpointRow.seq < upto))
+    if not _prefix_holds(session, anchor, signer.public_raw):
+        log.warning("audit entries up to %s do not verify: not purged", anchor.seq)
+        return 0
+    result = session.execute(delete(AuditEntryRow).where(AuditEntryRow.seq <= anchor.seq))
+    session.execute(delete(AuditCheckpointRow).where(AuditCheckpointRow.seq < anchor.seq))
+    at = datetime.now(UTC)
+    before = anchor.seq + 1
+    session.add(
+        AuditPurgeRow(
+            before_seq=before,
+            anchor_hash=anchor.hash,
+            at=at,
+            rule=rule[:200],
+            key_id=signer.key_id,
+            signature=signer.sign(purge_message(before, anchor.hash, at, rule[:200])),
+        )
+    )
+    session.flush()
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _prefix_holds(session: Session, anchor: AuditCheckpointRow, public_key: bytes) -> bool:
+    """Entries up to the checkpoint ``anchor`` chain from the last purge (or genesis) to it."""
+    if not verify_signature(
+        public_key, anchor.signature, checkpoint_message(anchor.seq, anchor.hash, anchor.at)
+    ):
+        return False
+    marker = session.scalar(
+        select(AuditPurgeRow).order_by(AuditPurgeRow.before_seq.desc()).limit(1)
+    )
+    expected, prev = (marker.before_seq, marker.anchor_hash) if marker else (1, GENESIS)
+    stmt = select(AuditEntryRow).where(AuditEntryRow.seq <= anchor.seq).order_by(AuditEntryRow.seq)
+    for row in session.scalars(stmt):
+        if row.seq != expected or row.prev_hash != prev or entry_hash(row) != row.hash:
+            return False
+        expected, prev = row.seq + 1, row.hash
+    return prev == anchor.hash

@@ -9,6 +9,7 @@ public key (``visage audit pubkey``) so they can check certificates without Visa
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import stat
@@ -18,13 +19,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from visage.errors import MasterKeyError
+from visage.errors import InputError, MasterKeyError
 
 SIGNING_KEY_FILE = "signing.key"
 
 
+def fingerprint(public_raw: bytes) -> str:
+    """SHA-256 of the raw 32-byte public key, hex: what ``init`` pins (see ``pin_key``)."""
+    return hashlib.sha256(public_raw).hexdigest()
+
+
 def key_id_of(public_raw: bytes) -> str:
-    return hashlib.sha256(public_raw).hexdigest()[:16]
+    return fingerprint(public_raw)[:16]
 
 
 class Signer:
@@ -52,6 +58,42 @@ class Signer:
     def public_b64(self) -> str:
         return base64.b64encode(self.public_raw).decode()
 
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_raw)
+
+
+def parse_public_key(value: str) -> bytes:
+    """A raw Ed25519 public key from what an auditor holds: 64 hex characters, base64 of the
+    32 bytes, a PEM public key (``visage audit pubkey``), or a file with any of these."""
+    text = value.strip()
+    if text and "\n" not in text and len(text) < 4096 and Path(text).is_file():
+        text = Path(text).read_text(errors="replace").strip()
+    raw: bytes | None = None
+    if text.startswith("-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(text.encode())
+        except ValueError:
+            key = None
+        if isinstance(key, Ed25519PublicKey):
+            raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    elif len(text) == 64:
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raw = None
+    else:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (ValueError, binascii.Error):
+            raw = None
+    if raw is None or len(raw) != 32:
+        raise InputError(
+            "public key: expected an Ed25519 key as 64 hex characters, base64, PEM, or a file "
+            "holding one"
+        )
+    return raw
+
 
 def verify_signature(public_raw: bytes, signature: bytes, message: bytes) -> bool:
     try:
@@ -77,6 +119,16 @@ def load_or_create(path: Path) -> Signer:
         else:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(pem)
+    signer = load_existing(path)
+    if signer is None:
+        raise MasterKeyError(f"signing key {path} vanished while it was being created")
+    return signer
+
+
+def load_existing(path: Path) -> Signer | None:
+    """The signer in ``path``, or None if there is no such file (nothing is created)."""
+    if not path.exists():
+        return None
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise MasterKeyError(f"signing key {path} is readable by others (mode {mode:o}); chmod 600")

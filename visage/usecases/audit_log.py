@@ -1,18 +1,138 @@
-"""Read, verify, export and sign the audit chain."""
+"""Read, verify, export and sign the audit chain; witness its head; pin its signing key."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from visage.app import Visage
-from visage.governance import audit
+from visage.governance import audit, signing, witness
 from visage.governance.audit import AuditEntry, Checkpoint, VerifyReport
+from visage.governance.witness import Witness, WitnessError
+from visage.store.schema import AuditCheckpointRow, AuditEntryRow
 
 
-def verify(app: Visage) -> VerifyReport:
+def witness_path(app: Visage) -> Path:
+    """``audit_witness``, else ``witness/audit-head.json`` in the data dir."""
+    return app.settings.audit_witness or app.home / witness.WITNESS_DIR / witness.WITNESS_FILE
+
+
+def signing_key_path(app: Visage) -> Path:
+    return app.settings.signing_key_file or app.home / signing.SIGNING_KEY_FILE
+
+
+def witness_head(app: Visage, head: Checkpoint) -> None:
+    """Write a newly signed head to the witness file and send it to the webhooks."""
+    signer = app.signer
+    if witness.publish(witness_path(app), head, signer.public_raw):
+        payload = head.model_dump(mode="json") | {"key_fingerprint": signer.fingerprint}
+        app.notifier.send("audit.head", payload)
+
+
+def pin_signing_key(app: Visage, session: Session) -> str:
+    """At ``init``: pin the signing key's fingerprint in the meta table and in the witness
+    file; refuse a key file that is not the one pinned before."""
+    signer = app.signer
+    pinned = audit.pinned_fingerprint(session)
+    if pinned is not None and pinned != signer.fingerprint:
+        raise WitnessError(
+            f"signing key {signing_key_path(app)} (key id {signer.key_id}) is not the key "
+            f"pinned at init ({pinned[:16]}); restore the right key file"
+        )
+    audit.pin_key(session, signer.fingerprint)
+    witness.ensure(witness_path(app), signer.public_raw)
+    return signer.fingerprint
+
+
+def verify(app: Visage, public_key: bytes | None = None) -> VerifyReport:
+    """Check the chain against a pinned key (``public_key`` if given, else the fingerprint
+    recorded at ``init``) and the head witnessed outside the database. A signing key file
+    that is not the pinned key fails: the key on disk is never trusted by itself."""
+    path = witness_path(app)
+    try:
+        seen = witness.read(path)  # before the database: the witness may only lag behind it
+        problem = None
+    except WitnessError as exc:
+        seen, problem = None, exc.message
+    disk = signing.load_existing(signing_key_path(app))
     with app.store.session() as session:
-        return audit.verify(session, app.signer.public_raw)
+        if problem is not None:
+            return _refused(session, problem)
+        pinned = audit.pinned_fingerprint(session)
+        pinned_now = pinned is None
+        if pinned is None:  # a data dir from before pinning: pin on first use
+            first = public_key or (seen.public_raw() if seen else None)
+            first = first or (disk.public_raw if disk else None)
+            if first is None:
+                return _refused(session, "no signing key to pin: give --public-key")
+            pinned = signing.fingerprint(first)
+            audit.pin_key(session, pinned)
+            seen = seen or witness.ensure(path, first)
+        trusted = signing.fingerprint(public_key) if public_key else pinned
+        problem = _key_problem(app, trusted, pinned, seen, disk)
+        key = _trusted_key(trusted, public_key, seen, disk)
+        if problem is not None or key is None:
+            return _refused(
+                session,
+                problem
+                or "no public key with the pinned fingerprint is at hand: give --public-key",
+            )
+        report = audit.verify(
+            session,
+            key,
+            witnessed=seen.head if seen else None,
+            checkpoint_every=app.settings.audit_checkpoint_every,
+        )
+        report.pinned_now = pinned_now
+        return report
+
+
+def _key_problem(
+    app: Visage,
+    trusted: str,
+    pinned: str,
+    seen: Witness | None,
+    disk: signing.Signer | None,
+) -> str | None:
+    short = trusted[:16]
+    if pinned != trusted:
+        return f"the key pinned at init ({pinned[:16]}) is not the key given ({short})"
+    if seen is None:
+        return f"the audit witness {witness_path(app)} is missing (deleted?)"
+    if seen.key_fingerprint != trusted:
+        return f"the audit witness pins another key ({seen.key_fingerprint[:16]}, not {short})"
+    if disk is not None and disk.fingerprint != trusted:
+        return (
+            f"signing key {signing_key_path(app)} (key id {disk.key_id}) is not the pinned "
+            f"key ({short}): it was replaced"
+        )
+    return None
+
+
+def _trusted_key(
+    trusted: str,
+    given: bytes | None,
+    seen: Witness | None,
+    disk: signing.Signer | None,
+) -> bytes | None:
+    candidates = [given, seen.public_raw() if seen else None, disk.public_raw if disk else None]
+    for raw in candidates:
+        if raw is not None and signing.fingerprint(raw) == trusted:
+            return raw
+    return None
+
+
+def _refused(session: Session, problem: str) -> VerifyReport:
+    count = session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0
+    cps = session.scalar(select(func.count()).select_from(AuditCheckpointRow)) or 0
+    return VerifyReport(
+        ok=False, entries=count, first_seq=None, last_seq=None, checkpoints=cps, problem=problem
+    )
 
 
 def entries(
@@ -32,18 +152,27 @@ def entries(
 
 
 def export_lines(app: Visage, since: datetime | None = None) -> Iterator[str]:
-    """JSON Lines: every entry, then every checkpoint (``"checkpoint": true``), so that an
-    auditor can re-check the chain and the signatures outside Visage."""
+    """JSON Lines: every entry, then every checkpoint (``"checkpoint": true``) and purge
+    marker (``"purge": true``), so that an auditor can re-check the chain and the signatures
+    outside Visage."""
     with app.store.session() as session:
         for entry in audit.entries(session, since=since):
             yield entry.model_dump_json()
         for cp in audit.checkpoints(session):
             yield '{"checkpoint": true, ' + cp.model_dump_json()[1:]
+        for marker in audit.purge_markers(session):
+            yield '{"purge": true, ' + marker.model_dump_json()[1:]
 
 
 def checkpoint(app: Visage) -> Checkpoint | None:
+    """Sign the head now (the scheduler does this on every run). If it is already signed,
+    make sure the witness has it (a witness write that failed earlier is made good)."""
     with app.store.session() as session:
-        return audit.checkpoint(session, app.signer)
+        cp = audit.checkpoint(session, app.signer, partial(witness_head, app))
+        newest = None if cp is not None else audit.newest_checkpoint(session)
+    if newest is not None:
+        witness_head(app, newest)
+    return cp
 
 
 def public_key_pem(app: Visage) -> str:

@@ -52,7 +52,14 @@ def run(app: Visage, actor: Actor | None = None, now: datetime | None = None) ->
             if subject.templates and not repo.has_valid_consent(subject, now):
                 templates += repo.delete_templates_of(session, subject.id)
                 expired.append(subject.id)
-        dropped = audit.purge_before(session, now - timedelta(days=s.retention_audit_days))
+        cutoff = now - timedelta(days=s.retention_audit_days)
+        dropped = audit.purge_before(
+            session,
+            cutoff,
+            signer=app.signer,
+            rule=f"retention_audit_days={s.retention_audit_days} (older than "
+            f"{cutoff.date().isoformat()})",
+        )
         known = set(session.scalars(select(SubjectRow.id)))
     keys = app.keyring
     orphans = [k for k in keys.subject_ids(older_than_s=ORPHAN_KEY_AGE_S) if k not in known]

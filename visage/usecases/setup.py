@@ -1,4 +1,5 @@
-"""Initialise a data directory: folder, master key, database (idempotent)."""
+"""Initialise a data directory: folder, master key, database, signing key pinned in the
+database and in the audit witness file (idempotent)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from visage.app import KEY_CHECK, Visage
 from visage.store import crypto
 from visage.store.db import DB_FILE, open_store
 from visage.store.schema import Meta
+from visage.usecases import audit_log
 
 
 class InitReport(BaseModel):
@@ -17,6 +19,9 @@ class InitReport(BaseModel):
     database: str
     key_source: str
     created: bool
+    signing_key_fingerprint: str
+    """SHA-256 of the audit signing public key, pinned here: keep a copy to check the log."""
+    witness: str
 
 
 def init(app: Visage) -> InitReport:
@@ -43,8 +48,14 @@ def init(app: Visage) -> InitReport:
                 created = True
             else:
                 crypto.verify_key_check(master, check.value)
+            fingerprint = audit_log.pin_signing_key(app, session)
     finally:
         store.close()
     return InitReport(
-        home=str(home), database=str(home / DB_FILE), key_source=key_source, created=created
+        home=str(home),
+        database=str(home / DB_FILE),
+        key_source=key_source,
+        created=created,
+        signing_key_fingerprint=fingerprint,
+        witness=str(audit_log.witness_path(app)),
     )

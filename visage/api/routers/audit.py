@@ -15,6 +15,7 @@ from visage.api.deps import Admin, Auditor, Core
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.governance.audit import AuditEntry, VerifyReport
 from visage.governance.erasure import ErasureCertificate
+from visage.governance.signing import parse_public_key
 from visage.usecases import audit_log as audit_uc
 from visage.usecases import erase as erase_uc
 from visage.usecases import report as report_uc
@@ -42,10 +43,23 @@ def list_audit(
 @router.get(
     "/audit/verify",
     response_model=VerifyReport,
-    summary="Check the hash chain and the signed checkpoints",
+    summary="Check the chain, checkpoints, purge markers and witnessed head against the "
+    "pinned signing key",
 )
-async def verify_audit(core: Core, _: Auditor) -> VerifyReport:
-    return await run_in_threadpool(audit_uc.verify, core)
+async def verify_audit(
+    core: Core,
+    _: Auditor,
+    public_key: Annotated[
+        str | None,
+        Query(
+            max_length=600,
+            description="Check against this Ed25519 public key (hex, base64 or PEM) instead of "
+            "the fingerprint pinned at init",
+        ),
+    ] = None,
+) -> VerifyReport:
+    pinned = parse_public_key(public_key) if public_key is not None else None
+    return await run_in_threadpool(audit_uc.verify, core, pinned)
 
 
 @router.get(
