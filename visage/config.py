@@ -177,6 +177,13 @@ class Settings(BaseSettings):
         description="Sign the audit chain's head every this many entries (the server also "
         "signs it on every scheduler run).",
     )
+    audit_witness: Path | None = Field(
+        default=None,
+        description="Witness file: the newest signed audit head and the pinned signing key, "
+        "written outside the database (atomically); `audit verify` requires the chain to "
+        "reach it. Default `witness/audit-head.json` in the data dir; put it on another volume "
+        "to survive an attacker who controls the data dir.",
+    )
     identify_rate_limit_law_enforcement_per_minute: int = Field(
         default=6,
         ge=1,
