@@ -18,7 +18,7 @@ from visage.gallery.eligibility import EligibilityCache
 from visage.gallery.live import LiveGallery, discard_cache
 from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.governance import audit, signing
-from visage.governance.audit import Actor
+from visage.governance.audit import Actor, Checkpoint
 from visage.media.image import LoadedImage, decode_image, read_image_file
 from visage.notify import Notifier
 from visage.store import crypto
@@ -140,8 +140,15 @@ class Visage:
             operation,
             signer=self.signer,
             checkpoint_every=self.settings.audit_checkpoint_every,
+            on_signed=self._audit_head_signed,
             **fields,
         )
+
+    def _audit_head_signed(self, head: Checkpoint) -> None:
+        """A signed head was committed: witness it outside the database (file, webhooks)."""
+        from visage.usecases.audit_log import witness_head
+
+        witness_head(self, head)
 
     @property
     def gallery(self) -> LiveGallery:

@@ -15,6 +15,7 @@ from rich.table import Table
 from visage.app import Visage
 from visage.cli._base import JsonFlag, _core, _emit_json, _Exit, app, err, guarded, out, subject_app
 from visage.errors import VisageError
+from visage.governance import signing
 from visage.governance.access import ForbiddenError, Role
 from visage.governance.audit import Actor
 from visage.governance.review import Decision
@@ -114,19 +115,38 @@ def subject_withdraw(
 
 @audit_app.command("verify")
 @guarded
-def audit_verify(as_json: JsonFlag = False) -> None:
-    """Check the hash chain and signed checkpoints; exit 1 naming the first bad entry."""
-    report = audit_uc.verify(_core())
+def audit_verify(
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            "--public-key",
+            help="Check against this Ed25519 public key (PEM/hex/base64, or a file holding "
+            "one) instead of the fingerprint pinned at init.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check the chain, checkpoints, purge markers and witnessed head against the pinned key;
+    exit 1 naming the first problem."""
+    pinned = signing.parse_public_key(public_key) if public_key is not None else None
+    report = audit_uc.verify(_core(), pinned)
     if as_json:
         _emit_json(report)
     elif report.ok:
         out.print(
             f"audit log intact: {report.entries} entries "
             f"({report.first_seq}..{report.last_seq}), {report.checkpoints} checkpoints"
+            + (f", witnessed head {report.witnessed_seq}" if report.witnessed_seq else "")
+            + (f", entries before {report.purged_before} purged" if report.purged_before else "")
         )
+        out.print(f"signing key {(report.key_fingerprint or '')[:16]}")
     else:
+        where = f" at entry {report.first_bad_seq}" if report.first_bad_seq else ""
+        print(f"visage: audit log BROKEN{where}: {report.problem}", file=sys.stderr)
+    if report.pinned_now:
         print(
-            f"visage: audit log BROKEN at entry {report.first_bad_seq}: {report.problem}",
+            f"visage: no signing key was pinned in this data dir; pinned "
+            f"{(report.key_fingerprint or '')[:16]} now",
             file=sys.stderr,
         )
     if not report.ok:
