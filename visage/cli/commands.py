@@ -54,6 +54,8 @@ def init(as_json: JsonFlag = False) -> None:
     out.print(f"Visage data directory {report.home} ({state})")
     out.print(f"  database   {report.database}")
     out.print(f"  master key {report.key_source}")
+    out.print(f"  audit signing key pinned: sha256 {report.signing_key_fingerprint}")
+    out.print(f"  audit witness {report.witness}")
 
 
 @app.command()
