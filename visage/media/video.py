@@ -23,6 +23,7 @@ import numpy as np
 
 from visage.errors import InputError
 from visage.media.image import RGBImage
+from visage.media.sources import mask_source, protocol_whitelist, scrub
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v"}
 _ENCODER = {".webm": "libvpx-vp9"}
@@ -56,8 +57,16 @@ def _open_args(source: str, timeout_s: float) -> tuple[str, dict[str, Any]]:
     if source.startswith("/dev/video"):
         return source, {"format": "v4l2"}
     if "://" in source:
+        protocols = protocol_whitelist(source)
+        if protocols is None:
+            raise InputError(
+                f"{mask_source(source)}: unsupported source; use a file path, an "
+                "http(s):// or rtsp(s):// URL, or a webcam"
+            )
         us = str(int(timeout_s * 1_000_000))
-        options = {"rw_timeout": us}
+        # Only the protocols this scheme needs: a redirect, a playlist or a nested URL
+        # cannot reach file:, pipe:, concat: or any other protocol.
+        options = {"rw_timeout": us, "protocol_whitelist": protocols}
         if source.startswith("rtsp"):
             options["rtsp_transport"] = "tcp"
         return source, {"options": options, "timeout": (timeout_s, timeout_s)}
@@ -68,7 +77,8 @@ def _open_args(source: str, timeout_s: float) -> tuple[str, dict[str, Any]]:
         raise InputError(f"{source}: not a regular file")
     if path.stat().st_size == 0:
         raise InputError(f"{source}: empty file (0 bytes)")
-    return source, {}
+    # "file:" so that FFmpeg never reads a protocol (concat:, subfile,, pipe:) into a name.
+    return f"file:{path.resolve()}", {}
 
 
 def _describe(exc: BaseException) -> str:
@@ -76,19 +86,26 @@ def _describe(exc: BaseException) -> str:
     return text.removeprefix("[Errno ").split("] ", 1)[-1] or type(exc).__name__
 
 
+class SourceOpenError(InputError):
+    """A source that could not be opened, or gave no video (no frame was read)."""
+
+
 class VideoReader:
-    """Frames (and audio packets) of one source. Use as a context manager."""
+    """Frames (and audio packets) of one source. Use as a context manager. Messages show
+    the source with its credentials masked."""
 
     def __init__(self, source: str, *, timeout_s: float = 10.0, keep_audio: bool = False) -> None:
-        self.source = source
+        self.source = mask_source(source)
         target, kwargs = _open_args(source, timeout_s)
         try:
             self.container = av.open(target, mode="r", **kwargs)
         except (av.FFmpegError, OSError) as exc:
-            raise InputError(f"{source}: cannot open as video ({_describe(exc)})") from exc
+            raise SourceOpenError(
+                f"{self.source}: cannot open as video ({scrub(_describe(exc), source)})"
+            ) from exc
         if not self.container.streams.video:
             self.container.close()
-            raise InputError(f"{source}: has no video stream")
+            raise SourceOpenError(f"{self.source}: has no video stream")
         self.video = self.container.streams.video[0]
         self.video.thread_type = "AUTO"
         audio = self.container.streams.audio
@@ -129,7 +146,7 @@ class VideoReader:
                     index += 1
         except av.FFmpegError as exc:
             if index == 0:
-                raise InputError(f"{self.source}: cannot decode ({_describe(exc)})") from exc
+                raise SourceOpenError(f"{self.source}: cannot decode ({_describe(exc)})") from exc
             raise StreamError(f"{self.source}: stream broke after {index} frames") from exc
 
     def frames(self) -> Iterator[Frame]:

@@ -2,27 +2,44 @@
 
 Each enabled camera gets its own worker running :func:`visage.usecases.watch.watch`; a worker
 that fails (the stream cannot be opened, the profile refuses live 1:N) is restarted with
-backoff, and its state is visible in the camera's status. Sources may carry credentials
-(``rtsp://user:pass@…``): they are never shown back, only the redacted form.
+backoff, and its state is visible in the camera's status.
+
+A source must pass the allow-list of :mod:`visage.media.sources` (network cameras and local
+video devices only, never a path or another FFmpeg protocol). Sources may carry credentials
+(``rtsp://user:pass@…``, ``?token=…``): the URL is stored sealed under a key derived from the
+master key, and ``cameras.source`` keeps only the masked form that listings, errors, logs
+and audit entries show. A row written before sealing existed is sealed and masked the next
+time the cameras are read (:func:`seal_plaintext_sources`). A source that cannot be opened is
+reported as "could not open the camera source", whatever the reason, so that the status
+never tells a caller what exists on the server or its network.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from visage.app import Visage
 from visage.errors import NotFoundError, VisageError
 from visage.governance.audit import Actor
 from visage.governance.consent import normalise_purpose
 from visage.governance.profile import GateError
+from visage.media.sources import check_camera_source, mask_source, scrub
+from visage.media.video import SourceOpenError, StreamError
+from visage.store import crypto
 from visage.store.schema import CameraRow
 from visage.usecases.watch import WatchOptions, watch
+
+log = logging.getLogger("visage.cameras")
+OPEN_FAILED = "could not open the camera source"
 
 
 class CameraStatus(BaseModel):
@@ -43,14 +60,43 @@ class CameraOut(BaseModel):
     status: CameraStatus
 
 
-def redact_source(source: str) -> str:
-    parts = urlsplit(source)
-    if parts.password is None:
-        return source
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+def _source_key(app: Visage) -> bytes:
+    """A key of its own for camera sources, derived from the master key."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"visage camera source")
+    return hkdf.derive(app.master_key)
+
+
+def _seal(app: Visage, camera_id: str, source: str) -> bytes:
+    return crypto.seal(_source_key(app), source.encode(), b"camera-source:" + camera_id.encode())
+
+
+def camera_source(app: Visage, row: CameraRow) -> str:
+    """The camera's real source URL, credentials included (for FFmpeg only)."""
+    if row.source_sealed is None:
+        return row.source
+    ad = b"camera-source:" + row.id.encode()
+    return crypto.open_sealed(_source_key(app), row.source_sealed, ad).decode()
+
+
+def seal_plaintext_sources(app: Visage, session: Session) -> int:
+    """Upgrade step: seal the source of every camera stored before sealing existed and keep
+    only its masked form in clear. Returns how many rows were sealed."""
+    rows = list(session.scalars(select(CameraRow).where(CameraRow.source_sealed.is_(None))))
+    for row in rows:
+        row.source_sealed = _seal(app, row.id, row.source)
+        row.source = mask_source(row.source)
+    return len(rows)
+
+
+def public_error(exc: BaseException, source: str) -> str:
+    """What a camera's status may say about a failure: no OS error, no path, no secret."""
+    if isinstance(exc, SourceOpenError):
+        return OPEN_FAILED
+    if isinstance(exc, StreamError):
+        return "the camera stream broke"
+    if isinstance(exc, VisageError):
+        return scrub(exc.message, source)
+    return f"internal error ({type(exc).__name__})"
 
 
 class CameraSupervisor:
@@ -62,7 +108,7 @@ class CameraSupervisor:
         self.status: dict[str, CameraStatus] = {}
         self._lock = threading.Lock()
 
-    def _run(self, camera: CameraRow, stop: threading.Event) -> None:
+    def _run(self, camera: CameraRow, source: str, stop: threading.Event) -> None:
         status = self.status[camera.id]
         backoff = self.backoff_s
         while not stop.is_set():
@@ -70,7 +116,7 @@ class CameraSupervisor:
             try:
                 report = watch(
                     self.core,
-                    camera.source,
+                    source,
                     camera.purpose,
                     WatchOptions(camera=camera.name),
                     stop=stop,
@@ -79,12 +125,10 @@ class CameraSupervisor:
                 )
                 status.events += len(report.events)
                 status.last_error = None
-            except VisageError as exc:
-                status.last_error = exc.message
-                status.state = "refused" if isinstance(exc, GateError) else "retrying"
             except Exception as exc:  # keep supervising; the error is shown in the status
-                status.last_error = f"{type(exc).__name__}: {exc}"
-                status.state = "retrying"
+                status.last_error = public_error(exc, source)
+                status.state = "refused" if isinstance(exc, GateError) else "retrying"
+                log.warning("camera %s: %s", camera.name, scrub(str(exc), source))
             if stop.is_set():
                 break
             status.restarts += 1
@@ -92,9 +136,27 @@ class CameraSupervisor:
             backoff = min(self.max_backoff_s, backoff * 2)
         status.state = "stopped"
 
+    def _start(self, camera: CameraRow) -> None:
+        try:
+            source = check_camera_source(camera_source(self.core, camera))
+        except VisageError as exc:  # e.g. a path stored before the allow-list existed:
+            self.status[camera.id] = CameraStatus(state="refused", last_error=exc.message)
+            return  # it is never handed to FFmpeg
+        stop = threading.Event()
+        self.status[camera.id] = CameraStatus(state="starting")
+        thread = threading.Thread(
+            target=self._run,
+            args=(camera, source, stop),
+            name=f"camera-{camera.name}",
+            daemon=True,
+        )
+        self._workers[camera.id] = (thread, stop)
+        thread.start()
+
     def sync(self) -> None:
         """Start workers for enabled cameras, stop the others."""
         with self.core.store.session() as session:
+            seal_plaintext_sources(self.core, session)
             cameras = {c.id: c for c in session.scalars(select(CameraRow))}
         with self._lock:
             for cid in list(self._workers):
@@ -104,16 +166,7 @@ class CameraSupervisor:
                     thread.join(timeout=30)
             for cid, camera in cameras.items():
                 if camera.enabled and cid not in self._workers:
-                    stop = threading.Event()
-                    self.status[cid] = CameraStatus(state="starting")
-                    thread = threading.Thread(
-                        target=self._run,
-                        args=(camera, stop),
-                        name=f"camera-{camera.name}",
-                        daemon=True,
-                    )
-                    self._workers[cid] = (thread, stop)
-                    thread.start()
+                    self._start(camera)
                 elif not camera.enabled:
                     self.status[cid] = CameraStatus(state="stopped")
 
@@ -133,7 +186,7 @@ def _out(row: CameraRow, supervisor: CameraSupervisor | None) -> CameraOut:
     return CameraOut(
         id=row.id,
         name=row.name,
-        source=redact_source(row.source),
+        source=mask_source(row.source),
         purpose=row.purpose,
         enabled=row.enabled,
         created_at=row.created_at,
@@ -150,14 +203,18 @@ def add_camera(
     actor: Actor | None = None,
     supervisor: CameraSupervisor | None = None,
 ) -> CameraOut:
+    """Add a camera. The source must pass the allow-list; it is stored sealed."""
+    source = check_camera_source(source)
     purpose = normalise_purpose(purpose)
     with app.store.session() as session:
         if session.scalar(select(CameraRow).where(CameraRow.name == name)) is not None:
             raise VisageError(f"a camera named {name!r} exists already")
+        camera_id = uuid.uuid4().hex
         row = CameraRow(
-            id=uuid.uuid4().hex,
+            id=camera_id,
             name=name,
-            source=source,
+            source=mask_source(source),
+            source_sealed=_seal(app, camera_id, source),
             purpose=purpose,
             enabled=enabled,
             created_at=datetime.now(UTC),
@@ -169,7 +226,7 @@ def add_camera(
             "camera.create",
             purpose=purpose,
             camera=name,
-            source=redact_source(source),
+            source=mask_source(source),
             enabled=enabled,
         )
     if supervisor is not None:
@@ -180,6 +237,7 @@ def add_camera(
 
 def list_cameras(app: Visage, supervisor: CameraSupervisor | None = None) -> list[CameraOut]:
     with app.store.session() as session:
+        seal_plaintext_sources(app, session)
         rows = session.scalars(select(CameraRow).order_by(CameraRow.created_at))
         return [_out(r, supervisor) for r in rows]
 
