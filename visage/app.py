@@ -105,6 +105,7 @@ class Visage:
                         crypto.verify_key_check(master, check.value)
                     self._master, self._store = master, store
                 self._finish_interrupted_erasures()
+                self._seal_plaintext_names()
         return self._store
 
     def _finish_interrupted_erasures(self) -> None:
@@ -113,6 +114,17 @@ class Visage:
         from visage.usecases.erase import finish_interrupted
 
         finish_interrupted(self)
+
+    def _seal_plaintext_names(self) -> None:
+        # A data dir written before names and consent references were sealed: seal them now
+        # and leave no plaintext copy in the write-ahead log.
+        from visage.gallery.repository import seal_plaintext
+
+        assert self._store is not None
+        with self._store.session() as session:
+            sealed = seal_plaintext(session, self.keyring)
+        if sealed:
+            self._store.truncate_wal()
 
     @property
     def master_key(self) -> bytes:

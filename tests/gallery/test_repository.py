@@ -34,11 +34,16 @@ def test_eligible_subjects_follow_every_consent_rule(fresh_app: Visage) -> None:
         for name, consents in cases.items():
             ids[name] = repo.create_subject(session, fresh_app.keyring, name, consents[0])
             for extra in consents[1:]:
-                repo.add_consent(session, ids[name], extra)
-    with fresh_app.store.session() as session:
-        door = repo.eligibility(session, "DOOR").subjects
-        payroll = repo.eligibility(session, "payroll").subjects
-        in_a_week = repo.eligibility(session, "door", at=now + timedelta(days=7)).subjects
+                repo.add_consent(session, fresh_app.keyring, ids[name], extra)
+
+    def names(purpose: str, at: datetime | None = None) -> dict[str, str]:
+        with fresh_app.store.session() as session:
+            eligible = repo.eligibility(session, purpose, at=at).ids
+            return repo.subject_names(session, fresh_app.keyring, set(eligible))
+
+    door = names("DOOR")
+    payroll = names("payroll")
+    in_a_week = names("door", at=now + timedelta(days=7))
     assert set(door.values()) == {
         "door",
         "last day today",

@@ -147,9 +147,14 @@ def subject_add(
 
 @subject_app.command("list")
 @guarded
-def subject_list(as_json: JsonFlag = False) -> None:
+def subject_list(
+    name: Annotated[
+        str | None, typer.Option("--name", help="Only subjects with exactly this name.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """All subjects, their template counts and consent purposes."""
-    subjects = subjects_uc.list_subjects(_core())
+    subjects = subjects_uc.list_subjects(_core(), name)
     if as_json:
         _emit_json(subjects)
         return

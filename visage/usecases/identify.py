@@ -88,15 +88,16 @@ def identify(
     loaded = app.load_image(image)
     with app.store.session() as session:
         eligible = app.eligibility.get(session, purpose)
-    names = eligible.subjects
     faces = app.analyzer.analyze(loaded.pixels)
     out: list[IdentifiedFace] = []
     if faces:
         queries = np.vstack([f.embedding for f in faces if f.embedding is not None])
         hits = app.gallery.search(queries, app.settings.top_k, allowed=eligible.ids)
+        with app.store.session() as session:  # names are sealed: open only the candidates'
+            names = repo.subject_names(session, app.keyring, {h.label for fh in hits for h in fh})
         for face, face_hits in zip(faces, hits, strict=True):
             candidates = [
-                Candidate(subject_id=h.label, name=names[h.label], score=round(score, 4))
+                Candidate(subject_id=h.label, name=names.get(h.label, ""), score=round(score, 4))
                 for h in face_hits
                 if (score := calibrate(h.cosine)) >= app.threshold
             ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -48,8 +48,11 @@ def create_subject(body: SubjectIn, core: Core, who: Enroller) -> subjects_uc.Su
 
 
 @router.get("", response_model=list[subjects_uc.SubjectOut], summary="All subjects")
-def list_subjects(core: Core, _: Enroller) -> list[subjects_uc.SubjectOut]:
-    return subjects_uc.list_subjects(core)
+def list_subjects(
+    core: Core, _: Enroller, name: str | None = Query(default=None, max_length=200)
+) -> list[subjects_uc.SubjectOut]:
+    """All subjects; with `name`, only those with exactly that name (case aside)."""
+    return subjects_uc.list_subjects(core, name)
 
 
 @router.get(
