@@ -32,7 +32,11 @@ run: setup
 demo: setup
 	VISAGE_HOME=$${VISAGE_HOME:-.visage-demo} $(VENV)/bin/visage demo --data $(DATA)
 
+# Lint gates the tests: ruff (lint + format) and mypy --strict, then the suite.
 test: setup-test
+	$(VENV)/bin/ruff check visage tests bench
+	$(VENV)/bin/ruff format --check visage tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 # The baseline of bench/endtoend.py: face_recognition without its dlib source build

@@ -37,9 +37,15 @@ def test_recall_against_exact(gallery, quantized) -> None:  # type: ignore[no-un
     assert hits[0].cosine >= hits[1].cosine >= hits[2].cosine
 
 
-def test_remove_and_add_take_effect_at_once(gallery) -> None:  # type: ignore[no-untyped-def]
-    index = QuantizedIndex()
-    index.add(gallery.labels, gallery.vectors)
+def _clone(index: QuantizedIndex) -> QuantizedIndex:
+    """A modifiable copy with the trained engine and its codes (no retraining)."""
+    copy = from_bytes(index.to_bytes())
+    assert isinstance(copy, QuantizedIndex)
+    return copy
+
+
+def test_remove_and_add_take_effect_at_once(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
+    index = _clone(quantized)
     query = gallery.queries[:1]
     first = index.search(query, 1)[0][0].label
     assert index.remove(first) == 1
@@ -49,21 +55,26 @@ def test_remove_and_add_take_effect_at_once(gallery) -> None:  # type: ignore[no
     assert best.label == "newcomer" and best.cosine == pytest.approx(1.0, abs=1e-5)
 
 
-def test_removals_then_additions_stay_consistent_and_persist(gallery) -> None:  # type: ignore[no-untyped-def]
+def test_removals_then_additions_stay_consistent_and_persist(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
     """Rows deleted and added in turn (across block boundaries of the packed codes), then
     saved and loaded: the quantized index answers as exact search over the same rows."""
-    index, exact = QuantizedIndex(), ExactIndex()
-    for engine in (index, exact):
-        engine.add(gallery.labels[:20_000], gallery.vectors[:20_000])
+    index, exact = _clone(quantized), ExactIndex()
+    exact.add(gallery.labels, gallery.vectors)
     rng = np.random.default_rng(5)
+    added: list[np.ndarray] = []
     for step in range(40):
-        gone = gallery.labels[int(rng.integers(0, 20_000))]
+        gone = gallery.labels[int(rng.integers(0, len(gallery.labels)))]
         assert index.remove(gone) == exact.remove(gone)
-        batch = slice(20_000 + step * 7, 20_000 + step * 7 + int(rng.integers(1, 8)))
+        n = int(rng.integers(1, 8))
+        base = gallery.vectors[rng.integers(0, len(gallery.labels), n)]
+        fresh = base + rng.normal(0, 0.02, base.shape).astype(np.float32)
+        fresh /= np.linalg.norm(fresh, axis=1, keepdims=True)
+        labels = [f"new-{step}-{i}" for i in range(n)]
         for engine in (index, exact):
-            engine.add(gallery.labels[batch], gallery.vectors[batch])
+            engine.add(labels, fresh.astype(np.float32))
+        added.append(fresh)
     assert len(index) == len(exact)
-    probes = np.vstack([gallery.vectors[20_000:20_300:10], gallery.queries[:30]])
+    probes = np.vstack([np.vstack(added)[::4], gallery.queries[:30]]).astype(np.float32)
     assert _top1(index, probes) == _top1(exact, probes)
     restored = from_bytes(index.to_bytes())
     restored.add(["late"], gallery.queries[40:41])
