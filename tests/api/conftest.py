@@ -28,7 +28,12 @@ def api_core(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> It
 @pytest.fixture(scope="module")
 def keys(api_core: Visage) -> dict[Role, str]:
     return {
-        role: create_key(api_core, role, [PURPOSE] if role is Role.operator else []).key
+        role: create_key(
+            api_core,
+            role,
+            [PURPOSE] if role is Role.operator else [],
+            owner=f"{role.value} person",
+        ).key
         for role in Role
     }
 

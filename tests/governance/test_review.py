@@ -57,9 +57,9 @@ def setup(
     set_profile(core, watchlist_purposes=[WATCH])
     keys = {
         "enroller": auth(create_key(core, Role.enroller, []).key),
-        "operator": auth(create_key(core, Role.operator, [WATCH]).key),
-        "alice": auth(create_key(core, Role.reviewer, [], name="alice").key),
-        "bob": auth(create_key(core, Role.reviewer, [], name="bob").key),
+        "operator": auth(create_key(core, Role.operator, [WATCH], owner="olga").key),
+        "alice": auth(create_key(core, Role.reviewer, [], name="alice", owner="Alice").key),
+        "bob": auth(create_key(core, Role.reviewer, [], name="bob", owner="Bob").key),
         "auditor": auth(create_key(core, Role.auditor, []).key),
     }
     with TestClient(create_app(core, identify_per_minute=10_000)) as client:
@@ -83,8 +83,9 @@ def _candidate(client: TestClient, keys: dict[str, dict[str, str]], data: Path) 
         content=(data / "scenes/two_people.jpg").read_bytes(),
     )
     assert r.status_code == 200, r.text
-    flagged = [f for f in r.json()["faces"] if f["candidates"]]
+    flagged = [f for f in r.json()["faces"] if f["status"]]
     assert len(flagged) == 1 and flagged[0]["status"] == "pending_review"
+    assert flagged[0]["candidates"] == []  # blind until released
     return str(flagged[0]["review_id"])
 
 
@@ -108,13 +109,13 @@ def test_two_different_reviewers_release_a_match(setup, data: Path) -> None:  # 
     assert rid not in [i["id"] for i in client.get("/v1/reviews", headers=keys["alice"]).json()]
     bob_view = [i for i in client.get("/v1/reviews", headers=keys["bob"]).json() if i["id"] == rid]
     assert bob_view and "decisions" not in bob_view[0] and "status" not in bob_view[0]
-    assert not receiver.received
+    assert not _matches(receiver)
 
     r = client.post(f"/v1/reviews/{rid}/confirm", headers=keys["bob"]).json()
     assert r == {"id": rid, "status": "confirmed", "released": True}
     core.notifier.flush()
-    assert len(receiver.received) == 1
-    headers, body = receiver.received[0]
+    assert len(_matches(receiver)) == 1
+    headers, body = _matches(receiver)[0]
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert headers["X-Visage-Signature"] == expected
     payload = json.loads(body)
@@ -136,7 +137,7 @@ def test_one_rejection_discards_the_candidate(setup, data: Path) -> None:  # typ
     assert client.get(f"/v1/reviews/{rid}/probe", headers=keys["alice"]).status_code == 404
     assert rid not in [i["id"] for i in client.get("/v1/reviews", headers=keys["bob"]).json()]
     core.notifier.flush()
-    assert not receiver.received and not _events(core)
+    assert not _matches(receiver) and not _events(core)
 
 
 def test_only_reviewers_decide(setup, data: Path) -> None:  # type: ignore[no-untyped-def]
@@ -147,7 +148,7 @@ def test_only_reviewers_decide(setup, data: Path) -> None:  # type: ignore[no-un
         assert r.status_code == 403
 
 
-def test_cli_review_needs_a_reviewer_key(setup, data: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_review_needs_a_reviewer_key(setup, data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from tests.test_cli import run
 
     client, keys, _, core = setup
@@ -155,15 +156,22 @@ def test_cli_review_needs_a_reviewer_key(setup, data: Path) -> None:  # type: ig
     alice = keys["alice"]["Authorization"].removeprefix("Bearer ")
     bob = keys["bob"]["Authorization"].removeprefix("Bearer ")
     op = keys["operator"]["Authorization"].removeprefix("Bearer ")
-    r = run(core.home, "review", "list", "--json", "--key", alice)
+    alice_file = tmp_path / "alice.key"
+    alice_file.write_text(alice + "\n")
+    r = run(core.home, "review", "list", "--json", "--key-file", str(alice_file))
     assert r.returncode == 0, r.stderr
     assert rid in [i["id"] for i in json.loads(r.stdout)]
-    assert run(core.home, "review", "confirm", rid, "--key", op).returncode == 2
-    assert run(core.home, "review", "confirm", rid, "--key", alice).returncode == 0
-    r = run(core.home, "review", "confirm", rid, "--key", alice)
+    assert run(core.home, "review", "confirm", rid, VISAGE_API_KEY=op).returncode == 2
+    assert run(core.home, "review", "confirm", rid, VISAGE_API_KEY=alice).returncode == 0
+    r = run(core.home, "review", "confirm", rid, "--key-file", str(alice_file))
     assert r.returncode == 2 and "already decided" in r.stderr
     r = run(core.home, "review", "confirm", rid, "--json", VISAGE_API_KEY=bob)
     assert json.loads(r.stdout)["released"] is True
+
+
+def _matches(receiver: Receiver) -> list[tuple[dict[str, str], bytes]]:
+    """What the webhooks received about matches (signed audit heads go there too)."""
+    return [m for m in receiver.received if json.loads(m[1]).get("type") == "match.confirmed"]
 
 
 def _events(core: Visage) -> list[object]:

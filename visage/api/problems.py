@@ -22,7 +22,7 @@ from visage.errors import (
     VisageError,
 )
 from visage.governance.access import AuthError, ForbiddenError
-from visage.governance.profile import GateError
+from visage.governance.profile import GateError, IdentifyRateError
 from visage.governance.review import ReviewConflictError
 from visage.store.keyring import KeyDestroyedError
 
@@ -38,6 +38,7 @@ _STATUS: list[tuple[type[VisageError], int, str, str]] = [
     (KeyDestroyedError, 410, "erased", "The subject's data was erased"),
     (AuthError, 401, "unauthenticated", "Authentication required"),
     (ForbiddenError, 403, "forbidden", "Not allowed for this key"),
+    (IdentifyRateError, 429, "rate-limited", "Too many requests"),
     (GateError, 403, "deployment-gate", "Refused by the deployment profile"),
     (ModelMissingError, 503, "model-missing", "Model not installed"),
     (MasterKeyError, 503, "key-problem", "Master key problem"),

@@ -242,10 +242,18 @@ def identify(
             help="Why you search. Only subjects whose valid consent covers it can match.",
         ),
     ],
+    authorisation_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--authorisation-ref",
+            help="Reference of the authorisation for this search (AI Act Art. 26(10)); "
+            "required for a law-enforcement operator in a public space.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """1:N: every face in IMAGE against consenting subjects. Exit 1 if nobody matched."""
-    result = identify_uc.identify(_core(), image, purpose)
+    result = identify_uc.identify(_core(), image, purpose, authorisation_ref=authorisation_ref)
     if as_json:
         _emit_json(result)
     else:
@@ -256,7 +264,10 @@ def identify(
         for col in ("box", "subject", "name", "score", "status"):
             table.add_column(col)
         for f in result.faces:
-            if not f.candidates:
+            if f.review_id:  # blind until two reviewers confirm: `visage review outcome`
+                pending = f"pending_review {f.review_id}"
+                table.add_row(str(f.box), "-", "[dim]withheld[/]", "-", pending)
+            elif not f.candidates:
                 table.add_row(str(f.box), "-", "[dim]no match (bystander)[/]", "-", "")
             for rank, c in enumerate(f.candidates):
                 status = ""
@@ -264,7 +275,7 @@ def identify(
                     status = f.status.value + (f" {f.review_id}" if f.review_id else "")
                 table.add_row(str(f.box), c.subject_id, c.name, f"{c.score:.4f}", status)
         out.print(table)
-    if not any(f.candidates for f in result.faces):
+    if not any(f.status is not None for f in result.faces):
         raise _Exit(1)
 
 
@@ -399,10 +410,18 @@ def keys_create(
         ),
     ] = None,
     name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "",
+    owner: Annotated[
+        str,
+        typer.Option(
+            "--owner",
+            help="The person the key belongs to (required for reviewer keys: two "
+            "confirmations must come from two different owners).",
+        ),
+    ] = "",
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key. The key is printed once and cannot be shown again."""
-    created = keys_uc.create_key(_core(), role, purpose or [], name)
+    created = keys_uc.create_key(_core(), role, purpose or [], name, owner=owner)
     if as_json:
         _emit_json(created)
     else:
@@ -421,12 +440,13 @@ def keys_list(as_json: JsonFlag = False) -> None:
         _emit_json(keys)
         return
     table = Table(title=f"{len(keys)} key(s)")
-    for col in ("id", "name", "role", "purposes", "created", "state"):
+    for col in ("id", "name", "owner", "role", "purposes", "created", "state"):
         table.add_column(col)
     for k in keys:
         table.add_row(
             k.id,
             k.name,
+            k.owner,
             k.role.value,
             ", ".join(k.purposes) or "-",
             f"{k.created_at:%Y-%m-%d}",

@@ -16,7 +16,7 @@ from visage.app import Visage
 from visage.cli._base import JsonFlag, _core, _emit_json, _Exit, app, err, guarded, out, subject_app
 from visage.errors import VisageError
 from visage.governance import signing
-from visage.governance.access import ForbiddenError, Role
+from visage.governance.access import ForbiddenError, Principal, Role
 from visage.governance.audit import Actor
 from visage.governance.review import Decision
 from visage.usecases import audit_log as audit_uc
@@ -237,26 +237,40 @@ def retention_run(as_json: JsonFlag = False) -> None:
     )
 
 
-KeyOpt = Annotated[
-    str | None,
-    typer.Option("--key", help="A reviewer API key (or set VISAGE_API_KEY).", show_default=False),
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        help="File holding a reviewer API key (default: the VISAGE_API_KEY variable). Never "
+        "on the command line, where `ps` would show it.",
+        show_default=False,
+    ),
 ]
 
 
-def _reviewer(key: str | None) -> tuple[Actor, Visage]:
+def _key_from(key_file: Path | None) -> str | None:
+    if key_file is not None:
+        try:
+            return key_file.read_text().strip() or None
+        except OSError as exc:
+            raise VisageError(f"--key-file {key_file}: {exc.strerror or exc}") from exc
+    return os.environ.get("VISAGE_API_KEY") or None
+
+
+def _reviewer(key_file: Path | None) -> tuple[Principal, Visage]:
     core = _core()
-    who = keys_uc.authenticate(core, key or os.environ.get("VISAGE_API_KEY"))
+    who = keys_uc.authenticate(core, _key_from(key_file))
     if who.role is not Role.reviewer:
         raise ForbiddenError(f"a reviewer key is needed, this is a {who.role.value} key")
-    return who.actor, core
+    return who, core
 
 
 @review_app.command("list")
 @guarded
-def review_list(key: KeyOpt = None, as_json: JsonFlag = False) -> None:
+def review_list(key_file: KeyFileOpt = None, as_json: JsonFlag = False) -> None:
     """Items waiting for your decision."""
-    actor, core = _reviewer(key)
-    items = review_uc.queue(core, actor)
+    who, core = _reviewer(key_file)
+    items = review_uc.queue(core, who)
     if as_json:
         _emit_json(items)
         return
@@ -276,9 +290,9 @@ def review_list(key: KeyOpt = None, as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
-def _decide(review_id: str, key: str | None, decision: Decision, as_json: bool) -> None:
-    actor, core = _reviewer(key)
-    result = review_uc.decide(core, review_id, actor, decision)
+def _decide(review_id: str, key_file: Path | None, decision: Decision, as_json: bool) -> None:
+    who, core = _reviewer(key_file)
+    result = review_uc.decide(core, review_id, who, decision)
     if as_json:
         _emit_json(result)
     else:
@@ -289,22 +303,51 @@ def _decide(review_id: str, key: str | None, decision: Decision, as_json: bool) 
 @guarded
 def review_confirm(
     review_id: Annotated[str, typer.Argument(help="Review item id.")],
-    key: KeyOpt = None,
+    key_file: KeyFileOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Confirm a candidate (released once a second reviewer confirms)."""
-    _decide(review_id, key, Decision.confirm, as_json)
+    _decide(review_id, key_file, Decision.confirm, as_json)
 
 
 @review_app.command("reject")
 @guarded
 def review_reject(
     review_id: Annotated[str, typer.Argument(help="Review item id.")],
-    key: KeyOpt = None,
+    key_file: KeyFileOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Reject a candidate: it is discarded with its probe face."""
-    _decide(review_id, key, Decision.reject, as_json)
+    _decide(review_id, key_file, Decision.reject, as_json)
+
+
+@review_app.command("outcome")
+@guarded
+def review_outcome(
+    review_id: Annotated[str, typer.Argument(help="Review item id (from identify or watch).")],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--key-file",
+            help="File holding the API key that asked (default: VISAGE_API_KEY; without "
+            "either, the local user).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The identity behind a review item, once two reviewers confirmed it."""
+    core = _core()
+    key = _key_from(key_file)
+    actor = keys_uc.authenticate(core, key).actor if key else Actor.local()
+    result = review_uc.outcome(core, review_id, actor)
+    if as_json:
+        _emit_json(result)
+    else:
+        out.print(
+            f"{review_id}: {result.status}: {result.name} ({result.subject_id}), "
+            f"score {result.score:.4f}"
+        )
 
 
 @report_app.command("transparency")

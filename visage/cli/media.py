@@ -173,10 +173,10 @@ def watch(
         table.add_column(col)
     for e in report.events:
         table.add_row(
-            e.subject_id,
+            e.subject_id or "(withheld until reviewed)",
             e.started_at.strftime("%H:%M:%S.%f")[:-3],
             e.ended_at.strftime("%H:%M:%S.%f")[:-3],
-            f"{e.best_score:.3f}",
+            f"{e.best_score:.3f}" if e.best_score is not None else "-",
             str(e.frames),
             e.review_id or "",
         )

@@ -27,6 +27,7 @@ from visage.governance.consent import normalise_purpose
 from visage.store.schema import ApiKeyRow
 
 TOKEN_PREFIX = "vsg_"
+OWNER_MAX = 200
 
 
 class Role(StrEnum):
@@ -46,11 +47,13 @@ class ForbiddenError(VisageError):
 
 
 class Principal(BaseModel):
-    """Who is calling: what the API's dependencies check roles and purposes against."""
+    """Who is calling: what the API's dependencies check roles and purposes against.
+    ``owner`` is the named person the key belongs to ("" for an older key without one)."""
 
     key_id: str
     role: Role
     purposes: tuple[str, ...]
+    owner: str = ""
 
     @property
     def actor(self) -> Actor:
@@ -68,11 +71,13 @@ class KeyCreated(BaseModel):
     key: str
     role: Role
     purposes: list[str]
+    owner: str
 
 
 class KeyInfo(BaseModel):
     id: str
     name: str
+    owner: str
     role: Role
     purposes: list[str]
     created_at: datetime
@@ -83,14 +88,29 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(session: Session, role: Role, purposes: list[str], name: str = "") -> KeyCreated:
+def _clean_owner(owner: str) -> str:
+    clean = " ".join(owner.split())
+    if len(clean) > OWNER_MAX:
+        raise VisageError(f"an owner name has at most {OWNER_MAX} characters")
+    return clean
+
+
+def create_key(
+    session: Session, role: Role, purposes: list[str], name: str = "", owner: str = ""
+) -> KeyCreated:
+    """A new key. A reviewer key must name its owner: the two confirmations of a review
+    must come from two different people, which only a named owner makes checkable."""
     if role is Role.operator and not purposes:
         raise VisageError("an operator key must list at least one --purpose")
+    owner = _clean_owner(owner)
+    if role is Role.reviewer and not owner:
+        raise VisageError("a reviewer key must name the person it belongs to (--owner NAME)")
     clean = list(dict.fromkeys(normalise_purpose(p) for p in purposes))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiKeyRow(
         id=uuid.uuid4().hex,
         name=name,
+        owner=owner,
         digest=_digest(token),
         role=role.value,
         purposes=clean,
@@ -98,13 +118,14 @@ def create_key(session: Session, role: Role, purposes: list[str], name: str = ""
     )
     session.add(row)
     session.flush()
-    return KeyCreated(id=row.id, key=token, role=role, purposes=clean)
+    return KeyCreated(id=row.id, key=token, role=role, purposes=clean, owner=owner)
 
 
 def _info(row: ApiKeyRow) -> KeyInfo:
     return KeyInfo(
         id=row.id,
         name=row.name,
+        owner=row.owner,
         role=Role(row.role),
         purposes=list(row.purposes),
         created_at=row.created_at,
@@ -131,7 +152,21 @@ def authenticate(session: Session, token: str | None) -> Principal:
     row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.digest == _digest(token)))
     if row is None or row.revoked_at is not None:
         raise AuthError("unknown or revoked API key")
-    return Principal(key_id=row.id, role=Role(row.role), purposes=tuple(row.purposes))
+    return Principal(
+        key_id=row.id, role=Role(row.role), purposes=tuple(row.purposes), owner=row.owner
+    )
+
+
+def owner_of(session: Session, actor_id: str) -> str:
+    """The person behind an actor id: a key's owner (``key:<id>`` when the key names none),
+    the OS user of a local actor (``local:<user>``), else the actor id itself."""
+    kind, _, ident = actor_id.partition(":")
+    if kind == "key":
+        owner = session.scalar(select(ApiKeyRow.owner).where(ApiKeyRow.id == ident))
+        return owner or actor_id
+    if kind == "local":
+        return ident
+    return actor_id
 
 
 def has_keys(session: Session, role: Role) -> bool:

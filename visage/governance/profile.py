@@ -3,7 +3,10 @@
 Privacy by default: a new installation may verify (1:1) but not identify (1:N) until a
 DPIA reference is recorded — and, in Morocco, a CNDP authorisation (law 09-08). Live 1:N on
 camera streams by a law-enforcement operator in a publicly accessible space is refused
-outright (EU AI Act Art. 5(1)(h) and the equivalent position of the CNDP).
+outright (EU AI Act Art. 5(1)(h) and the equivalent position of the CNDP). For that same
+operator every 1:N search on a still image is *post*-remote identification: it needs the
+reference of its authorisation (AI Act Art. 26(10)), and its rate per caller has a low
+ceiling, so that sending a camera's frames one by one cannot amount to live identification.
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ class Jurisdiction(StrEnum):
 
 class GateError(VisageError):
     """The deployment profile does not allow this operation."""
+
+
+class IdentifyRateError(GateError):
+    """More 1:N searches a minute than the profile allows this caller (HTTP 429)."""
+
+
+AUTHORISATION_REF_MAX = 200
 
 
 class DeploymentProfile(BaseModel):
@@ -82,6 +92,26 @@ class DeploymentProfile(BaseModel):
                 "1:N identification in Morocco needs a CNDP authorisation reference "
                 "(visage profile set --cndp-ref REF)"
             )
+        return None
+
+    @property
+    def post_remote_only(self) -> bool:
+        """Law enforcement in a publicly accessible space: live 1:N is refused, and each
+        search on an image is post-remote identification under an authorisation."""
+        return self.law_enforcement and self.public_space
+
+    def authorisation_refusal(self, authorisation_ref: str | None) -> str | None:
+        """Why a 1:N search without (or with this) authorisation reference is refused."""
+        if not self.post_remote_only:
+            return None
+        if not authorisation_ref or not authorisation_ref.strip():
+            return (
+                "1:N identification by a law-enforcement operator in a publicly accessible "
+                "space needs the reference of its authorisation for each search (AI Act Art. "
+                "26(10)): --authorisation-ref REF, or authorisation_ref=REF in the API"
+            )
+        if len(authorisation_ref.strip()) > AUTHORISATION_REF_MAX:
+            return f"an authorisation reference has at most {AUTHORISATION_REF_MAX} characters"
         return None
 
     def ensure_identification_allowed(self, *, live: bool = False) -> None:

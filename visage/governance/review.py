@@ -1,10 +1,16 @@
 """Two-person confirmation of 1:N candidates (EU AI Act Art. 14(5)).
 
 For a purpose marked ``watchlist`` in the deployment profile, a match is a candidate: it is
-queued here, and released (an event recorded, webhooks fired) only when two different
-reviewer keys have confirmed it. Reviewers decide blind — nobody is shown another reviewer's
-decision before the item is closed — the same reviewer cannot decide twice, and one
-rejection discards the candidate and its probe face crop at once.
+queued here, and released (an event recorded, webhooks fired, the outcome readable by whoever
+asked) only when reviewer keys of two different owners have confirmed it. The one who asked
+(``requester_owner``) learns nothing but the review id until then, and may not review their
+own request. Reviewers decide blind — nobody is shown another reviewer's decision before the
+item is closed — the same person cannot decide twice, and one rejection discards the
+candidate and its probe face crop at once.
+
+Decisions are serialised: :func:`decide` takes SQLite's write lock before it reads the item,
+so two confirmations arriving at the same instant are counted one after the other — never
+both against the same earlier state (an item stuck with two confirmations, or released twice).
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
 from visage.errors import NotFoundError, VisageError
+from visage.governance.access import ForbiddenError, owner_of
 from visage.store import crypto
 from visage.store.keyring import Keyring
 from visage.store.schema import EventRow, ReviewDecisionRow, ReviewRow
@@ -53,6 +60,8 @@ class Candidate:
     quality: float
     source: str
     camera: str | None = None
+    requested_by: str | None = None
+    requester_owner: str | None = None
 
 
 def open_review(
@@ -75,6 +84,8 @@ def open_review(
         camera=candidate.camera,
         probe=sealed,
         status=Status.pending.value,
+        requested_by=candidate.requested_by,
+        requester_owner=candidate.requester_owner,
     )
     session.add(row)
     session.flush()
@@ -94,15 +105,41 @@ def probe_of(keys: Keyring, row: ReviewRow) -> bytes | None:
     return crypto.open_sealed(keys.get(row.subject_id), row.probe, _probe_aad(row.id))
 
 
-def queue_for(session: Session, reviewer: str) -> list[ReviewRow]:
-    """Pending items this reviewer has not decided yet, oldest first."""
-    decided = select(ReviewDecisionRow.review_id).where(ReviewDecisionRow.reviewer == reviewer)
+def _lock_for_decision(session: Session) -> None:
+    """Take SQLite's write lock before reading the item (as the audit chain does), so that
+    concurrent decisions on one item are applied one after the other."""
+    session.execute(text("UPDATE reviews SET status = status WHERE 0"))
+
+
+def ensure_may_review(row: ReviewRow, reviewer_owner: str) -> None:
+    """A reviewer key must name its owner, and that owner must not be the one who asked."""
+    if not reviewer_owner:
+        raise ForbiddenError(
+            "this reviewer key names no owner; create one with `visage keys create "
+            "--role reviewer --owner NAME`"
+        )
+    if row.requester_owner is not None and row.requester_owner == reviewer_owner:
+        raise ForbiddenError("you asked for this search; someone else must review it")
+
+
+def queue_for(session: Session, reviewer: str, owner: str) -> list[ReviewRow]:
+    """Pending items this reviewer's owner may still decide, oldest first: none they asked
+    for, none they already decided (with this key or another of theirs)."""
     stmt = (
         select(ReviewRow)
-        .where(ReviewRow.status == Status.pending.value, ReviewRow.id.not_in(decided))
+        .options(selectinload(ReviewRow.decisions))
+        .where(ReviewRow.status == Status.pending.value)
         .order_by(ReviewRow.created_at)
     )
-    return list(session.scalars(stmt))
+    items = []
+    for row in session.scalars(stmt):
+        if owner and row.requester_owner == owner:
+            continue
+        deciders = {d.reviewer for d in row.decisions}
+        if reviewer in deciders or (owner and owner in {owner_of(session, d) for d in deciders}):
+            continue
+        items.append(row)
+    return items
 
 
 def all_items(session: Session, status: Status | None = None) -> list[ReviewRow]:
@@ -112,15 +149,24 @@ def all_items(session: Session, status: Status | None = None) -> list[ReviewRow]
     return list(session.scalars(stmt.order_by(ReviewRow.created_at)))
 
 
-def decide(session: Session, review_id: str, reviewer: str, decision: Decision) -> ReviewRow:
+def decide(
+    session: Session, review_id: str, reviewer: str, reviewer_owner: str, decision: Decision
+) -> ReviewRow:
     """Record one reviewer's decision; closes the item on a rejection or the second
-    confirmation (then an event is recorded for the release)."""
+    confirmation by a different owner (then an event is recorded for the release)."""
+    _lock_for_decision(session)
     row = get_review(session, review_id)
+    ensure_may_review(row, reviewer_owner)
     if row.status != Status.pending.value:
         raise ReviewConflictError(f"review item {review_id} is already closed ({row.status})")
     if any(d.reviewer == reviewer for d in row.decisions):
         raise ReviewConflictError(
             "this reviewer already decided on this item; a second, different reviewer must"
+        )
+    if any(owner_of(session, d.reviewer) == reviewer_owner for d in row.decisions):
+        raise ReviewConflictError(
+            f"{reviewer_owner} already decided on this item with another key; a second, "
+            "different person must"
         )
     now = datetime.now(UTC)
     row.decisions.append(
@@ -145,4 +191,17 @@ def decide(session: Session, review_id: str, reviewer: str, decision: Decision) 
             )
         )
     session.flush()
+    return row
+
+
+def released(row: ReviewRow, actor_id: str, role: str) -> ReviewRow:
+    """The item, once confirmed, for whoever asked for it or an auditor/admin; the identity
+    stays sealed from everyone else, and from everybody before the second confirmation."""
+    if actor_id != row.requested_by and role not in ("auditor", "admin"):
+        raise ForbiddenError("only the key that asked (or an auditor) may read this outcome")
+    if row.status != Status.confirmed.value:
+        raise ReviewConflictError(
+            f"review item {row.id} is {row.status}: no identity is released"
+            + (" until two reviewers confirm it" if row.status == Status.pending.value else "")
+        )
     return row

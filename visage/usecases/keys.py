@@ -9,10 +9,16 @@ from visage.governance.audit import Actor
 
 
 def create_key(
-    app: Visage, role: Role, purposes: list[str], name: str = "", actor: Actor | None = None
+    app: Visage,
+    role: Role,
+    purposes: list[str],
+    name: str = "",
+    actor: Actor | None = None,
+    *,
+    owner: str = "",
 ) -> KeyCreated:
     with app.store.session() as session:
-        created = access.create_key(session, role, purposes, name)
+        created = access.create_key(session, role, purposes, name, owner)
         app.audit(
             session,
             actor or Actor.local(),
@@ -20,6 +26,7 @@ def create_key(
             key_id=created.id,
             key_role=role.value,
             purposes=created.purposes,
+            owner=created.owner,
         )
         return created
 

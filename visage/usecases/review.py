@@ -1,14 +1,22 @@
-"""The two-person review queue (see :mod:`visage.governance.review`)."""
+"""The two-person review queue (see :mod:`visage.governance.review`).
+
+Reviewers act through a :class:`~visage.governance.access.Principal` (their key, with its
+owner); the identity behind an item is released to whoever asked only by :func:`outcome`,
+after the second confirmation.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from visage.app import Visage
 from visage.errors import NotFoundError
+from visage.gallery import repository as repo
 from visage.governance import review as gov
+from visage.governance.access import Principal
 from visage.governance.audit import Actor
 from visage.store.schema import ReviewRow, SubjectRow
 
@@ -50,6 +58,28 @@ class DecisionResult(BaseModel):
     released: bool = Field(description="true when this decision confirmed the match")
 
 
+class Outcome(BaseModel):
+    """The identity behind a confirmed item: what the one who asked may learn, and only now."""
+
+    id: str
+    status: str
+    purpose: str
+    subject_id: str
+    name: str
+    score: float
+    threshold: float
+    source: str
+    camera: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+def _name(app: Visage, session: Session, subject_id: str) -> str:
+    """The subject's name, opened in memory ("" once erased)."""
+    subject = session.get(SubjectRow, subject_id)
+    return repo.subject_name(app.keyring, subject) if subject else ""
+
+
 def _item(row: ReviewRow, name: str) -> ReviewItem:
     return ReviewItem(
         id=row.id,
@@ -66,12 +96,12 @@ def _item(row: ReviewRow, name: str) -> ReviewItem:
     )
 
 
-def queue(app: Visage, reviewer: Actor) -> list[ReviewItem]:
-    """Pending items this reviewer has not decided, without anyone else's decision."""
+def queue(app: Visage, reviewer: Principal) -> list[ReviewItem]:
+    """Pending items this reviewer may decide, without anyone else's decision."""
     with app.store.session() as session:
         return [
-            _item(r, session.get(SubjectRow, r.subject_id).name)  # type: ignore[union-attr]
-            for r in gov.queue_for(session, reviewer.id)
+            _item(r, _name(app, session, r.subject_id))
+            for r in gov.queue_for(session, reviewer.actor.id, reviewer.owner)
         ]
 
 
@@ -80,10 +110,9 @@ def history(app: Visage, status: gov.Status | None = None) -> list[ReviewRecord]
     with app.store.session() as session:
         out = []
         for r in gov.all_items(session, status):
-            name = session.get(SubjectRow, r.subject_id)
             out.append(
                 ReviewRecord(
-                    **_item(r, name.name if name else "").model_dump(),
+                    **_item(r, _name(app, session, r.subject_id)).model_dump(),
                     status=r.status,
                     decided_at=r.decided_at,
                     decisions=[
@@ -95,29 +124,36 @@ def history(app: Visage, status: gov.Status | None = None) -> list[ReviewRecord]
         return out
 
 
-def show(app: Visage, review_id: str) -> ReviewItem:
+def show(app: Visage, review_id: str, reviewer: Principal) -> ReviewItem:
+    """One item, for a reviewer who may review it (not the one who asked for it)."""
     with app.store.session() as session:
         row = gov.get_review(session, review_id)
-        subject = session.get(SubjectRow, row.subject_id)
-        return _item(row, subject.name if subject else "")
+        gov.ensure_may_review(row, reviewer.owner)
+        return _item(row, _name(app, session, row.subject_id))
 
 
-def probe(app: Visage, review_id: str) -> bytes:
+def probe(app: Visage, review_id: str, reviewer: Principal | None = None) -> bytes:
     """The probe face crop (JPEG) of a pending or confirmed item."""
     with app.store.session() as session:
-        data = gov.probe_of(app.keyring, gov.get_review(session, review_id))
+        row = gov.get_review(session, review_id)
+        if reviewer is not None:
+            gov.ensure_may_review(row, reviewer.owner)
+        data = gov.probe_of(app.keyring, row)
     if not data:
         raise NotFoundError(f"review item {review_id} has no probe image (rejected or expired)")
     return data
 
 
-def decide(app: Visage, review_id: str, reviewer: Actor, decision: gov.Decision) -> DecisionResult:
+def decide(
+    app: Visage, review_id: str, reviewer: Principal, decision: gov.Decision
+) -> DecisionResult:
+    actor = reviewer.actor
     with app.store.session() as session:
-        row = gov.decide(session, review_id, reviewer.id, decision)
+        row = gov.decide(session, review_id, actor.id, reviewer.owner, decision)
         released = row.status == gov.Status.confirmed.value
         app.audit(
             session,
-            reviewer,
+            actor,
             f"review.{decision.value}",
             purpose=row.purpose,
             subject_id=row.subject_id,
@@ -136,4 +172,34 @@ def decide(app: Visage, review_id: str, reviewer: Actor, decision: gov.Decision)
         }
     if released:
         app.notifier.send("match.confirmed", payload)
+    if result.status == gov.Status.rejected.value:
+        app.store.scrub()  # the dropped probe crop leaves no page image in the WAL
     return result
+
+
+def outcome(app: Visage, review_id: str, actor: Actor) -> Outcome:
+    """The released identity of a confirmed item, for the actor that asked or an auditor;
+    refused (409) while it is pending or after a rejection. Each read is audited."""
+    with app.store.session() as session:
+        row = gov.released(gov.get_review(session, review_id), actor.id, actor.role)
+        app.audit(
+            session,
+            actor,
+            "review.outcome",
+            purpose=row.purpose,
+            subject_id=row.subject_id,
+            review_id=row.id,
+        )
+        return Outcome(
+            id=row.id,
+            status=row.status,
+            purpose=row.purpose,
+            subject_id=row.subject_id,
+            name=_name(app, session, row.subject_id),
+            score=row.score,
+            threshold=row.threshold,
+            source=row.source,
+            camera=row.camera,
+            created_at=row.created_at,
+            decided_at=row.decided_at,
+        )

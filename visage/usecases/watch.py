@@ -31,6 +31,7 @@ from visage.errors import InputError
 from visage.gallery import repository as repo
 from visage.gallery.matching import calibrate
 from visage.governance import review as review_gov
+from visage.governance.access import owner_of
 from visage.governance.audit import Actor
 from visage.governance.consent import normalise_purpose
 from visage.governance.events import record_event
@@ -47,11 +48,13 @@ from visage.vision.types import Detection, Face
 
 class WatchEvent(BaseModel):
     camera: str
-    subject_id: str
+    subject_id: str | None = Field(
+        description="None for a watchlist purpose: withheld until two reviewers confirm"
+    )
     purpose: str
     started_at: datetime
     ended_at: datetime
-    best_score: float
+    best_score: float | None = Field(description="None for a watchlist purpose")
     frames: int = Field(description="frames on which the track's face was detected")
     review_id: str | None = Field(default=None, description="set for a watchlist purpose")
 
@@ -127,13 +130,14 @@ class _Session:
         if track.label is None:
             return
         best = self.best.pop(track.id, _Best(track.best_score, 0.0, None))
+        subject_id, score = track.label, round(max(best.score, track.best_score), 4)
         event = WatchEvent(
             camera=self.options.camera,
-            subject_id=track.label,
+            subject_id=subject_id,
             purpose=self.purpose,
             started_at=frame_time(track.first_frame),
             ended_at=frame_time(track.last_seen),
-            best_score=round(max(best.score, track.best_score), 4),
+            best_score=score,
             frames=track.hits,
         )
         try:
@@ -143,25 +147,28 @@ class _Session:
                         session,
                         self.app.keyring,
                         review_gov.Candidate(
-                            subject_id=event.subject_id,
+                            subject_id=subject_id,
                             purpose=self.purpose,
-                            score=event.best_score,
+                            score=score,
                             threshold=self.app.threshold,
                             quality=round(best.quality, 3),
                             source="camera",
                             camera=self.options.camera,
+                            requested_by=self.actor.id,
+                            requester_owner=owner_of(session, self.actor.id),
                         ),
                         best.probe,
                     )
-                    event.review_id = item.id
+                    # Blind until released: the report keeps only the review id.
+                    event.review_id, event.subject_id, event.best_score = item.id, None, None
                 else:
                     record_event(
                         session,
-                        subject_id=event.subject_id,
+                        subject_id=subject_id,
                         purpose=self.purpose,
                         source="camera",
                         camera=self.options.camera,
-                        best_score=event.best_score,
+                        best_score=score,
                         started_at=event.started_at,
                         ended_at=event.ended_at,
                         frames=event.frames,
@@ -278,6 +285,8 @@ def watch(
                 actor,
                 "watch",
                 purpose=purpose,
+                outcome="failed" if failure else "ok",
+                **({"reason": failure} if failure else {}),
                 camera=options.camera,
                 frames=frames,
                 tracks=tracks,

@@ -19,6 +19,13 @@ class KeyIn(BaseModel):
     role: Role
     purposes: list[str] = Field(default_factory=list, examples=[["access-control"]])
     name: str = Field(default="", max_length=200)
+    owner: str = Field(
+        default="",
+        max_length=200,
+        description="The person the key belongs to; required for reviewer keys (two "
+        "confirmations must come from two different owners).",
+        examples=["Ada Lovelace"],
+    )
 
 
 class ProfileIn(BaseModel):
@@ -39,7 +46,9 @@ class ProfileIn(BaseModel):
     summary="Create an API key (the key is in this response only)",
 )
 def create_key(body: KeyIn, core: Core, who: Admin) -> KeyCreated:
-    return keys_uc.create_key(core, body.role, body.purposes, body.name, actor=who.actor)
+    return keys_uc.create_key(
+        core, body.role, body.purposes, body.name, actor=who.actor, owner=body.owner
+    )
 
 
 @router.get("/keys", response_model=list[KeyInfo], summary="All keys (never the secrets)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,6 +13,7 @@ from visage.api.deps import (
     IdentifyRateLimit,
     ModelRateLimit,
     Operator,
+    read_form,
     read_images,
     read_upload,
 )
@@ -47,6 +49,17 @@ Purpose = Annotated[
 ]
 
 
+AuthorisationRef = Annotated[
+    str | None,
+    Query(
+        description="Reference of the authorisation for this search (AI Act Art. 26(10)); "
+        "required when the profile is a law-enforcement operator in a public space. Also "
+        "accepted as a multipart form field.",
+        max_length=200,
+    ),
+]
+
+
 @router.post(
     "/identify",
     response_model=identify_uc.IdentifyResult,
@@ -55,13 +68,26 @@ Purpose = Annotated[
     dependencies=[IdentifyRateLimit],
 )
 async def identify(
-    request: Request, core: Core, who: Operator, purpose: Purpose
+    request: Request,
+    core: Core,
+    who: Operator,
+    purpose: Purpose,
+    authorisation_ref: AuthorisationRef = None,
 ) -> identify_uc.IdentifyResult:
     purpose = who.require_purpose(purpose)
-    data = await read_upload(request, "image")
-    result = await run_in_threadpool(identify_uc.identify, core, data, purpose, who.actor)
+    upload = await read_form(request, "image", texts=("authorisation_ref",))
+    data = upload.images[0]
+    if authorisation_ref is None:  # also accepted as a multipart field beside the image
+        authorisation_ref = upload.texts.get("authorisation_ref")
+    result = await run_in_threadpool(
+        partial(identify_uc.identify, authorisation_ref=authorisation_ref),
+        core,
+        data,
+        purpose,
+        who.actor,
+    )
     request.app.state.metrics.faces.inc(len(result.faces))
-    request.app.state.metrics.matches.inc(sum(1 for f in result.faces if f.candidates))
+    request.app.state.metrics.matches.inc(sum(1 for f in result.faces if f.status is not None))
     return result
 
 

@@ -1,15 +1,21 @@
-"""Two-person review of watchlist matches — for reviewer keys (history for auditors)."""
+"""Two-person review of watchlist matches — for reviewer keys (history for auditors; the
+released outcome for the key that asked)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
-from visage.api.deps import Auditor, Core, Reviewer
+from fastapi import APIRouter, Depends, Response
+
+from visage.api.deps import Auditor, Core, Reviewer, principal
 from visage.api.problems import PROBLEM_RESPONSES
+from visage.governance.access import Principal
 from visage.governance.review import Decision
 from visage.usecases import review as review_uc
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"], responses=PROBLEM_RESPONSES)
+
+AnyKey = Annotated[Principal, Depends(principal)]
 
 
 @router.get(
@@ -18,7 +24,7 @@ router = APIRouter(prefix="/v1/reviews", tags=["reviews"], responses=PROBLEM_RES
     summary="Pending items this reviewer has not decided (no one else's decision shown)",
 )
 def queue(core: Core, who: Reviewer) -> list[review_uc.ReviewItem]:
-    return review_uc.queue(core, who.actor)
+    return review_uc.queue(core, who)
 
 
 @router.get(
@@ -31,8 +37,8 @@ def history(core: Core, _: Auditor) -> list[review_uc.ReviewRecord]:
 
 
 @router.get("/{review_id}", response_model=review_uc.ReviewItem, summary="One item")
-def show(review_id: str, core: Core, _: Reviewer) -> review_uc.ReviewItem:
-    return review_uc.show(core, review_id)
+def show(review_id: str, core: Core, who: Reviewer) -> review_uc.ReviewItem:
+    return review_uc.show(core, review_id, who)
 
 
 @router.get(
@@ -41,8 +47,18 @@ def show(review_id: str, core: Core, _: Reviewer) -> review_uc.ReviewItem:
     responses={200: {"content": {"image/jpeg": {}}, "description": "the probe face crop"}},
     summary="The probe face (other faces masked)",
 )
-def probe(review_id: str, core: Core, _: Reviewer) -> Response:
-    return Response(review_uc.probe(core, review_id), media_type="image/jpeg")
+def probe(review_id: str, core: Core, who: Reviewer) -> Response:
+    return Response(review_uc.probe(core, review_id, who), media_type="image/jpeg")
+
+
+@router.get(
+    "/{review_id}/outcome",
+    response_model=review_uc.Outcome,
+    summary="The released identity, once two reviewers confirmed (the key that asked, "
+    "auditors, admins); 409 before",
+)
+def outcome(review_id: str, core: Core, who: AnyKey) -> review_uc.Outcome:
+    return review_uc.outcome(core, review_id, who.actor)
 
 
 @router.post(
@@ -51,7 +67,7 @@ def probe(review_id: str, core: Core, _: Reviewer) -> Response:
     summary="Confirm: the match is released after a second, different reviewer confirms",
 )
 def confirm(review_id: str, core: Core, who: Reviewer) -> review_uc.DecisionResult:
-    return review_uc.decide(core, review_id, who.actor, Decision.confirm)
+    return review_uc.decide(core, review_id, who, Decision.confirm)
 
 
 @router.post(
@@ -60,4 +76,4 @@ def confirm(review_id: str, core: Core, who: Reviewer) -> review_uc.DecisionResu
     summary="Reject: one rejection discards the candidate and its probe face",
 )
 def reject(review_id: str, core: Core, who: Reviewer) -> review_uc.DecisionResult:
-    return review_uc.decide(core, review_id, who.actor, Decision.reject)
+    return review_uc.decide(core, review_id, who, Decision.reject)

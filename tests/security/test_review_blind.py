@@ -1,0 +1,253 @@
+"""Attacks on the two-person review (issue 11, item 1), through the real API and CLI.
+
+Each test is an attack that worked before: the operator read the watchlist identity straight
+from the identify answer or the audit log; one person confirmed twice with two keys; the
+person who asked reviewed their own request; a reviewer key without an owner; concurrent
+confirmations left an item stuck; a reviewer key on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from tests.api.conftest import auth
+from tests.conftest import make_app
+from tests.governance.test_review import Receiver
+from visage.api.app import create_app
+from visage.app import Visage
+from visage.cli import app as cli_app
+from visage.governance.access import Role
+from visage.store.schema import AuditEntryRow, EventRow, ReviewRow
+from visage.usecases.keys import create_key
+from visage.usecases.profile import set_profile
+
+WATCH = "wanted"
+SCENE = "scenes/two_people.jpg"
+
+
+@dataclass
+class World:
+    client: TestClient
+    core: Visage
+    keys: dict[str, dict[str, str]]
+    tokens: dict[str, str]
+    subject_id: str
+    receiver: Receiver
+
+
+def _key(core: Visage, role: Role, owner: str, purposes: list[str] | None = None) -> str:
+    return create_key(core, role, purposes or [], owner=owner).key
+
+
+@pytest.fixture()
+def w(tmp_path: Path, shared_app: Visage, data: Path) -> Iterator[World]:
+    receiver = Receiver()
+    core = make_app(tmp_path / "home", webhook_urls=[receiver.url], webhook_secret="s")
+    core._analyzer = shared_app.analyzer
+    set_profile(core, watchlist_purposes=[WATCH])
+    tokens = {
+        "enroller": _key(core, Role.enroller, "Erin"),
+        "operator": _key(core, Role.operator, "Carol", [WATCH]),
+        "other_operator": _key(core, Role.operator, "Dave", [WATCH]),
+        "alice": _key(core, Role.reviewer, "Alice"),
+        "alice2": _key(core, Role.reviewer, "Alice"),
+        "bob": _key(core, Role.reviewer, "Bob"),
+        "carol_reviewer": _key(core, Role.reviewer, "Carol"),
+        "auditor": _key(core, Role.auditor, "Audrey"),
+    }
+    keys = {name: auth(token) for name, token in tokens.items()}
+    with TestClient(create_app(core, identify_per_minute=10_000)) as client:
+        body = {"name": "Joe Biden", "consent": {"reference": "W-1", "purposes": [WATCH]}}
+        sid = client.post("/v1/subjects", json=body, headers=keys["enroller"]).json()["id"]
+        r = client.post(
+            f"/v1/subjects/{sid}/templates",
+            headers=keys["enroller"],
+            content=(data / "people/joe_biden/1.jpg").read_bytes(),
+        )
+        assert r.json()["enrolled"], r.text
+        yield World(client, core, keys, tokens, sid, receiver)
+    receiver.server.shutdown()
+    core.close()
+
+
+def _ask(w: World, data: Path) -> tuple[str, str]:
+    """The operator's watchlist search; returns the review id and the raw answer."""
+    r = w.client.post(
+        f"/v1/identify?purpose={WATCH}",
+        headers=w.keys["operator"],
+        content=(data / SCENE).read_bytes(),
+    )
+    assert r.status_code == 200, r.text
+    pending = [f for f in r.json()["faces"] if f["status"] == "pending_review"]
+    assert len(pending) == 1, r.text
+    return str(pending[0]["review_id"]), r.text
+
+
+def run(home: Path, *args: str, **env: str) -> Result:
+    """The real CLI, in this process (a subprocess costs seconds of imports)."""
+    return CliRunner().invoke(cli_app, list(args), env={"VISAGE_HOME": str(home), **env})
+
+
+def _confirmed(receiver: Receiver) -> list[dict[str, object]]:
+    """The ``match.confirmed`` webhook messages received (others, such as audit heads, aside)."""
+    messages = [json.loads(body) for _, body in receiver.received]
+    return [m for m in messages if m.get("type") == "match.confirmed"]
+
+
+def _events(core: Visage) -> int:
+    with core.store.session() as session:
+        return int(session.scalar(select(func.count()).select_from(EventRow)) or 0)
+
+
+def test_operator_learns_nothing_until_two_reviewers_release_it(w: World, data: Path) -> None:
+    rid, answer = _ask(w, data)
+    # The answer: a review id, no subject id, name or score.
+    assert w.subject_id not in answer and "Biden" not in answer
+    face = next(f for f in json.loads(answer)["faces"] if f["review_id"] == rid)
+    assert face["candidates"] == [] and set(face) == {"box", "candidates", "status", "review_id"}
+    # The audit entry of the search holds the review id, not the subject id.
+    with w.core.store.session() as session:
+        entry = session.scalars(
+            select(AuditEntryRow)
+            .where(AuditEntryRow.operation == "identify")
+            .order_by(AuditEntryRow.seq.desc())
+        ).first()
+    assert entry is not None and entry.details["reviews"] == [rid]
+    assert w.subject_id not in json.dumps(entry.details) and entry.subject_id is None
+    # The outcome is sealed until the second confirmation, and to other operators always.
+    outcome = f"/v1/reviews/{rid}/outcome"
+    assert w.client.get(outcome, headers=w.keys["operator"]).status_code == 409
+    assert w.client.post(f"/v1/reviews/{rid}/confirm", headers=w.keys["alice"]).status_code == 200
+    assert w.client.get(outcome, headers=w.keys["operator"]).status_code == 409
+    w.core.notifier.flush()
+    assert not _confirmed(w.receiver) and _events(w.core) == 0
+    assert all(w.subject_id.encode() not in body for _, body in w.receiver.received)
+    r = w.client.post(f"/v1/reviews/{rid}/confirm", headers=w.keys["bob"])
+    assert r.json()["released"] is True
+    released = w.client.get(outcome, headers=w.keys["operator"])
+    assert released.status_code == 200, released.text
+    body = released.json()
+    assert body["subject_id"] == w.subject_id and body["name"] == "Joe Biden"
+    assert body["score"] >= body["threshold"]
+    assert w.client.get(outcome, headers=w.keys["other_operator"]).status_code == 403
+    assert w.client.get(outcome, headers=w.keys["auditor"]).status_code == 200
+    # Only now the event exists and the webhook fires.
+    w.core.notifier.flush()
+    assert _events(w.core) == 1
+    assert [m["review_id"] for m in _confirmed(w.receiver)] == [rid]
+
+
+def test_watch_report_names_nobody_for_a_watchlist(w: World, data: Path) -> None:
+    from visage.usecases.enroll import enroll
+    from visage.usecases.subjects import add_subject, make_consent
+    from visage.usecases.watch import WatchOptions, watch
+
+    # One of the clip's people, enrolled for the watchlist, so that a track is recognised.
+
+    person = "lin_manuel_miranda"
+    sid = add_subject(w.core, "Lin", make_consent("W-2", [WATCH])).id
+    assert enroll(w.core, sid, sorted((data / "people" / person).iterdir())).enrolled
+    report = watch(
+        w.core, str(data / "video/hamilton_clip.mp4"), WATCH, WatchOptions(max_frames=40)
+    )
+    assert report.events, "the clip should show the enrolled person"
+    dumped = report.model_dump_json()
+    assert sid not in dumped and all(e.best_score is None for e in report.events)
+    with w.core.store.session() as session:
+        rows = list(session.scalars(select(ReviewRow)))
+    assert {r.id for r in rows} == {e.review_id for e in report.events}
+    assert {r.subject_id for r in rows} == {sid}
+
+
+def test_one_person_with_two_keys_cannot_confirm_twice(w: World, data: Path) -> None:
+    rid, _ = _ask(w, data)
+    assert w.client.post(f"/v1/reviews/{rid}/confirm", headers=w.keys["alice"]).status_code == 200
+    assert rid not in [
+        i["id"] for i in w.client.get("/v1/reviews", headers=w.keys["alice2"]).json()
+    ]
+    r = w.client.post(f"/v1/reviews/{rid}/confirm", headers=w.keys["alice2"])
+    assert r.status_code == 409 and "different person" in r.json()["detail"]
+    with w.core.store.session() as session:
+        assert session.get(ReviewRow, rid).status == "pending"  # type: ignore[union-attr]
+    assert _events(w.core) == 0
+
+
+def test_the_person_who_asked_cannot_review_it(w: World, data: Path) -> None:
+    rid, _ = _ask(w, data)  # asked by Carol's operator key
+    carol = w.keys["carol_reviewer"]
+    assert rid not in [i["id"] for i in w.client.get("/v1/reviews", headers=carol).json()]
+    for method, path in (
+        ("GET", f"/v1/reviews/{rid}"),
+        ("GET", f"/v1/reviews/{rid}/probe"),
+        ("POST", f"/v1/reviews/{rid}/confirm"),
+        ("POST", f"/v1/reviews/{rid}/reject"),
+    ):
+        r = w.client.request(method, path, headers=carol)
+        assert r.status_code == 403, (path, r.text)
+    assert w.client.get(f"/v1/reviews/{rid}", headers=w.keys["bob"]).status_code == 200
+
+
+def test_a_reviewer_key_needs_an_owner(w: World) -> None:
+    admin = auth(_key(w.core, Role.admin, "Ada"))
+    r = w.client.post("/v1/keys", json={"role": "reviewer"}, headers=admin)
+    assert r.status_code == 400 and "--owner" in r.json()["detail"]
+    r = w.client.post("/v1/keys", json={"role": "reviewer", "owner": "Zoe"}, headers=admin)
+    assert r.status_code == 201 and r.json()["owner"] == "Zoe"
+    cli = run(w.core.home, "keys", "create", "--role", "reviewer", "--json")
+    assert cli.exit_code == 2 and "--owner" in cli.stderr
+    cli = run(w.core.home, "keys", "create", "--role", "reviewer", "--owner", "Yan", "--json")
+    assert cli.exit_code == 0 and json.loads(cli.stdout)["owner"] == "Yan"
+
+
+def test_simultaneous_confirmations_release_exactly_once(w: World, data: Path) -> None:
+    for _ in range(4):
+        rid, _ = _ask(w, data)
+        barrier = threading.Barrier(2)
+        codes: list[int] = []
+
+        def confirm(
+            who: str,
+            rid: str = rid,
+            barrier: threading.Barrier = barrier,
+            codes: list[int] = codes,
+        ) -> None:
+            barrier.wait()
+            r = w.client.post(f"/v1/reviews/{rid}/confirm", headers=w.keys[who])
+            codes.append(r.status_code)
+
+        threads = [threading.Thread(target=confirm, args=(who,)) for who in ("alice", "bob")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes == [200, 200]
+        with w.core.store.session() as session:
+            row = session.get(ReviewRow, rid)
+            assert row is not None and row.status == "confirmed"
+            released = session.scalar(
+                select(func.count()).select_from(EventRow).where(EventRow.review_id == rid)
+            )
+        assert released == 1
+    w.core.notifier.flush()
+    assert len(_confirmed(w.receiver)) == 4
+
+
+def test_cli_refuses_a_reviewer_key_on_the_command_line(w: World, data: Path) -> None:
+    rid, _ = _ask(w, data)
+    alice = w.tokens["alice"]
+    r = run(w.core.home, "review", "confirm", rid, "--key", alice)
+    assert r.exit_code == 2 and "--key" in r.stderr
+    with w.core.store.session() as session:
+        assert not session.get(ReviewRow, rid).decisions  # type: ignore[union-attr]
+    r = run(w.core.home, "review", "confirm", rid, "--json", VISAGE_API_KEY=alice)
+    assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "pending", r.stderr
