@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import auth
@@ -17,14 +23,48 @@ from visage.usecases.keys import create_key
 from visage.usecases.subjects import add_subject, make_consent
 
 
+@pytest.fixture()
+def http_clip(data: Path) -> Iterator[str]:
+    """The test clip served over real HTTP with byte ranges, as an IP camera's file would be
+    (a path on the server is not an allowed camera source)."""
+    clip = (data / "video/hamilton_clip.mp4").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            start, end = 0, len(clip) - 1
+            wanted = self.headers.get("Range", "")
+            if wanted.startswith("bytes="):
+                first, _, last = wanted[6:].partition("-")
+                start, end = int(first or 0), int(last) if last else end
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(clip)}")
+            else:
+                self.send_response(200)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(end - start + 1))
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(clip[start : end + 1])
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hamilton_clip.mp4"
+    server.shutdown()
+    server.server_close()
+
+
 def test_a_camera_is_watched_and_its_events_listed(
-    tmp_path: Path, shared_app: Visage, data: Path
+    tmp_path: Path, shared_app: Visage, data: Path, http_clip: str
 ) -> None:
     core = make_app(tmp_path / "home")
     core._analyzer = shared_app.analyzer
     sid = add_subject(core, "Lin", make_consent("F", ["stage"])).id
     enroll(core, sid, sorted((data / "people/lin_manuel_miranda").iterdir()))
-    admin = auth(create_key(core, Role.admin, []).key)
+    admin = auth(create_key(core, Role.admin, [], owner="admin person").key)
     operator = auth(create_key(core, Role.operator, ["stage"]).key)
     with TestClient(create_app(core, housekeeping=False)) as client:
         r = client.post(
@@ -32,7 +72,7 @@ def test_a_camera_is_watched_and_its_events_listed(
             headers=admin,
             json={
                 "name": "stage-left",
-                "source": str(data / "video/hamilton_clip.mp4"),
+                "source": http_clip,
                 "purpose": "stage",
             },
         )
@@ -63,6 +103,14 @@ def test_a_camera_is_watched_and_its_events_listed(
         )
         assert r.json()["source"] == "rtsp://admin:***@10.0.0.9/live"
         assert "hunter2" not in client.get("/v1/cameras", headers=admin).text
+        assert (
+            client.post(
+                "/v1/cameras",
+                headers=admin,
+                json={"name": "p", "source": str(data / "video/hamilton_clip.mp4"), "purpose": "x"},
+            ).status_code
+            == 422
+        )  # a path on the server: refused
         assert client.delete(f"/v1/cameras/{cid}", headers=admin).status_code == 204
         assert client.post("/v1/cameras", headers=operator, json={}).status_code == 403
     core.close()

@@ -4,6 +4,7 @@ camera). Only enrolled matches ever become events; a bystander leaves no row."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -50,8 +51,12 @@ def list_events(
     camera: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
+    purposes: Collection[str] | None = None,
 ) -> list[EventRow]:
+    """Events newest first. ``purposes``: only events of these purposes (None: all)."""
     stmt = select(EventRow).order_by(EventRow.started_at.desc()).limit(limit)
+    if purposes is not None:
+        stmt = stmt.where(EventRow.purpose.in_(list(purposes)))
     if subject_id is not None:
         stmt = stmt.where(EventRow.subject_id == subject_id)
     if camera is not None:

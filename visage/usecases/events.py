@@ -1,4 +1,9 @@
-"""Read match events (enrolled subjects recognised by identify calls or cameras)."""
+"""Read match events (enrolled subjects recognised by identify calls or cameras).
+
+Events say who was seen where, so they are purpose-bound: an operator key sees only the
+events of the purposes it holds, auditors and admins see all, other roles none. The rule is
+applied here, in the query, so that every door gets it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from visage.app import Visage
+from visage.governance.access import ForbiddenError, Principal, Role
 from visage.governance.events import list_events
+
+SEE_ALL = frozenset({Role.auditor, Role.admin})
 
 
 class EventOut(BaseModel):
@@ -23,14 +31,34 @@ class EventOut(BaseModel):
     review_id: str | None
 
 
+def visible_purposes(viewer: Principal | None) -> frozenset[str] | None:
+    """The purposes whose events ``viewer`` may read; None for all (a local user, an
+    auditor, an admin). Other roles than operator may read none."""
+    if viewer is None or viewer.role in SEE_ALL:
+        return None
+    if viewer.role is Role.operator:
+        return frozenset(viewer.purposes)
+    raise ForbiddenError(f"role {viewer.role.value} may not read events")
+
+
 def events(
     app: Visage,
     *,
+    viewer: Principal | None = None,
     subject_id: str | None = None,
     camera: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
 ) -> list[EventOut]:
+    """Events newest first, limited to what ``viewer`` may see (None: the local user)."""
+    purposes = visible_purposes(viewer)
     with app.store.session() as session:
-        rows = list_events(session, subject_id=subject_id, camera=camera, since=since, limit=limit)
+        rows = list_events(
+            session,
+            subject_id=subject_id,
+            camera=camera,
+            since=since,
+            limit=limit,
+            purposes=purposes,
+        )
         return [EventOut.model_validate(r, from_attributes=True) for r in rows]

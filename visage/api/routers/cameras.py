@@ -77,14 +77,16 @@ def delete_camera(camera_id: str, request: Request, core: Core, who: Admin) -> N
 @router.get(
     "/events",
     response_model=list[events_uc.EventOut],
-    summary="Recognitions of enrolled subjects, newest first",
+    summary="Recognitions of enrolled subjects, newest first (an operator key: only its purposes)",
 )
 def list_events(
     core: Core,
-    _: EventReader,
+    who: EventReader,
     subject_id: Annotated[str | None, Query(max_length=32)] = None,
     camera: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[events_uc.EventOut]:
-    return events_uc.events(core, subject_id=subject_id, camera=camera, since=since, limit=limit)
+    return events_uc.events(
+        core, viewer=who, subject_id=subject_id, camera=camera, since=since, limit=limit
+    )
