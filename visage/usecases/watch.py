@@ -206,6 +206,8 @@ def watch(
     stopped = "end of input"
     writer: VideoWriter | None = None
     backoff = options.backoff_s
+    played = False  # the source opened at least once
+    failure: str | None = None
     try:
         while not stop.is_set():
             try:
@@ -220,6 +222,7 @@ def watch(
                 backoff = min(options.max_backoff_s, backoff * 2)
                 continue
             with reader:
+                played = True
                 backoff = options.backoff_s
                 info = reader.info
                 if options.record is not None and writer is None:
@@ -276,6 +279,9 @@ def watch(
             reconnects += 1
             stop.wait(backoff)
             backoff = min(options.max_backoff_s, backoff * 2)
+    except BaseException:  # audited as failed, never as ok (no secret, path or OS error)
+        failure = "the source never opened" if not played else "the stream failed"
+        raise
     finally:
         if writer is not None:
             writer.close()
