@@ -22,7 +22,12 @@ EventReader = Annotated[Principal, Depends(require(Role.operator, Role.auditor, 
 class CameraIn(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     source: str = Field(
-        min_length=1, max_length=1000, examples=["rtsp://user:pass@10.0.0.5/stream1"]
+        min_length=1,
+        max_length=1000,
+        description="rtsp://, rtsps://, http:// or https:// URL, or a local video device "
+        "(/dev/videoN or an index); anything else is refused (422). Stored sealed; shown "
+        "back with passwords and tokens masked.",
+        examples=["rtsp://user:pass@10.0.0.5/stream1"],
     )
     purpose: str = Field(min_length=1, max_length=64, examples=["access-control"])
     enabled: bool = True
