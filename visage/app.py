@@ -19,6 +19,7 @@ from visage.gallery.live import LiveGallery, discard_cache
 from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.governance import audit, signing
 from visage.governance.audit import Actor, Checkpoint
+from visage.governance.erasure import Eraser
 from visage.media.image import LoadedImage, decode_image, read_image_file
 from visage.notify import Notifier
 from visage.store import crypto
@@ -98,22 +99,35 @@ class Visage:
                 if self._store is None:
                     store = open_store(self.home, create=False)
                     master = self._read_master()
-                    with store.session() as session:
-                        check = session.get(Meta, KEY_CHECK)
-                        if check is None:
-                            raise MasterKeyError("data directory has no key check; re-run init")
-                        crypto.verify_key_check(master, check.value)
+                    try:
+                        with store.session() as session:
+                            check = session.get(Meta, KEY_CHECK)
+                            if check is None:
+                                raise MasterKeyError(
+                                    "data directory has no key check; re-run init"
+                                )
+                            crypto.verify_key_check(master, check.value)
+                        self._finish_interrupted_erasures(store, master)
+                    except BaseException:
+                        store.close()
+                        raise
                     self._master, self._store = master, store
-                self._finish_interrupted_erasures()
-                self._seal_plaintext_names()
+                    self._seal_plaintext_names()
         return self._store
 
-    def _finish_interrupted_erasures(self) -> None:
-        # A subject whose key file is gone was being erased when the process died (or the
-        # database was restored from before an erasure): finish the job now.
-        from visage.usecases.erase import finish_interrupted
-
-        finish_interrupted(self)
+    def _finish_interrupted_erasures(self, store: Store, master: bytes) -> None:
+        """Before the store is handed to anyone, and exactly once per app (under the lock):
+        finish the erasures whose intent was recorded; refuse when key files are missing
+        without one (see :mod:`visage.governance.erasure`)."""
+        keys = Keyring(self.home, master)
+        Eraser(
+            store=store,
+            keys=keys,
+            signer=self.signer,
+            audit=self.audit,
+            home=self.home,
+            drop_from_index=lambda _subject_id: discard_cache(self.home, keys),
+        ).finish_interrupted()
 
     def _seal_plaintext_names(self) -> None:
         # A data dir written before names and consent references were sealed: seal them now
@@ -186,10 +200,16 @@ class Visage:
         else:
             discard_cache(self.home, self.keyring)
 
-    def gallery_changed(self) -> None:
-        """Templates changed behind the index's back: rebuild it on next use (if loaded)."""
-        if self._gallery is not None:
-            self._gallery.invalidate()
+    def gallery_changed(self, subject_id: str | None = None) -> None:
+        """Templates were deleted (of ``subject_id``, or of anyone): no copy of them may
+        remain in the index, in memory or in its cache, so the cache is rewritten under a new
+        key now (or, with no index in memory, made unreadable and removed)."""
+        if self._gallery is None:
+            discard_cache(self.home, self.keyring)
+        elif subject_id is None:
+            self._gallery.rewrite()
+        else:
+            self._gallery.templates_deleted(subject_id)
 
     def close(self) -> None:
         self.notifier.close()

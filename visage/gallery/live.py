@@ -7,11 +7,12 @@ cache from a later version is ignored and the index rebuilt from the sealed temp
 Enrolments are appended to a journal (``index.journal``, each record sealed under the same
 key and tagged with its version) instead of rewriting the whole snapshot, which costs
 seconds at a million templates; loading replays the journal onto the snapshot, and any
-change the journal can't replay (a deletion) means a rebuild. After an
-erasure the subject's rows are deleted from the index (or the index rebuilt without them
-when it was not current) and the index key replaced, so no copy of an older cache (in a
-backup, say) can be opened any more.
-Changes made through this object (enrolment, erasure) update the index in memory at once.
+change the journal can't replay (a deletion) means a rebuild. After any deletion of
+templates (erasure, consent withdrawal, template deletion, retention) the snapshot is
+rewritten at once without them (the subject's rows deleted from the index, or the index
+rebuilt when it was not current) and the index key replaced, so no copy of an older cache or
+journal (in a backup, say) can be opened any more.
+Changes made through this object (enrolment, deletion) update the index in memory at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from visage.errors import MasterKeyError
 from visage.gallery import repository as repo
@@ -31,6 +34,7 @@ from visage.gallery.index import Hit, VectorIndex, from_bytes, make_index
 from visage.store import crypto
 from visage.store.db import Store
 from visage.store.keyring import Keyring
+from visage.store.schema import TemplateRow
 
 CACHE_FILE = "index.bin"
 JOURNAL_FILE = "index.journal"
@@ -147,22 +151,58 @@ class LiveGallery:
         return index
 
     def erased(self, subject_id: str) -> None:
-        """Delete the subject's rows from the index as it was just before the erasure (the
-        engines delete, they keep no tombstone), or build it afresh from the store if that
-        state is not at hand; then save it under a new cache key and drop the journal, so
-        that no older copy of the cache or journal can be opened any more."""
+        """The subject was erased: see :meth:`templates_deleted`."""
+        self.templates_deleted(subject_id)
+
+    def templates_deleted(self, subject_id: str) -> None:
+        """Templates of the subject were deleted (all of them by an erasure or a consent
+        withdrawal, one by a template deletion) in the change that made the store's current
+        version. Delete the subject's rows from the index as it was just before that change
+        (the engines delete, they keep no tombstone), put back the templates the store still
+        holds for them, or build the index afresh from the store if that state is not at
+        hand; then save it under a new cache key and drop the journal, so that no older
+        copy of the cache or journal can be opened any more."""
         with self._lock:
-            version = self._current_version()
+            with self.store.session() as session:
+                version = repo.gallery_version(session)
+                kept = self._templates_of(session, subject_id)
             before = self._index if self._version == version - 1 else None
             if before is None:
                 before = self._load_cache(version - 1)
             self.keys.rotate(INDEX_KEY)
-            if before is not None:
-                before.remove(subject_id)
-                self._save_cache(before, version)
-                self._index, self._version = before, version
-            else:
+            if before is None:
                 self._index, self._version = self._build_and_save(version), version
+                return
+            before.remove(subject_id)
+            if kept:
+                before.add([subject_id] * len(kept), np.stack(kept))
+            self._save_cache(before, version)
+            self._index, self._version = before, version
+
+    def _templates_of(self, session: Session, subject_id: str) -> list[NDArray[np.float32]]:
+        """The subject's templates of this model, decrypted (none once they are erased)."""
+        stmt = select(TemplateRow).where(
+            TemplateRow.subject_id == subject_id, TemplateRow.model_id == self.model_id
+        )
+        rows = list(session.scalars(stmt))
+        if not rows:
+            return []
+        key = self.keys.get(subject_id)
+        return [
+            np.frombuffer(
+                crypto.open_sealed(key, t.sealed, repo._aad(subject_id, t.id, t.model_id)),
+                dtype="<f4",
+            ).astype(np.float32)
+            for t in rows
+        ]
+
+    def rewrite(self) -> None:
+        """Templates of several subjects were deleted (retention): rebuild the index from
+        the store and save it under a new cache key, dropping the journal."""
+        with self._lock:
+            version = self._current_version()
+            self.keys.rotate(INDEX_KEY)
+            self._index, self._version = self._build_and_save(version), version
 
     def search(
         self, queries: NDArray[np.float32], k: int, allowed: Collection[str]
@@ -193,7 +233,7 @@ class LiveGallery:
 
 
 def discard_cache(home: Path, keys: Keyring) -> None:
-    """After an erasure with no index in memory: make any cached index and journal
+    """After a deletion with no index in memory: make any cached index and journal
     unreadable (their key is destroyed) and remove them; the next search rebuilds."""
     keys.destroy(INDEX_KEY)
     (home / CACHE_FILE).unlink(missing_ok=True)

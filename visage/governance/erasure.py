@@ -2,32 +2,70 @@
 
 Order matters, and each step survives a crash:
 
+0. the intent is recorded (``erasure_intents``) in its own committed transaction;
 1. the subject's data key file is destroyed (crypto-shredding: every sealed template and
    snapshot, in this database and in any backup of it, becomes unreadable at this instant);
-2. the subject's rows (name, consents, templates, events, reviews) are deleted in one
-   transaction with SQLite's ``secure_delete`` on, with an audit entry committed alongside;
-3. the write-ahead log is truncated, the subject deleted from the search index and its
-   cache re-encrypted under a new key.
+2. the subject's rows (name, consents, templates, events, reviews) and the intent are deleted
+   in one transaction with SQLite's ``secure_delete`` on, with an audit entry committed
+   alongside;
+3. the write-ahead log is checkpointed and truncated (:meth:`Store.scrub`), the subject
+   deleted from the search index and its cache re-encrypted under a new key.
 
-A subject row whose key is missing is an erasure that stopped after step 1; it is finished
-at the next start. The certificate is signed with the audit signing key and names the audit
-entry that records the erasure, so it can be checked against the chain.
+Only an erasure whose intent was recorded may be finished after a crash
+(:func:`finish_interrupted`, run once when the store is opened). A subject whose key file is
+missing *without* an intent is not an erasure but missing key material (an unmounted volume,
+a restore in the wrong order): opening the store is refused with
+:class:`KeyMaterialMissingError` and nothing is deleted. The one other proof accepted is this
+data directory's own signed certificate for the subject (a database restored from a backup
+taken before the erasure).
+
+The certificate is signed with the audit signing key, names the audit entry that records the
+erasure, and states only what SQLite reported: a log that could not be truncated makes it
+``partial``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
 
-from pydantic import BaseModel
-from sqlalchemy import func, select
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
+from visage.errors import MasterKeyError, NotFoundError
+from visage.gallery import repository as repo
+from visage.governance.audit import Actor
 from visage.governance.signing import Signer, verify_signature
-from visage.store.schema import ConsentRow, EventRow, ReviewRow, TemplateRow
+from visage.store.db import ScrubResult, Store
+from visage.store.keyring import Keyring
+from visage.store.schema import (
+    AuditEntryRow,
+    ConsentRow,
+    ErasureIntentRow,
+    EventRow,
+    ReviewRow,
+    SubjectRow,
+    TemplateRow,
+)
 
 CERTIFICATE_TYPE = "visage-erasure-certificate/v1"
+CERTIFICATES_DIR = "certificates"
+
+
+class KeyMaterialMissingError(MasterKeyError):
+    """Subjects have rows but no key file and no recorded erasure: an installation problem
+    (exit 3), never a reason to delete anything."""
+
+    def __init__(self, message: str, subject_ids: list[str]) -> None:
+        super().__init__(message)
+        self.subject_ids = subject_ids
 
 
 class ErasedCounts(BaseModel):
@@ -56,6 +94,11 @@ class CertificateBody(BaseModel):
     data_key_destroyed: bool
     deleted: ErasedCounts
     storage: list[str]
+    wal_truncated: bool | None = None
+    """False when a reader kept the write-ahead log from being truncated (then ``partial``);
+    None only in certificates written before this field existed."""
+    partial: bool | None = None
+    """Some storage step could not be completed; ``storage`` says which."""
     audit_seq: int
     audit_hash: str
     signing_key_id: str
@@ -76,19 +119,209 @@ class ErasureCertificate(BaseModel):
         )
 
 
-STORAGE_STEPS = [
-    "data key file overwritten with random bytes, flushed and unlinked",
-    "rows deleted with SQLite secure_delete (freed pages zeroed)",
-    "write-ahead log checkpointed and truncated",
+KEY_DESTROYED = "data key file overwritten with random bytes, flushed and unlinked"
+KEY_ALREADY_GONE = "data key file already destroyed by the interrupted erasure"
+ROWS_DELETED = "rows deleted with SQLite secure_delete (freed pages zeroed)"
+ROWS_DELETED_PLAIN = "rows deleted, but SQLite secure_delete was OFF: freed pages NOT zeroed"
+WAL_TRUNCATED = "write-ahead log checkpointed and truncated"
+INDEX_REWRITTEN = (
     "subject deleted from the search index; index cache re-encrypted under a new key and "
-    "its journal dropped",
-]
+    "its journal dropped"
+)
+
+
+def storage_steps(destroyed_now: bool, scrub: ScrubResult) -> list[str]:
+    """The storage steps as they happened (never as they were meant to happen)."""
+    wal = (
+        WAL_TRUNCATED
+        if scrub.wal_truncated
+        else f"write-ahead log NOT truncated: another connection held it after "
+        f"{scrub.attempts} attempts ({scrub.checkpointed_frames} of {scrub.log_frames} "
+        f"frames checkpointed, {scrub.wal_bytes} bytes left); the next deletion truncates it"
+    )
+    return [
+        KEY_DESTROYED if destroyed_now else KEY_ALREADY_GONE,
+        ROWS_DELETED if scrub.secure_delete else ROWS_DELETED_PLAIN,
+        wal,
+        INDEX_REWRITTEN,
+    ]
 
 
 def canonical(body: CertificateBody) -> bytes:
-    return json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+    # exclude_none: a certificate written before the optional fields existed still verifies.
+    data = body.model_dump(mode="json", exclude_none=True)
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 def sign_certificate(signer: Signer, body: CertificateBody) -> ErasureCertificate:
     signature = signer.sign(canonical(body))
     return ErasureCertificate(body=body, signature=base64.b64encode(signature).decode())
+
+
+# -- the erasure itself -------------------------------------------------------------------
+
+
+class AuditAppender(Protocol):
+    """``Visage.audit``: append an entry inside the caller's transaction."""
+
+    def __call__(
+        self, session: Session, actor: Actor, operation: str, **fields: Any
+    ) -> AuditEntryRow: ...
+
+
+@dataclass(frozen=True)
+class Eraser:
+    """Everything an erasure touches. Built by the app (and, before the store is handed
+    out, by the store opening), so that the steps live here and nowhere else."""
+
+    store: Store
+    keys: Keyring
+    signer: Signer
+    audit: AuditAppender
+    home: Path
+    drop_from_index: Callable[[str], None]
+    """Remove the subject from the search index and its cache (rotating the cache key)."""
+
+    def erase(self, subject_id: str, actor: Actor) -> ErasureCertificate:
+        """Record the intent, destroy the key, then the data; the signed certificate."""
+        with self.store.session() as session:
+            if session.get(SubjectRow, subject_id) is None:
+                raise NotFoundError(f"no subject {subject_id}")
+        record_intent(self.store, subject_id, actor)  # committed before the key goes
+        destroyed = self.keys.destroy(subject_id)
+        certificate = self._complete(subject_id, actor, resumed=False, destroyed=destroyed)
+        if certificate is None:  # a concurrent erasure of the same subject finished first
+            raise NotFoundError(f"no subject {subject_id}")
+        return certificate
+
+    def _complete(
+        self, subject_id: str, actor: Actor, *, resumed: bool, destroyed: bool
+    ) -> ErasureCertificate | None:
+        """Delete the rows and the intent in one transaction, then scrub and certify. None
+        when another thread or process completed this erasure first."""
+        with self.store.session() as session:
+            # The write lock first, then the re-check: two finishers never both delete.
+            session.execute(text("UPDATE erasure_intents SET actor = actor WHERE 0"))
+            if session.get(SubjectRow, subject_id) is None:
+                session.execute(
+                    delete(ErasureIntentRow).where(ErasureIntentRow.subject_id == subject_id)
+                )
+                return None
+            counts = count_held(session, subject_id)
+            repo.delete_subject(session, subject_id)
+            session.execute(
+                delete(ErasureIntentRow).where(ErasureIntentRow.subject_id == subject_id)
+            )
+            entry = self.audit(
+                session,
+                actor,
+                "erase",
+                subject_id=subject_id,
+                outcome="resumed" if resumed else "ok",
+                gallery=repo.gallery_digest(session),
+                **counts.model_dump(),
+            )
+            seq, head, at = entry.seq, entry.hash, entry.at
+        scrub = self.store.scrub()
+        self.drop_from_index(subject_id)
+        certificate = sign_certificate(
+            self.signer,
+            CertificateBody(
+                subject_id=subject_id,
+                erased_at=at,
+                requested_by=actor.id,
+                resumed_after_interruption=resumed,
+                data_key_destroyed=destroyed or not self.keys.exists(subject_id),
+                deleted=counts,
+                storage=storage_steps(destroyed, scrub),
+                wal_truncated=scrub.wal_truncated,
+                partial=not scrub.complete,
+                audit_seq=seq,
+                audit_hash=head,
+                signing_key_id=self.signer.key_id,
+                public_key=self.signer.public_b64,
+            ),
+        )
+        path = certificate_path(self.home, subject_id)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.write_text(certificate.model_dump_json(indent=2))
+        return certificate
+
+    def finish_interrupted(self) -> list[ErasureCertificate]:
+        """Complete every recorded erasure that did not finish; refuse (and delete nothing)
+        when a subject's key file is missing without one. Called once, at store opening."""
+        with self.store.session() as session:
+            ids = list(session.scalars(select(SubjectRow.id)))
+            intents = set(session.scalars(select(ErasureIntentRow.subject_id)))
+        missing = [i for i in ids if not self.keys.exists(i)]
+        if missing:
+            # Read again *after* looking at the files: an erasure running now records its
+            # intent before destroying the key, so a missing key seen above has its intent
+            # (or is gone) in this newer snapshot.
+            with self.store.session() as session:
+                intents = set(session.scalars(select(ErasureIntentRow.subject_id)))
+                present = set(session.scalars(select(SubjectRow.id)))
+            unrecorded = [i for i in missing if i in present and i not in intents]
+            certified = [i for i in unrecorded if self._certified(i)]
+            unrecorded = [i for i in unrecorded if i not in certified]
+            if unrecorded:
+                raise KeyMaterialMissingError(
+                    missing_keys_message(self.keys.dir, unrecorded), unrecorded
+                )
+            for subject_id in certified:  # a database restored from before the erasure
+                record_intent(self.store, subject_id, Actor.system())
+                intents.add(subject_id)
+        done = []
+        for subject_id in sorted(intents):
+            destroyed = self.keys.destroy(subject_id)  # a crash before step 1: finish it
+            certificate = self._complete(
+                subject_id, Actor.system(), resumed=True, destroyed=destroyed
+            )
+            if certificate is not None:
+                done.append(certificate)
+        return done
+
+    def _certified(self, subject_id: str) -> bool:
+        """This data directory signed a certificate of this subject's erasure."""
+        path = certificate_path(self.home, subject_id)
+        try:
+            certificate = ErasureCertificate.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            return False
+        body = certificate.body
+        return (
+            body.subject_id == subject_id
+            and body.public_key == self.signer.public_b64
+            and certificate.verify()
+        )
+
+
+def record_intent(store: Store, subject_id: str, actor: Actor) -> None:
+    """Step 0, in its own committed transaction: from now on a missing key file of this
+    subject is an erasure to finish, not a loss to report."""
+    with store.session() as session:
+        session.execute(
+            insert(ErasureIntentRow)
+            .values(subject_id=subject_id, requested_at=datetime.now(UTC), actor=actor.id)
+            .on_conflict_do_nothing()
+        )
+
+
+def missing_keys_message(folder: Path, subject_ids: list[str]) -> str:
+    n = len(subject_ids)
+    who = "1 subject" if n == 1 else f"{n} subjects"
+    if not folder.is_dir():
+        return (
+            f"key folder {folder} is missing ({who} without a data key and no recorded "
+            "erasure): mount or restore it; nothing was erased"
+        )
+    example = folder / f"{subject_ids[0]}.key"
+    return (
+        f"{who} without a key file in {folder} (e.g. {example}) and no recorded erasure: "
+        "restore them from the key backup (or, if their keys are truly gone, "
+        "`visage erase ID`); nothing was erased"
+    )
+
+
+def certificate_path(home: Path, subject_id: str) -> Path:
+    return home / CERTIFICATES_DIR / f"{subject_id}.json"

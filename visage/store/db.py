@@ -1,13 +1,18 @@
 """The embedded store: one SQLite file in the data directory, migrated by Alembic.
 
 SQLite runs with foreign keys on, WAL journaling, and ``secure_delete`` so that deleted
-rows (templates, names) are overwritten rather than left in free pages.
+rows (templates, names) are overwritten rather than left in free pages. A deletion that must
+keep its word (erasure, consent withdrawal, template deletion, review rejection) ends with
+:meth:`Store.scrub`, which also removes the old page images from the write-ahead log.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,12 @@ from visage.errors import VisageError
 
 DB_FILE = "visage.db"
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_BUSY_TIMEOUT_MS = 10000
+_MIGRATE_LOCK = threading.Lock()
+"""Alembic keeps its migration context in module globals: one migration at a time per
+process (two apps opening their stores at once would otherwise trip over each other)."""
+_SCRUB_BUSY_TIMEOUT_MS = 100
+"""How long one checkpoint waits for readers: short, because :meth:`Store.scrub` retries."""
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -28,8 +39,34 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA secure_delete=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cur.close()
+
+
+@dataclass(frozen=True)
+class ScrubResult:
+    """What :meth:`Store.scrub` achieved, as SQLite reported it (never assumed)."""
+
+    secure_delete: bool
+    """``PRAGMA secure_delete`` is on for the store's connections (freed content zeroed)."""
+    busy: bool
+    """The last checkpoint was blocked by a reader or writer of another connection."""
+    log_frames: int
+    """Frames in the write-ahead log when the last checkpoint ran."""
+    checkpointed_frames: int
+    """Of those, frames copied back into the database file."""
+    wal_bytes: int
+    """Size of ``visage.db-wal`` afterwards (0 when it was truncated, or absent)."""
+    attempts: int
+
+    @property
+    def wal_truncated(self) -> bool:
+        """Every old page image is gone from the log: it was checkpointed and cut to 0."""
+        return not self.busy and self.wal_bytes == 0
+
+    @property
+    def complete(self) -> bool:
+        return self.secure_delete and self.wal_truncated
 
 
 class Store:
@@ -45,7 +82,7 @@ class Store:
         """Bring the schema to the newest revision (idempotent)."""
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as conn:
+        with _MIGRATE_LOCK, self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -58,11 +95,47 @@ class Store:
         with self._sessions() as session, session.begin():
             yield session
 
-    def truncate_wal(self) -> None:
+    @property
+    def wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
+
+    def scrub(self, attempts: int = 4, pause_s: float = 0.05) -> ScrubResult:
         """Copy the write-ahead log into the database and cut it to zero bytes, so that old
-        page images (with deleted rows in them) do not linger in ``visage.db-wal``."""
+        page images (with deleted rows in them) do not linger in ``visage.db-wal``.
+
+        ``PRAGMA wal_checkpoint(TRUNCATE)`` cannot finish while another connection reads an
+        older snapshot: it then reports ``busy`` (and the log keeps its frames). The
+        checkpoint is retried ``attempts`` times with growing pauses; the result says what
+        really happened, so that a caller never claims a truncation that did not occur.
+        """
+        wal = self.wal_path
         with self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            secure = raw.execute("PRAGMA secure_delete").fetchone()[0] == 1
+            raw.execute(f"PRAGMA busy_timeout={_SCRUB_BUSY_TIMEOUT_MS}")
+            try:
+                for attempt in range(1, attempts + 1):
+                    busy, log, done = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    size = wal.stat().st_size if wal.exists() else 0
+                    if not busy and size == 0:
+                        break
+                    if attempt < attempts:
+                        time.sleep(pause_s * 2 ** (attempt - 1))
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        return ScrubResult(
+            secure_delete=secure,
+            busy=bool(busy),
+            log_frames=max(int(log), 0),
+            checkpointed_frames=max(int(done), 0),
+            wal_bytes=size,
+            attempts=attempt,
+        )
+
+    def truncate_wal(self) -> ScrubResult:
+        """Alias of :meth:`scrub` (kept for callers that only want the log cut)."""
+        return self.scrub()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -9,8 +9,10 @@ included, is unreadable. Back the key directory up on its own, shorter, schedule
 The same directory holds the key of the on-disk index cache (``_index.key``); it is replaced
 after each erasure so that an old copy of the cache cannot be opened either.
 
-A subject row whose key file is missing is, by definition, erased: an interrupted erasure
-(or a database restored from before one) is finished at the next start.
+A subject row whose key file is missing is erased only if the erasure was recorded first
+(``erasure_intents``, see :mod:`visage.governance.erasure`): then it is finished at the next
+start. Without that record a missing key file is an installation error (exit 3) and nothing
+is deleted.
 """
 
 from __future__ import annotations

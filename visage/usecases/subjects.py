@@ -208,7 +208,8 @@ def withdraw_consent(
             templates_deleted=deleted,
         )
     if deleted:
-        app.gallery_changed()
+        app.gallery_changed(subject_id)
+        app.store.scrub()  # no old page image of the templates left in the WAL
     return WithdrawResult(subject_id=subject_id, reference=reference, templates_deleted=deleted)
 
 
@@ -225,7 +226,8 @@ def delete_template(
             template_id=template_id,
             gallery=repo.gallery_digest(session),
         )
-    app.gallery_changed()
+    app.gallery_changed(subject_id)
+    app.store.scrub()  # no old page image of the template left in the WAL
 
 
 def rename_subject(
