@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from tests.conftest import make_app
 from tests.test_cli import run
 from visage.app import Visage
 from visage.config import Settings
-from visage.governance import audit
+from visage.governance import audit, signing, witness
 from visage.store.db import DB_FILE
 from visage.usecases import audit_log
 from visage.usecases.enroll import enroll
@@ -35,6 +38,16 @@ def logged(tmp_path: Path, shared_app: Visage, data: Path) -> Visage:
     detect(app, data / "scenes/two_people.jpg")
     for _ in range(4):
         identify(app, data / "people/joe_biden/2.jpg", "door")
+    return app
+
+
+@pytest.fixture()
+def chain(tmp_path: Path) -> Visage:
+    """Like ``logged`` (10 entries, signed heads at 4 and 8) without running the models."""
+    app = make_app(tmp_path / "home", audit_checkpoint_every=4)
+    for i in range(9):
+        with app.store.session() as session:
+            app.audit(session, audit.Actor("test:chain", "admin"), "detect", n=i)
     return app
 
 
@@ -140,14 +153,92 @@ def test_truncated_tail_is_caught_by_a_checkpoint(logged: Visage) -> None:
     _sql(logged, "DELETE FROM audit_entries WHERE seq >= 7")
     report = audit_log.verify(logged)
     assert not report.ok and report.first_bad_seq == 7
+    # ... and by the witnessed head when the checkpoint goes too (tests/security).
 
 
 def test_signing_key_lives_outside_the_database(logged: Visage, tmp_path: Path) -> None:
     assert (logged.home / "signing.key").stat().st_mode & 0o077 == 0
-    # A different signing key makes every checkpoint fail: signatures really are checked.
-    other = Visage(Settings(home=logged.home, signing_key_file=tmp_path / "other.key"))
+    # Another key file is not trusted: the key pinned at init is.
+    other_key = tmp_path / "other.key"
+    other_public = signing.load_or_create(other_key).public_raw
+    other = Visage(Settings(home=logged.home, signing_key_file=other_key))
     report = audit_log.verify(other)
-    assert not report.ok and "signature" in (report.problem or "")
+    assert not report.ok and "not the pinned key" in (report.problem or "")
+    # Given as the key to check against, it fails both the pin and every signature.
+    report = audit_log.verify(logged, other_public)
+    assert not report.ok and "not the key given" in (report.problem or "")
+    assert audit_log.verify(logged, logged.signer.public_raw).ok
+
+
+def test_witness_file_holds_the_newest_signed_head(chain: Visage) -> None:
+    seen = witness.read(chain.home / "witness" / "audit-head.json")
+    assert seen is not None and seen.head is not None
+    assert seen.head.seq == 8 and seen.key_fingerprint == chain.signer.fingerprint
+    with chain.store.session() as session:
+        assert audit.pinned_fingerprint(session) == chain.signer.fingerprint
+    # The scheduler's checkpoint moves the witnessed head to the newest entry.
+    cp = audit_log.checkpoint(chain)
+    assert cp is not None and cp.seq == 10
+    report = audit_log.verify(chain)
+    assert report.ok and report.witnessed_seq == 10
+
+
+def test_a_data_dir_without_a_pin_is_pinned_on_first_use(chain: Visage) -> None:
+    shutil.rmtree(chain.home / "witness")
+    _sql(chain, f"DELETE FROM meta WHERE key = '{audit.PIN_META}'")
+    first = audit_log.verify(chain)
+    assert first.ok and first.pinned_now, first.problem
+    assert first.key_fingerprint == chain.signer.fingerprint
+    again = audit_log.verify(chain)
+    assert again.ok and not again.pinned_now
+
+
+def test_a_deleted_witness_file_fails_verify(chain: Visage) -> None:
+    (chain.home / "witness" / "audit-head.json").unlink()
+    report = audit_log.verify(chain)
+    assert not report.ok and "witness" in (report.problem or "")
+
+
+def test_a_changed_checkpoint_interval_keeps_the_log_verifiable(chain: Visage) -> None:
+    actor = audit.Actor("test:interval", "admin")
+    for every in (3, 5):
+        app = Visage(Settings(home=chain.home, audit_checkpoint_every=every))
+        for _ in range(7):
+            with app.store.session() as session:
+                app.audit(session, actor, "detect")
+        app.close()
+    report = audit_log.verify(chain)
+    assert report.ok and report.last_seq == 24, report.problem
+    with chain.store.session() as session:
+        assert [c.seq for c in audit.checkpoints(session)] == [4, 8, 12, 15, 20]
+
+
+def test_signed_heads_go_to_the_webhooks(tmp_path: Path) -> None:
+    received: list[dict[str, object]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        app = make_app(tmp_path / "home", audit_checkpoint_every=2, webhook_urls=[url])
+        with app.store.session() as session:
+            app.audit(session, audit.Actor("test:hook", "admin"), "detect")
+        app.notifier.flush()
+        heads = [m for m in received if m["type"] == "audit.head"]
+        assert [m["seq"] for m in heads] == [2]
+        assert heads[0]["key_fingerprint"] == app.signer.fingerprint
+        app.close()
+    finally:
+        server.shutdown()
 
 
 def test_retention_drops_old_entries_up_to_a_checkpoint(logged: Visage) -> None:
@@ -158,9 +249,21 @@ def test_retention_drops_old_entries_up_to_a_checkpoint(logged: Visage) -> None:
     assert report.audit_entries_dropped == 8  # up to the checkpoint at entry 8
     check = audit_log.verify(logged)
     assert check.ok, check.problem
-    assert check.first_seq == 9
+    assert check.first_seq == 9 and check.purged_before == 9
     ops = [e.operation for e in audit_log.entries(logged)]
     assert ops[-1] == "retention.purge"
+    markers = [json.loads(x) for x in audit_log.export_lines(logged) if '"purge": true' in x]
+    assert [(m["before_seq"], m["rule"][:24]) for m in markers] == [(9, "retention_audit_days=365")]
+
+
+def test_retention_does_not_launder_a_tampered_prefix(chain: Visage) -> None:
+    from visage.usecases.retention import run as retention_run
+
+    _sql(chain, "UPDATE audit_entries SET outcome = 'refused' WHERE seq = 2")
+    later = datetime.now(UTC) + timedelta(days=chain.settings.retention_audit_days + 1)
+    assert retention_run(chain, now=later).audit_entries_dropped == 0
+    report = audit_log.verify(chain)
+    assert not report.ok and report.first_bad_seq == 2
 
 
 def test_export_is_json_lines_with_checkpoints(logged: Visage) -> None:

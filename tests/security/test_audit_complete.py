@@ -18,19 +18,23 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import make_app
 from tests.test_cli import run
+from visage.api.app import create_app
 from visage.app import Visage
 from visage.config import Settings
 from visage.governance import audit, signing, witness
+from visage.governance.access import Role
 from visage.store.db import DB_FILE
 from visage.store.schema import AuditCheckpointRow, AuditEntryRow, AuditPurgeRow
 from visage.usecases import audit_log
 from visage.usecases.enroll import enroll
 from visage.usecases.faces import detect
 from visage.usecases.identify import identify
+from visage.usecases.keys import create_key
 from visage.usecases.subjects import add_subject, make_consent
 from visage.usecases.verify import verify
 
@@ -137,6 +141,22 @@ def test_wiping_the_whole_log_is_caught_by_the_cli(home: Path) -> None:
     r = run(home, "audit", "verify")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "BROKEN" in r.stderr and "witnessed" in r.stderr
+
+
+def test_wiping_the_whole_log_is_caught_by_the_api(home: Path) -> None:
+    _sql(home, "DELETE FROM audit_entries", "DELETE FROM audit_checkpoints")
+    core = Visage(Settings(home=home, audit_checkpoint_every=EVERY, retention_interval_minutes=0))
+    genuine = core.signer.public_raw.hex()
+    auditor = {"X-API-Key": create_key(core, Role.auditor, [], owner="audit person").key}
+    with TestClient(create_app(core)) as client:
+        v = client.get("/v1/audit/verify", headers=auditor)
+        assert v.status_code == 200 and v.json()["ok"] is False, v.text
+        assert "head 8 was witnessed" in v.json()["problem"]
+        v = client.get(f"/v1/audit/verify?public_key={genuine}", headers=auditor)
+        assert v.status_code == 200 and v.json()["ok"] is False, v.text
+        bad = client.get("/v1/audit/verify?public_key=not-a-key", headers=auditor)
+        assert bad.status_code == 422, bad.text
+    core.close()
 
 
 def test_deleting_old_entries_early_is_caught(home: Path) -> None:
