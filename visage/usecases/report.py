@@ -14,6 +14,7 @@ from visage.app import Visage
 from visage.governance import audit
 from visage.governance.reports import TransparencyFigures, render_html, transparency_figures
 from visage.store.schema import ApiKeyRow, ConsentRow
+from visage.usecases import audit_log
 from visage.usecases.evaluate import last_evaluation
 from visage.usecases.profile import get_profile
 
@@ -32,7 +33,7 @@ def transparency(
 ) -> TransparencyReport:
     with app.store.session() as session:
         figures = transparency_figures(audit.entries(session, since=since))
-        check = audit.verify(session, app.signer.public_raw)
+    check = audit_log.verify(app)  # pinned key and witnessed head, as `audit verify`
     report = TransparencyReport(
         generated_at=datetime.now(UTC),
         since=since,
@@ -157,8 +158,7 @@ def dpia_pack(app: Visage) -> dict[str, Any]:
             "failures_to_acquire": r.failures_to_acquire,
             "operating_points": [p.model_dump() for p in r.operating_points],
         }
-    with app.store.session() as session:
-        check = audit.verify(session, app.signer.public_raw)
+    check = audit_log.verify(app)
     return {
         "title": "DPIA facts pack — face recognition (Visage)",
         "purposes": _purposes(app),
