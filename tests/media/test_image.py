@@ -119,3 +119,25 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         read_image_file(tmp_path / "nope.jpg", **LIMITS)
     with pytest.raises(InputError, match="not a regular file"):
         read_image_file(tmp_path, **LIMITS)
+
+
+@pytest.mark.parametrize("mode", ["F", "I", "I;16"])
+def test_deep_modes_are_scaled_band_by_band(mode: str) -> None:
+    """Taller than one conversion band, so the bands must join without a seam."""
+    ramp = np.tile(np.linspace(0, 1, 600, dtype=np.float64), (500, 1))
+    if mode == "F":
+        values = (ramp * 3.5 - 1.0).astype(np.float32)  # min..max is stretched to 0..255
+        img, fmt = Image.fromarray(values, "F"), "TIFF"
+        expected = np.rint(ramp * 255)
+    elif mode == "I":
+        values = (ramp * 1_000_000).astype(np.int32)  # 0..max is stretched to 0..255
+        img, fmt = Image.fromarray(values, "I"), "TIFF"
+        expected = np.rint(ramp * 255)
+    else:
+        values = (ramp * 65535).astype(np.uint16)  # the full 16-bit range maps to 0..255
+        img, fmt = Image.fromarray(values), "PNG"
+        expected = np.rint(values / 65535 * 255)
+    loaded = decode_image(_encode(img, fmt), **LIMITS)
+    assert loaded.pixels.shape == (500, 600, 3)
+    assert np.abs(loaded.pixels[..., 1].astype(np.int16) - expected).max() <= 1
+    assert np.array_equal(loaded.pixels[..., 0], loaded.pixels[..., 2])

@@ -202,13 +202,15 @@ def _deep_to_rgb(img: Image.Image) -> RGBImage:
     scale = 255.0 / max(hi - lo, 1e-12)
     out = np.empty((height, width, 3), dtype=np.uint8)
     rows = max(1, BAND_PIXELS // width)
-    for top in range(0, height, rows):
-        bottom = min(height, top + rows)
-        band = np.asarray(img.crop((0, top, width, bottom)), dtype=np.float32)
-        np.nan_to_num(band, copy=False, nan=lo, posinf=hi, neginf=lo)
-        np.subtract(band, lo, out=band)
-        np.multiply(band, scale, out=band)
-        np.clip(band, 0.0, 255.0, out=band)
-        np.rint(band, out=band)
-        out[top:bottom] = band.astype(np.uint8)[..., None]
+    with np.errstate(over="ignore", invalid="ignore"):  # extreme floats saturate
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            band = np.array(img.crop((0, top, width, bottom)), dtype=np.float32)
+            np.nan_to_num(band, copy=False, nan=lo, posinf=hi, neginf=lo)
+            np.subtract(band, lo, out=band)
+            np.multiply(band, scale, out=band)
+            np.nan_to_num(band, copy=False, nan=0.0)
+            np.clip(band, 0.0, 255.0, out=band)
+            np.rint(band, out=band)
+            out[top:bottom] = band.astype(np.uint8)[..., None]
     return out
