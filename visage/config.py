@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import platformdirs
 from pydantic import Field
@@ -18,6 +16,7 @@ from pydantic_settings import (
 )
 
 from visage.errors import VisageError
+from visage.masking import mask_url
 
 CONFIG_ENV = "VISAGE_CONFIG"
 """Path of a TOML settings file. Keys are the field names below; environment variables
@@ -27,29 +26,6 @@ directory by dropping a file where an operator works."""
 
 SECRET_FIELDS = frozenset({"master_key", "webhook_secret"})
 """Settings shown only as ``***`` (set) or ``null`` (unset) by :meth:`Settings.masked`."""
-
-
-_SECRET_QUERY_KEYS = re.compile(r"(pass|pwd|token|auth|key|secret|sig|credential)", re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """``url`` with the password of its userinfo and the values of query parameters that
-    look like credentials (password, pwd, token, auth, key, secret, ...) replaced by
-    ``***``. Used wherever a configured or user-given URL is shown back."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
-    query = "&".join(
-        f"{k}=***" if _SECRET_QUERY_KEYS.search(k) else (f"{k}={v}" if v else k)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def default_home() -> Path:

@@ -17,11 +17,13 @@ Camera URLs often carry credentials (``rtsp://user:pass@…``, ``?token=…``):
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from visage.errors import InputError
+from visage.masking import MASK, mask_url, scrub
 
-MASK = "***"
+__all__ = ["MASK", "mask_source", "scrub"]
+
 ALLOWED = ("rtsp://", "rtsps://", "http://", "https://", "/dev/videoN", "a device index")
 # What FFmpeg needs for each scheme, nothing more: RTSP is read over TCP (interleaved),
 # so no rtp/udp; plain HTTP may not be redirected to HTTPS or anything else, and back.
@@ -35,9 +37,6 @@ _DEVICE = re.compile(r"/dev/video[0-9]{1,3}|[0-9]{1,3}")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 # Printable ASCII without space or backslash: no newlines, tabs, NULs or look-alikes.
 _URL_CHARS = re.compile(r"[!-\[\]-~]+")
-# A query parameter is secret when its name (lower case, letters and digits only)
-# contains one of these; masking a harmless one too is the safe mistake.
-_SECRET_WORDS = ("pass", "pwd", "token", "auth", "key", "secret", "sig", "cred", "session")
 
 
 class SourceRefusedError(InputError):
@@ -86,74 +85,6 @@ def check_camera_source(source: str) -> str:
     return normal
 
 
-def _secret_name(name: str) -> bool:
-    plain = re.sub(r"[^a-z0-9]", "", unquote(name).lower())
-    return any(word in plain for word in _SECRET_WORDS)
-
-
-def _mask_query(query: str) -> str:
-    out = []
-    for item in query.split("&"):
-        name, eq, value = item.partition("=")
-        out.append(f"{name}={MASK}" if eq and value and _secret_name(name) else item)
-    return "&".join(out)
-
-
-def _url_start(source: str) -> int | None:
-    """Where the first ``scheme://`` URL in ``source`` starts (nested ones included)."""
-    match = _SCHEME.search(source)
-    return match.start() if match else None
-
-
-def mask_source(source: str) -> str:
-    """The source with its userinfo password (or a lone user name, often a token) and
-    secret query parameters replaced by ``***``; the fragment is dropped. A path or device
-    is returned as it is."""
-    start = _url_start(source)
-    if start is None:
-        return source
-    if start:
-        return source[:start] + mask_source(source[start:])
-    try:
-        parts = urlsplit(source)
-    except ValueError:
-        return source.split("://", 1)[0] + "://" + MASK
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user, colon, _password = userinfo.partition(":")
-        netloc = f"{user}:{MASK}@{host}" if colon else f"{MASK}@{host}"
-    return urlunsplit(parts._replace(netloc=netloc, query=_mask_query(parts.query), fragment=""))
-
-
-def secrets_in(source: str) -> list[str]:
-    """The secret strings of a source (raw and percent-decoded), longest first."""
-    start = _url_start(source)
-    if start is None:
-        return []
-    source = source[start:]
-    try:
-        parts = urlsplit(source)
-    except ValueError:
-        return [source]
-    found: list[str] = []
-    if "@" in parts.netloc:
-        userinfo = parts.netloc.rsplit("@", 1)[0]
-        user, colon, password = userinfo.partition(":")
-        found.append(password if colon else user)
-    for item in parts.query.split("&"):
-        name, eq, value = item.partition("=")
-        if eq and value and _secret_name(name):
-            found.append(value)
-    if parts.fragment:
-        found.append(parts.fragment)
-    found += [unquote(s) for s in found]
-    return sorted({s for s in found if s}, key=len, reverse=True)
-
-
-def scrub(text: str, source: str) -> str:
-    """``text`` with the source shown masked and every secret of it replaced."""
-    text = text.replace(source, mask_source(source))
-    for secret in secrets_in(source):
-        text = text.replace(secret, MASK)
-    return text
+mask_source = mask_url
+"""The source with its credentials masked (see :func:`visage.masking.mask_url`); a path
+or device is returned as it is."""

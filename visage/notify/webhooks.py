@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from visage.config import mask_url
+from visage.masking import mask_url
 
 log = logging.getLogger("visage.webhooks")
 
