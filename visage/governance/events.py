@@ -1,5 +1,8 @@
 """Match events: an enrolled subject recognised for a purpose (by an identify call or on a
-camera). Only enrolled matches ever become events; a bystander leaves no row."""
+camera). Only enrolled matches ever become events; a bystander leaves no row.
+
+A camera event is recorded when its track is first recognised and updated while the track
+lasts (see :mod:`visage.usecases.track_events`); an identify call's event is one row."""
 
 from __future__ import annotations
 
@@ -42,6 +45,20 @@ def record_event(
     session.add(row)
     session.flush()
     return row
+
+
+def update_event(
+    session: Session, event_id: str, *, ended_at: datetime, frames: int, best_score: float
+) -> bool:
+    """A camera event's track went on: its end, frame count and best score so far. Returns
+    False when the row is gone (its subject was erased meanwhile). SQLAlchemy writes only the
+    columns whose value changed, and nothing when none did."""
+    row = session.get(EventRow, event_id)
+    if row is None:
+        return False
+    row.ended_at, row.frames, row.best_score = ended_at, frames, best_score
+    session.flush()
+    return True
 
 
 def list_events(
