@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,6 +18,7 @@ from visage.gallery.live import LiveGallery, discard_cache
 from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.governance import audit, signing
 from visage.governance.audit import Actor, Checkpoint
+from visage.governance.audit_ops import AuditPayload
 from visage.governance.erasure import Eraser
 from visage.media.image import LoadedImage, decode_image, read_image_file
 from visage.notify import Notifier
@@ -158,16 +158,16 @@ class Visage:
             self._signer = signing.load_or_create(path)
         return self._signer
 
-    def audit(self, session: Session, actor: Actor, operation: str, **fields: Any) -> AuditEntryRow:
-        """Append to the audit chain inside ``session``'s transaction."""
+    def audit(self, session: Session, actor: Actor, payload: AuditPayload) -> AuditEntryRow:
+        """Append ``payload`` (one model of :mod:`visage.governance.audit_ops`) to the audit
+        chain inside ``session``'s transaction."""
         return audit.append(
             session,
             actor,
-            operation,
+            payload,
             signer=self.signer,
             checkpoint_every=self.settings.audit_checkpoint_every,
             on_signed=self._audit_head_signed,
-            **fields,
         )
 
     def _audit_head_signed(self, head: Checkpoint) -> None:

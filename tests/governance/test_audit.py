@@ -17,6 +17,7 @@ from tests.test_cli import run
 from visage.app import Visage
 from visage.config import Settings
 from visage.governance import audit, signing, witness
+from visage.governance.audit_ops import DetectAudit
 from visage.store.db import DB_FILE
 from visage.usecases import audit_log
 from visage.usecases.enroll import enroll
@@ -47,8 +48,13 @@ def chain(tmp_path: Path) -> Visage:
     app = make_app(tmp_path / "home", audit_checkpoint_every=4)
     for i in range(9):
         with app.store.session() as session:
-            app.audit(session, audit.Actor("test:chain", "admin"), "detect", n=i)
+            app.audit(session, audit.Actor("test:chain", "admin"), _detect(i))
     return app
+
+
+def _detect(i: int = 0) -> DetectAudit:
+    """A detect entry without running the models."""
+    return DetectAudit(input_sha256=f"{i:064x}", faces=i)
 
 
 def _sql(app: Visage, *statements: str) -> None:
@@ -205,7 +211,7 @@ def test_a_changed_checkpoint_interval_keeps_the_log_verifiable(chain: Visage) -
         app = Visage(Settings(home=chain.home, audit_checkpoint_every=every))
         for _ in range(7):
             with app.store.session() as session:
-                app.audit(session, actor, "detect")
+                app.audit(session, actor, _detect())
         app.close()
     report = audit_log.verify(chain)
     assert report.ok and report.last_seq == 24, report.problem
@@ -231,7 +237,7 @@ def test_signed_heads_go_to_the_webhooks(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         app = make_app(tmp_path / "home", audit_checkpoint_every=2, webhook_urls=[url])
         with app.store.session() as session:
-            app.audit(session, audit.Actor("test:hook", "admin"), "detect")
+            app.audit(session, audit.Actor("test:hook", "admin"), _detect())
         app.notifier.flush()
         heads = [m for m in received if m["type"] == "audit.head"]
         assert [m["seq"] for m in heads] == [2]
@@ -283,7 +289,7 @@ def test_concurrent_appends_keep_one_chain(logged: Visage) -> None:
 
     def write(i: int) -> None:
         with logged.store.session() as session:
-            logged.audit(session, Actor("test:thread", "admin"), "detect", n=i)
+            logged.audit(session, Actor("test:thread", "admin"), _detect(i))
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(write, range(40)))

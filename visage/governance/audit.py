@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import delete, event, func, select, text
@@ -181,18 +181,28 @@ def _head(session: Session) -> tuple[int, str]:
     return (int(marker[0]) - 1, str(marker[1])) if marker is not None else (0, GENESIS)
 
 
+class Payload(Protocol):
+    """What an entry records: one of the models of :mod:`visage.governance.audit_ops`."""
+
+    @property
+    def op(self) -> str: ...
+    @property
+    def purpose_of(self) -> str | None: ...
+    @property
+    def subject_of(self) -> str | None: ...
+    @property
+    def outcome_of(self) -> str: ...
+    def details(self) -> dict[str, Any]: ...
+
+
 def append(
     session: Session,
     actor: Actor,
-    operation: str,
+    payload: Payload,
     *,
     signer: Signer,
     checkpoint_every: int,
-    purpose: str | None = None,
-    subject_id: str | None = None,
-    outcome: str = "ok",
     on_signed: OnSigned | None = None,
-    **details: Any,
 ) -> AuditEntryRow:
     """Append one entry in the caller's transaction (it commits with the operation)."""
     _lock_for_append(session)
@@ -202,11 +212,11 @@ def append(
         at=datetime.now(UTC),
         actor=actor.id,
         role=actor.role,
-        operation=operation,
-        purpose=purpose,
-        subject_id=subject_id,
-        outcome=outcome,
-        details=json.loads(json.dumps(details, default=str)),
+        operation=str(payload.op),
+        purpose=payload.purpose_of,
+        subject_id=payload.subject_of,
+        outcome=str(payload.outcome_of),
+        details=json.loads(json.dumps(payload.details(), default=str)),
         prev_hash=prev,
         hash="",
     )

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, func, select, text
@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from visage.errors import MasterKeyError, NotFoundError
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import AuditOutcome, AuditPayload, EraseAudit
 from visage.governance.signing import Signer, verify_signature
 from visage.store.db import ScrubResult, Store
 from visage.store.keyring import Keyring
@@ -164,9 +165,7 @@ def sign_certificate(signer: Signer, body: CertificateBody) -> ErasureCertificat
 class AuditAppender(Protocol):
     """``Visage.audit``: append an entry inside the caller's transaction."""
 
-    def __call__(
-        self, session: Session, actor: Actor, operation: str, **fields: Any
-    ) -> AuditEntryRow: ...
+    def __call__(self, session: Session, actor: Actor, payload: AuditPayload) -> AuditEntryRow: ...
 
 
 @dataclass(frozen=True)
@@ -215,11 +214,15 @@ class Eraser:
             entry = self.audit(
                 session,
                 actor,
-                "erase",
-                subject_id=subject_id,
-                outcome="resumed" if resumed else "ok",
-                gallery=repo.gallery_digest(session),
-                **counts.model_dump(),
+                EraseAudit(
+                    subject_id=subject_id,
+                    outcome=AuditOutcome.resumed if resumed else AuditOutcome.ok,
+                    gallery=repo.gallery_digest(session),
+                    templates=counts.templates,
+                    consents=counts.consents,
+                    events=counts.events,
+                    reviews=counts.reviews,
+                ),
             )
             seq, head, at = entry.seq, entry.hash, entry.at
         scrub = self.store.scrub()

@@ -16,6 +16,17 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from visage.governance.audit import AuditEntry
+from visage.governance.audit_ops import (
+    AnonymizeAudit,
+    AuditOp,
+    AuditOutcome,
+    IdentifyAudit,
+    RetentionPurgeAudit,
+    ReviewConfirmAudit,
+    WatchAudit,
+    read,
+)
+from visage.governance.review import Status as ReviewStatus
 
 
 class PurposeFigures(BaseModel):
@@ -54,12 +65,11 @@ class TransparencyFigures(BaseModel):
     faces_masked: int = 0
 
 
-def _int(details: dict[str, object], key: str) -> int:
-    value = details.get(key, 0)
-    return value if isinstance(value, int) else 0
-
-
 def transparency_figures(entries: Iterable[AuditEntry]) -> TransparencyFigures:
+    """Count the figures. Every figure is read from a typed payload
+    (:func:`visage.governance.audit_ops.read`): an entry that lacks one raises
+    :class:`~visage.governance.audit_ops.AuditRecordError` naming it, rather than being
+    published as 0."""
     per: dict[str, PurposeFigures] = {}
     per_day: Counter[str] = Counter()
     ops: Counter[str] = Counter()
@@ -75,29 +85,34 @@ def transparency_figures(entries: Iterable[AuditEntry]) -> TransparencyFigures:
         last = e.at
         ops[e.operation] += 1
         fig = per.setdefault(e.purpose or "-", PurposeFigures(purpose=e.purpose or "-"))
-        if e.operation == "identify":
-            if e.outcome == "refused":
+        if e.operation == AuditOp.identify:
+            if e.outcome == AuditOutcome.refused:
                 fig.refused += 1
                 continue
+            search = read(e, IdentifyAudit)
             fig.searches += 1
-            fig.faces += _int(e.details, "faces")
-            fig.matches += _int(e.details, "matches")
-            fig.bystander_faces += _int(e.details, "bystanders")
+            fig.faces += search.faces
+            fig.matches += search.matches
+            fig.bystander_faces += search.bystanders
             per_day[e.at.date().isoformat()] += 1
-        elif e.operation == "review.confirm":
+        elif e.operation == AuditOp.review_confirm:
             fig.review_confirmations += 1
-            confirmed += e.details.get("status") == "confirmed"
-        elif e.operation == "review.reject":
+            confirmed += read(e, ReviewConfirmAudit).status is ReviewStatus.confirmed
+        elif e.operation == AuditOp.review_reject:
             fig.review_rejections += 1
-        elif e.operation == "watch" and e.outcome == "ok":
-            for key in ("frames", "events", "bystander_tracks"):
-                camera[key] += _int(e.details, key)
-        elif e.operation == "anonymize":
-            camera["faces_masked"] += _int(e.details, "faces_masked")
-        elif e.operation == "retention.purge":
-            for key in ("events_deleted", "reviews_deleted", "templates_deleted"):
-                purged[key] += _int(e.details, key)
-            purged["audit_entries_dropped"] += _int(e.details, "audit_entries_dropped")
+        elif e.operation == AuditOp.watch and e.outcome == AuditOutcome.ok:
+            run = read(e, WatchAudit)
+            camera["frames"] += run.frames
+            camera["events"] += run.events
+            camera["bystander_tracks"] += run.bystander_tracks
+        elif e.operation == AuditOp.anonymize and e.outcome == AuditOutcome.ok:
+            camera["faces_masked"] += read(e, AnonymizeAudit).faces_masked
+        elif e.operation == AuditOp.retention_purge:
+            purge = read(e, RetentionPurgeAudit)
+            purged["events_deleted"] += purge.events_deleted
+            purged["reviews_deleted"] += purge.reviews_deleted
+            purged["templates_deleted"] += purge.templates_deleted
+            purged["audit_entries_dropped"] += purge.audit_entries_dropped
     purposes = [
         f
         for f in per.values()
@@ -109,22 +124,22 @@ def transparency_figures(entries: Iterable[AuditEntry]) -> TransparencyFigures:
         entries=n,
         purposes=sorted(purposes, key=lambda f: f.purpose),
         searches_per_day=dict(sorted(per_day.items())),
-        verifications=ops["verify"],
-        detections=ops["detect"],
-        enrolments=ops["enroll"],
-        subjects_registered=ops["subject.create"],
-        consents_withdrawn=ops["consent.withdraw"],
-        subject_access_exports=ops["export"],
-        erasures=ops["erase"],
-        retention_runs=ops["retention.purge"],
+        verifications=ops[AuditOp.verify],
+        detections=ops[AuditOp.detect],
+        enrolments=ops[AuditOp.enroll],
+        subjects_registered=ops[AuditOp.subject_create],
+        consents_withdrawn=ops[AuditOp.consent_withdraw],
+        subject_access_exports=ops[AuditOp.export],
+        erasures=ops[AuditOp.erase],
+        retention_runs=ops[AuditOp.retention_purge],
         purged=dict(purged),
         bystander_faces=sum(f.bystander_faces for f in per.values()),
         matches_confirmed=confirmed,
-        camera_runs=ops["watch"],
+        camera_runs=ops[AuditOp.watch],
         camera_frames=camera["frames"],
         camera_events=camera["events"],
         camera_bystander_tracks=camera["bystander_tracks"],
-        anonymizations=ops["anonymize"],
+        anonymizations=ops[AuditOp.anonymize],
         faces_masked=camera["faces_masked"],
     )
 

@@ -20,6 +20,7 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from visage.app import Visage
 from visage.errors import NotFoundError, VisageError
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import CameraCreateAudit, CameraDeleteAudit, CameraUpdateAudit
 from visage.governance.consent import normalise_purpose
 from visage.governance.profile import GateError
 from visage.media.sources import check_camera_source, mask_source, scrub
@@ -42,8 +44,18 @@ log = logging.getLogger("visage.cameras")
 OPEN_FAILED = "could not open the camera source"
 
 
+class CameraState(StrEnum):
+    """Where a camera's worker is; ``refused`` waits for a change (profile, source)."""
+
+    starting = "starting"
+    running = "running"
+    retrying = "retrying"
+    refused = "refused"
+    stopped = "stopped"
+
+
 class CameraStatus(BaseModel):
-    state: str = Field(description="stopped, running, retrying or refused")
+    state: CameraState = Field(description="starting, running, retrying, refused or stopped")
     frames: int = 0
     events: int = 0
     restarts: int = 0
@@ -112,7 +124,7 @@ class CameraSupervisor:
         status = self.status[camera.id]
         backoff = self.backoff_s
         while not stop.is_set():
-            status.state = "running"
+            status.state = CameraState.running
             try:
                 report = watch(
                     self.core,
@@ -127,23 +139,25 @@ class CameraSupervisor:
                 status.last_error = None
             except Exception as exc:  # keep supervising; the error is shown in the status
                 status.last_error = public_error(exc, source)
-                status.state = "refused" if isinstance(exc, GateError) else "retrying"
+                status.state = (
+                    CameraState.refused if isinstance(exc, GateError) else CameraState.retrying
+                )
                 log.warning("camera %s: %s", camera.name, scrub(str(exc), source))
             if stop.is_set():
                 break
             status.restarts += 1
             stop.wait(backoff)
             backoff = min(self.max_backoff_s, backoff * 2)
-        status.state = "stopped"
+        status.state = CameraState.stopped
 
     def _start(self, camera: CameraRow) -> None:
         try:
             source = check_camera_source(camera_source(self.core, camera))
         except VisageError as exc:  # e.g. a path stored before the allow-list existed:
-            self.status[camera.id] = CameraStatus(state="refused", last_error=exc.message)
+            self.status[camera.id] = CameraStatus(state=CameraState.refused, last_error=exc.message)
             return  # it is never handed to FFmpeg
         stop = threading.Event()
-        self.status[camera.id] = CameraStatus(state="starting")
+        self.status[camera.id] = CameraStatus(state=CameraState.starting)
         thread = threading.Thread(
             target=self._run,
             args=(camera, source, stop),
@@ -168,7 +182,7 @@ class CameraSupervisor:
                 if camera.enabled and cid not in self._workers:
                     self._start(camera)
                 elif not camera.enabled:
-                    self.status[cid] = CameraStatus(state="stopped")
+                    self.status[cid] = CameraStatus(state=CameraState.stopped)
 
     def stop_all(self) -> None:
         with self._lock:
@@ -181,7 +195,7 @@ class CameraSupervisor:
 
 def _out(row: CameraRow, supervisor: CameraSupervisor | None) -> CameraOut:
     status = (supervisor.status.get(row.id) if supervisor else None) or CameraStatus(
-        state="stopped"
+        state=CameraState.stopped
     )
     return CameraOut(
         id=row.id,
@@ -223,11 +237,9 @@ def add_camera(
         app.audit(
             session,
             actor or Actor.local(),
-            "camera.create",
-            purpose=purpose,
-            camera=name,
-            source=mask_source(source),
-            enabled=enabled,
+            CameraCreateAudit(
+                purpose=purpose, camera=name, source=mask_source(source), enabled=enabled
+            ),
         )
     if supervisor is not None:
         supervisor.sync()
@@ -255,7 +267,7 @@ def set_enabled(
             raise NotFoundError(f"no camera {camera_id}")
         row.enabled = enabled
         app.audit(
-            session, actor or Actor.local(), "camera.update", camera=row.name, enabled=enabled
+            session, actor or Actor.local(), CameraUpdateAudit(camera=row.name, enabled=enabled)
         )
     if supervisor is not None:
         supervisor.sync()
@@ -274,6 +286,6 @@ def delete_camera(
         if row is None:
             raise NotFoundError(f"no camera {camera_id}")
         session.delete(row)
-        app.audit(session, actor or Actor.local(), "camera.delete", camera=row.name)
+        app.audit(session, actor or Actor.local(), CameraDeleteAudit(camera=row.name))
     if supervisor is not None:
         supervisor.sync()

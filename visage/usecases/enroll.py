@@ -15,6 +15,7 @@ from visage.app import ImageInput, Visage
 from visage.errors import ConsentError, VisageError
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import EnrollAudit
 from visage.vision.types import Face
 
 MIN_QUALITY = 0.35
@@ -98,13 +99,14 @@ def enroll(
                 app.audit(
                     session,
                     actor or Actor.local(),
-                    "enroll",
-                    subject_id=subject_id,
-                    template_id=template_id,
-                    input_sha256=loaded.sha256,
-                    model=app.analyzer.model_fingerprint(),
-                    quality=round(face.quality.score, 3),
-                    gallery=repo.gallery_digest(session),
+                    EnrollAudit(
+                        subject_id=subject_id,
+                        template_id=template_id,
+                        input_sha256=loaded.sha256,
+                        model=app.analyzer.model_fingerprint(),
+                        quality=round(face.quality.score, 3),
+                        gallery=repo.gallery_digest(session),
+                    ),
                 )
             app.gallery.added(subject_id, face.embedding, version)
             report.enrolled.append(

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from visage.app import Visage
 from visage.governance import audit
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import ExportAudit
 from visage.governance.events import list_events
 from visage.governance.review import Status, probe_of
 from visage.store.schema import ReviewRow
@@ -145,10 +146,11 @@ def build_export(
         app.audit(
             session,
             actor or Actor.local(),
-            "export",
-            subject_id=subject_id,
-            files=len(files),
-            zip_sha256=hashlib.sha256(buffer.getvalue()).hexdigest(),
+            ExportAudit(
+                subject_id=subject_id,
+                files=len(files),
+                zip_sha256=hashlib.sha256(buffer.getvalue()).hexdigest(),
+            ),
         )
     summary = ExportSummary(
         subject_id=subject_id,

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from visage.app import ImageInput, Visage
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import DetectAudit
 from visage.vision.types import Face
 
 
@@ -73,9 +74,7 @@ def detect(app: Visage, image: ImageInput, actor: Actor | None = None) -> Detect
         app.audit(
             session,
             actor or Actor.local(),
-            "detect",
-            input_sha256=loaded.sha256,
-            faces=len(faces),
+            DetectAudit(input_sha256=loaded.sha256, faces=len(faces)),
         )
     return DetectResult(
         image=loaded.source,

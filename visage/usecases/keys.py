@@ -6,6 +6,7 @@ from visage.app import Visage
 from visage.governance import access
 from visage.governance.access import KeyCreated, KeyInfo, Principal, Role
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import KeyCreateAudit, KeyRevokeAudit
 
 
 def create_key(
@@ -22,11 +23,12 @@ def create_key(
         app.audit(
             session,
             actor or Actor.local(),
-            "key.create",
-            key_id=created.id,
-            key_role=role.value,
-            purposes=created.purposes,
-            owner=created.owner,
+            KeyCreateAudit(
+                key_id=created.id,
+                key_role=role,
+                purposes=created.purposes,
+                owner=created.owner,
+            ),
         )
         return created
 
@@ -39,7 +41,7 @@ def list_keys(app: Visage) -> list[KeyInfo]:
 def revoke_key(app: Visage, key_id: str, actor: Actor | None = None) -> KeyInfo:
     with app.store.session() as session:
         info = access.revoke_key(session, key_id)
-        app.audit(session, actor or Actor.local(), "key.revoke", key_id=key_id)
+        app.audit(session, actor or Actor.local(), KeyRevokeAudit(key_id=key_id))
         return info
 
 
@@ -54,5 +56,5 @@ def bootstrap_admin(app: Visage) -> KeyCreated | None:
         if access.has_keys(session, Role.admin):
             return None
         created = access.create_key(session, Role.admin, [], name="first admin (created at start)")
-        app.audit(session, Actor.system(), "key.create", key_id=created.id, key_role="admin")
+        app.audit(session, Actor.system(), KeyCreateAudit(key_id=created.id, key_role=Role.admin))
         return created

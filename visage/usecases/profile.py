@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from visage.app import Visage
 from visage.errors import VisageError
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import ProfileSetAudit
 from visage.governance.profile import DeploymentProfile
 from visage.store.meta import get_meta, put_meta
 
@@ -40,8 +41,9 @@ def set_profile(app: Visage, actor: Actor | None = None, **changes: Any) -> Depl
         app.audit(
             session,
             actor or Actor.local(),
-            "profile.set",
-            changed=sorted(k for k, v in changes.items() if v is not None),
-            profile=profile.model_dump(mode="json"),
+            ProfileSetAudit(
+                changed=sorted(k for k, v in changes.items() if v is not None),
+                profile=profile.model_dump(mode="json"),
+            ),
         )
     return profile

@@ -12,6 +12,7 @@ from visage.app import Visage
 from visage.gallery import repository as repo
 from visage.governance import audit
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import RetentionPurgeAudit
 from visage.governance.events import purge_events
 from visage.store.schema import ReviewRow, SubjectRow
 
@@ -78,8 +79,14 @@ def run(app: Visage, actor: Actor | None = None, now: datetime | None = None) ->
         app.audit(
             session,
             actor,
-            "retention.purge",
-            **report.model_dump(mode="json", exclude={"ran_at"}),
+            RetentionPurgeAudit(
+                events_deleted=report.events_deleted,
+                reviews_deleted=report.reviews_deleted,
+                audit_entries_dropped=report.audit_entries_dropped,
+                templates_deleted=report.templates_deleted,
+                subjects_without_consent=report.subjects_without_consent,
+                orphan_keys_destroyed=report.orphan_keys_destroyed,
+            ),
         )
     if templates:
         app.gallery_changed()

@@ -18,6 +18,7 @@ from visage.gallery import repository as repo
 from visage.governance import review as gov
 from visage.governance.access import Principal
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import ReviewConfirmAudit, ReviewOutcomeAudit, ReviewRejectAudit
 from visage.store.schema import ReviewRow, SubjectRow
 
 
@@ -47,14 +48,14 @@ class DecisionOut(BaseModel):
 class ReviewRecord(ReviewItem):
     """The closed or open item as an auditor sees it, decisions included."""
 
-    status: str
+    status: gov.Status
     decided_at: datetime | None
     decisions: list[DecisionOut]
 
 
 class DecisionResult(BaseModel):
     id: str
-    status: str = Field(description="pending until a rejection or the second confirmation")
+    status: gov.Status = Field(description="pending until a rejection or the second confirmation")
     released: bool = Field(description="true when this decision confirmed the match")
 
 
@@ -62,7 +63,7 @@ class Outcome(BaseModel):
     """The identity behind a confirmed item: what the one who asked may learn, and only now."""
 
     id: str
-    status: str
+    status: gov.Status
     purpose: str
     subject_id: str
     name: str
@@ -113,7 +114,7 @@ def history(app: Visage, status: gov.Status | None = None) -> list[ReviewRecord]
             out.append(
                 ReviewRecord(
                     **_item(r, _name(app, session, r.subject_id)).model_dump(),
-                    status=r.status,
+                    status=gov.Status(r.status),
                     decided_at=r.decided_at,
                     decisions=[
                         DecisionOut(reviewer=d.reviewer, decision=d.decision, at=d.at)
@@ -150,17 +151,18 @@ def decide(
     actor = reviewer.actor
     with app.store.session() as session:
         row = gov.decide(session, review_id, actor.id, reviewer.owner, decision)
-        released = row.status == gov.Status.confirmed.value
+        released = gov.Status(row.status) is gov.Status.confirmed
         app.audit(
             session,
             actor,
-            f"review.{decision.value}",
-            purpose=row.purpose,
-            subject_id=row.subject_id,
-            review_id=review_id,
-            status=row.status,
+            (ReviewConfirmAudit if decision is gov.Decision.confirm else ReviewRejectAudit)(
+                purpose=row.purpose,
+                subject_id=row.subject_id,
+                review_id=review_id,
+                status=gov.Status(row.status),
+            ),
         )
-        result = DecisionResult(id=row.id, status=row.status, released=released)
+        result = DecisionResult(id=row.id, status=gov.Status(row.status), released=released)
         payload = {
             "review_id": row.id,
             "subject_id": row.subject_id,
@@ -172,7 +174,7 @@ def decide(
         }
     if released:
         app.notifier.send("match.confirmed", payload)
-    if result.status == gov.Status.rejected.value:
+    if result.status is gov.Status.rejected:
         app.store.scrub()  # the dropped probe crop leaves no page image in the WAL
     return result
 
@@ -185,14 +187,11 @@ def outcome(app: Visage, review_id: str, actor: Actor) -> Outcome:
         app.audit(
             session,
             actor,
-            "review.outcome",
-            purpose=row.purpose,
-            subject_id=row.subject_id,
-            review_id=row.id,
+            ReviewOutcomeAudit(purpose=row.purpose, subject_id=row.subject_id, review_id=row.id),
         )
         return Outcome(
             id=row.id,
-            status=row.status,
+            status=gov.Status(row.status),
             purpose=row.purpose,
             subject_id=row.subject_id,
             name=_name(app, session, row.subject_id),

@@ -16,6 +16,13 @@ from visage.app import Visage
 from visage.errors import ConsentError, NotFoundError
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import (
+    ConsentAddAudit,
+    ConsentWithdrawAudit,
+    SubjectCreateAudit,
+    SubjectRenameAudit,
+    TemplateDeleteAudit,
+)
 from visage.governance.consent import ConsentRecord, LegalBasis
 from visage.store.keyring import REFERENCE_AUDIT, Keyring
 from visage.store.schema import SubjectRow
@@ -82,7 +89,7 @@ def add_subject(
 ) -> SubjectCreated:
     with app.store.session() as session:
         subject_id = repo.create_subject(session, app.keyring, name, consent)
-        _audit_consent(app, session, actor, "subject.create", subject_id, consent)
+        _audit_consent(app, session, actor, SubjectCreateAudit, subject_id, consent)
         return SubjectCreated(id=subject_id)
 
 
@@ -90,19 +97,20 @@ def _audit_consent(
     app: Visage,
     session: Session,
     actor: Actor | None,
-    operation: str,
+    payload: type[SubjectCreateAudit | ConsentAddAudit],
     subject_id: str,
     consent: ConsentRecord,
 ) -> None:
     app.audit(
         session,
         actor or Actor.local(),
-        operation,
-        subject_id=subject_id,
-        consent_reference_hash=app.keyring.blind(REFERENCE_AUDIT, consent.reference),
-        purposes=list(consent.purposes),
-        legal_basis=consent.legal_basis.value,
-        expires_on=consent.expires_on,
+        payload(
+            subject_id=subject_id,
+            consent_reference_hash=app.keyring.blind(REFERENCE_AUDIT, consent.reference),
+            purposes=list(consent.purposes),
+            legal_basis=consent.legal_basis,
+            expires_on=consent.expires_on,
+        ),
     )
 
 
@@ -167,7 +175,7 @@ def add_consent(
 ) -> None:
     with app.store.session() as session:
         repo.add_consent(session, app.keyring, subject_id, consent)
-        _audit_consent(app, session, actor, "consent.add", subject_id, consent)
+        _audit_consent(app, session, actor, ConsentAddAudit, subject_id, consent)
 
 
 class WithdrawResult(BaseModel):
@@ -202,10 +210,11 @@ def withdraw_consent(
         app.audit(
             session,
             actor or Actor.local(),
-            "consent.withdraw",
-            subject_id=subject_id,
-            consent_reference_hash=keys.blind(REFERENCE_AUDIT, reference),
-            templates_deleted=deleted,
+            ConsentWithdrawAudit(
+                subject_id=subject_id,
+                consent_reference_hash=keys.blind(REFERENCE_AUDIT, reference),
+                templates_deleted=deleted,
+            ),
         )
     if deleted:
         app.gallery_changed(subject_id)
@@ -221,10 +230,11 @@ def delete_template(
         app.audit(
             session,
             actor or Actor.local(),
-            "template.delete",
-            subject_id=subject_id,
-            template_id=template_id,
-            gallery=repo.gallery_digest(session),
+            TemplateDeleteAudit(
+                subject_id=subject_id,
+                template_id=template_id,
+                gallery=repo.gallery_digest(session),
+            ),
         )
     app.gallery_changed(subject_id)
     app.store.scrub()  # no old page image of the template left in the WAL
@@ -236,5 +246,5 @@ def rename_subject(
     with app.store.session() as session:
         repo.rename_subject(session, app.keyring, subject_id, name)
         # The audit entry says that the name changed, never what it is.
-        app.audit(session, actor or Actor.local(), "subject.rename", subject_id=subject_id)
+        app.audit(session, actor or Actor.local(), SubjectRenameAudit(subject_id=subject_id))
     return show_subject(app, subject_id)

@@ -9,6 +9,7 @@ from visage.app import ImageInput, Visage
 from visage.errors import FaceNotFoundError
 from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import VerifyAudit
 from visage.usecases.faces import primary_face
 from visage.vision.types import Face
 
@@ -46,11 +47,12 @@ def verify(
         app.audit(
             session,
             actor or Actor.local(),
-            "verify",
-            purpose=purpose,
-            input_sha256=[hash_a, hash_b],
-            model=app.analyzer.model_fingerprint(),
-            threshold=app.threshold,
-            same=result.same,
+            VerifyAudit(
+                purpose=purpose,
+                input_sha256=[hash_a, hash_b],
+                model=app.analyzer.model_fingerprint(),
+                threshold=app.threshold,
+                same=result.same,
+            ),
         )
     return result
