@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from visage.gallery import repository as repo
-from visage.governance.consent import normalise_purpose
+from visage.gallery.consent import normalise_purpose
 from visage.store.meta import get_meta
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from visage.errors import ConsentError, NotFoundError
-from visage.governance.consent import ConsentRecord, consent_in_force, normalise_purpose
+from visage.gallery.consent import ConsentRecord, consent_in_force, normalise_purpose
 from visage.store import crypto
 from visage.store.keyring import NAME_INDEX, REFERENCE_INDEX, KeyDestroyedError, Keyring
 from visage.store.meta import get_meta, put_meta

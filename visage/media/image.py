@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from visage.errors import ImageTooLargeError, InputError
+from visage.vision.types import RGBImage as RGBImage  # re-exported: its old home
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF"})
 
@@ -31,8 +31,6 @@ DEEP_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 BAND_PIXELS = 1 << 18
 """Deep (16- and 32-bit) images are converted this many pixels at a time, so that the
 conversion needs no full-size temporary beyond its 8-bit RGB result."""
-
-RGBImage = NDArray[np.uint8]
 
 
 @dataclass(frozen=True, slots=True)

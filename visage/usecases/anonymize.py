@@ -2,7 +2,9 @@
 
 With ``keep_enrolled`` and a purpose, faces recognised as subjects whose valid consent covers
 the purpose stay visible; every other face — and every face not yet recognised — is masked.
-That is a 1:N identification, so the deployment profile's gate applies and the run is audited.
+That is a 1:N identification, so it goes through the same :class:`PurposeMatcher` as
+``identify`` and ``watch``: the deployment profile's gate applies (a refusal is audited), the
+eligible set is read afresh for every face, and the run is audited.
 """
 
 from __future__ import annotations
@@ -11,22 +13,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
 from visage.app import Visage
 from visage.errors import InputError
-from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
-from visage.governance.consent import normalise_purpose
-from visage.governance.profile import GateError
+from visage.governance.audit_ops import AnonymizeAudit
 from visage.media.blur import mask_faces
+from visage.media.crops import encode_image
 from visage.media.image import RGBImage
 from visage.media.redact import Recognise, RedactOptions, VideoRedactor
 from visage.media.tracking import Track
 from visage.media.video import VIDEO_SUFFIXES, Frame, Prefetch, VideoReader, VideoWriter
-from visage.usecases.profile import get_profile
+from visage.usecases.matching import MatchOperation, PurposeMatcher
 from visage.vision.types import Detection
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -45,25 +45,17 @@ class AnonymizeReport(BaseModel):
     fps: float
 
 
-def _recogniser(app: Visage, purpose: str) -> tuple[Recognise, set[str]]:
-    refusal = get_profile(app).identification_refusal()
-    if refusal is not None:
-        raise GateError(refusal)
-    with app.store.session() as session:
-        eligible = app.eligibility.get(session, purpose).ids
+def _recogniser(matcher: PurposeMatcher) -> tuple[Recognise, set[str]]:
     seen: set[str] = set()
 
     def recognise(
         pixels: RGBImage, det: Detection, _track: Track, _all: list[Detection]
     ) -> tuple[str, float] | None:
-        face = app.analyzer.describe(pixels, [det])[0]
-        if face.embedding is None or not eligible:
-            return None
-        hits = app.gallery.search(face.embedding[None, :], 1, allowed=eligible)[0]
-        if hits and (score := calibrate(hits[0].cosine)) >= app.threshold:
-            seen.add(hits[0].label)
-            return hits[0].label, score
-        return None  # a bystander: the embedding goes out of scope here
+        found = matcher.match_detection(pixels, det)
+        if found is None:
+            return None  # a bystander: the embedding goes out of scope here
+        seen.add(found.match.subject_id)
+        return found.match.subject_id, found.match.score
 
     return recognise, seen
 
@@ -80,19 +72,28 @@ def anonymize(
     crf: int = 23,
     progress: ProgressFn | None = None,
     actor: Actor | None = None,
+    authorisation_ref: str | None = None,
 ) -> AnonymizeReport:
     options = options or RedactOptions()
     if keep_enrolled and not purpose:
         raise InputError(
-            "--keep-enrolled needs --purpose: enrolled people are recognised only "
+            "keeping enrolled people unmasked needs a purpose: they are recognised only "
             "for a purpose they consented to"
         )
     if output.resolve() == source.resolve():
         raise InputError("the output must be a different file from the input")
-    recognise, seen = (None, set[str]())
+    actor = actor or Actor.local()
+    recognise: Recognise | None = None
+    seen: set[str] = set()
     if keep_enrolled and purpose:
-        purpose = normalise_purpose(purpose)
-        recognise, seen = _recogniser(app, purpose)
+        matcher = PurposeMatcher(
+            app, purpose, actor, MatchOperation.anonymize, authorisation_ref=authorisation_ref
+        )
+        matcher.check_gate()
+        purpose, authorisation_ref = matcher.purpose, matcher.authorisation_ref
+        recognise, seen = _recogniser(matcher)
+    else:
+        authorisation_ref = None  # nobody is recognised: no search to authorise
     started = time.perf_counter()
     suffix = source.suffix.lower()
     out_suffix = output.suffix.lower()
@@ -105,14 +106,16 @@ def anonymize(
     with app.store.session() as session:
         app.audit(
             session,
-            actor or Actor.local(),
-            "anonymize",
-            purpose=purpose if keep_enrolled else None,
-            kind=report.kind,
-            frames=report.frames,
-            faces_masked=report.faces_masked,
-            kept_visible=report.kept_visible,
-            recognised_subjects=sorted(seen),
+            actor,
+            AnonymizeAudit(
+                purpose=purpose if keep_enrolled else None,
+                kind=report.kind,
+                frames=report.frames,
+                faces_masked=report.faces_masked,
+                kept_visible=report.kept_visible,
+                recognised_subjects=sorted(seen),
+                authorisation_ref=authorisation_ref,
+            ),
         )
     return report
 
@@ -138,10 +141,11 @@ def _image(
         margin=options.margin,
     )
     # Re-encoded from pixels: no EXIF, GPS or thumbnail of the original survives.
-    ok, data = cv2.imencode(output.suffix, cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise InputError(f"{output}: cannot encode this image type")
-    output.write_bytes(data.tobytes())
+    try:
+        data = encode_image(pixels, output.suffix)
+    except InputError as exc:
+        raise InputError(f"{output}: {exc.message}") from None
+    output.write_bytes(data)
     return AnonymizeReport(
         input=str(source),
         output=str(output),

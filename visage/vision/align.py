@@ -11,9 +11,8 @@ import threading
 
 import numpy as np
 
-from visage.media.image import RGBImage
 from visage.vision.model import LazyModel, file_sha256, package_file
-from visage.vision.types import Box
+from visage.vision.types import Box, RGBImage
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25

@@ -14,10 +14,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from visage.media.image import RGBImage
 from visage.vision.model import LazyModel, file_sha256, package_file
 from visage.vision.ort import make_session
-from visage.vision.types import Box, Detection
+from visage.vision.types import Box, Detection, RGBImage
 
 _INPUT = "input.1"
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from visage.media.image import RGBImage
 from visage.vision.dlib_format import read_dlib_net
 from visage.vision.dlib_onnx import INPUT_NAME, to_onnx
 from visage.vision.model import LazyModel, file_sha256, package_file
 from visage.vision.ort import make_session
+from visage.vision.types import RGBImage
 
 EMBEDDING_DIM = 128
 MODEL_ID = "dlib-resnet-v1"

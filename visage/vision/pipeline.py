@@ -6,12 +6,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from visage.media.image import RGBImage
 from visage.vision.align import FaceAligner
 from visage.vision.detect import CenterFaceDetector, ScalePolicy
 from visage.vision.embed import OnnxEmbedder
 from visage.vision.quality import measure
-from visage.vision.types import Detection, Face
+from visage.vision.types import Detection, Face, RGBImage
 
 
 @dataclass(frozen=True, slots=True)

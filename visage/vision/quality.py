@@ -10,8 +10,7 @@ import math
 
 import cv2
 
-from visage.media.image import RGBImage
-from visage.vision.types import Detection, Quality
+from visage.vision.types import Detection, Quality, RGBImage
 
 # Reference points for the [0, 1] score: a face this size, this sharp and this frontal
 # scores 1 on that component.

@@ -13,6 +13,10 @@ Embedding = NDArray[np.float32]
 Points = NDArray[np.float32]
 """An (N, 2) array of x, y pixel coordinates."""
 
+RGBImage = NDArray[np.uint8]
+"""Decoded pixels: H x W x 3, RGB, uint8. Defined here, the lowest layer that needs it, so
+that ``vision`` imports nothing of ``media``."""
+
 
 @dataclass(frozen=True, slots=True)
 class Box:
