@@ -7,7 +7,9 @@ This is the only long-lived state in Visage. Every interface (CLI, API, web) bui
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar, cast
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +18,7 @@ from visage.errors import MasterKeyError
 from visage.gallery.eligibility import EligibilityCache
 from visage.gallery.live import LiveGallery, discard_cache
 from visage.gallery.matching import DEFAULT_THRESHOLD
-from visage.governance import audit, signing
+from visage.governance import audit, signing, witness
 from visage.governance.audit import Actor, Checkpoint
 from visage.governance.audit_ops import AuditPayload
 from visage.governance.erasure import Eraser
@@ -34,6 +36,16 @@ ImageInput = Path | str | bytes
 KEY_CHECK = "master_key_check"
 
 
+class Service(Protocol):
+    """Long-lived state a use-case keeps per core (the camera supervisor): made on first use,
+    closed when the core closes."""
+
+    def close(self) -> None: ...
+
+
+ServiceT = TypeVar("ServiceT", bound=Service)
+
+
 class Visage:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
@@ -47,6 +59,8 @@ class Visage:
         """Who may be matched for a purpose: ``app.eligibility.get(session, purpose)``."""
         s = self.settings
         self.notifier = Notifier(s.webhook_urls, s.webhook_secret, s.mqtt_url, s.mqtt_topic)
+        self._services: dict[type[Service], Service] = {}
+        self._services_lock = threading.Lock()
 
     @property
     def home(self) -> Path:
@@ -167,14 +181,20 @@ class Visage:
             payload,
             signer=self.signer,
             checkpoint_every=self.settings.audit_checkpoint_every,
-            on_signed=self._audit_head_signed,
+            on_signed=self.witness_head,
         )
 
-    def _audit_head_signed(self, head: Checkpoint) -> None:
-        """A signed head was committed: witness it outside the database (file, webhooks)."""
-        from visage.usecases.audit_log import witness_head
+    @property
+    def witness_path(self) -> Path:
+        """``audit_witness``, else ``witness/audit-head.json`` in the data dir."""
+        return self.settings.audit_witness or self.home / witness.WITNESS_DIR / witness.WITNESS_FILE
 
-        witness_head(self, head)
+    def witness_head(self, head: Checkpoint) -> None:
+        """A signed head was committed: witness it outside the database (file, webhooks)."""
+        signer = self.signer
+        if witness.publish(self.witness_path, head, signer.public_raw):
+            payload = head.model_dump(mode="json") | {"key_fingerprint": signer.fingerprint}
+            self.notifier.send("audit.head", payload)
 
     @property
     def gallery(self) -> LiveGallery:
@@ -211,7 +231,23 @@ class Visage:
         else:
             self._gallery.templates_deleted(subject_id)
 
+    def service(self, kind: type[ServiceT], make: Callable[[Visage], ServiceT]) -> ServiceT:
+        """The core's one ``kind``, made by ``make(core)`` on first use and shared by every
+        door (CLI, API, web). This is how a use-case owns state for the core's whole life —
+        the camera supervisor — without the core importing use-cases."""
+        with self._services_lock:
+            found = self._services.get(kind)
+            if found is None:
+                found = self._services[kind] = make(self)
+        return cast(ServiceT, found)
+
     def close(self) -> None:
+        # Services first (camera workers send their last events), then the notifier flushes.
+        with self._services_lock:
+            services = list(self._services.values())
+            self._services.clear()
+        for service in services:
+            service.close()
         self.notifier.close()
         if self._store is not None:
             self._store.close()

@@ -19,19 +19,16 @@ from visage.store.schema import AuditCheckpointRow, AuditEntryRow
 
 def witness_path(app: Visage) -> Path:
     """``audit_witness``, else ``witness/audit-head.json`` in the data dir."""
-    return app.settings.audit_witness or app.home / witness.WITNESS_DIR / witness.WITNESS_FILE
-
-
-def signing_key_path(app: Visage) -> Path:
-    return app.settings.signing_key_file or app.home / signing.SIGNING_KEY_FILE
+    return app.witness_path
 
 
 def witness_head(app: Visage, head: Checkpoint) -> None:
     """Write a newly signed head to the witness file and send it to the webhooks."""
-    signer = app.signer
-    if witness.publish(witness_path(app), head, signer.public_raw):
-        payload = head.model_dump(mode="json") | {"key_fingerprint": signer.fingerprint}
-        app.notifier.send("audit.head", payload)
+    app.witness_head(head)
+
+
+def signing_key_path(app: Visage) -> Path:
+    return app.settings.signing_key_file or app.home / signing.SIGNING_KEY_FILE
 
 
 def pin_signing_key(app: Visage, session: Session) -> str:
