@@ -11,7 +11,7 @@ import pytest
 from visage.app import Visage
 from visage.config import Settings
 from visage.usecases.enroll import enroll
-from visage.usecases.profile import set_profile
+from visage.usecases.profile import ProfileChanges, set_profile
 from visage.usecases.setup import init
 from visage.usecases.subjects import add_subject, make_consent
 
@@ -48,7 +48,7 @@ def make_app(home: Path, *, dpia: bool = True, **overrides: object) -> Visage:
     app = Visage(Settings(home=home, **overrides))  # type: ignore[arg-type]
     init(app)
     if dpia:
-        set_profile(app, dpia_ref=TEST_DPIA)
+        set_profile(app, ProfileChanges(dpia_ref=TEST_DPIA))
     return app
 
 

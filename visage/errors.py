@@ -62,3 +62,11 @@ class MasterKeyError(VisageError):
     """The master key is missing, unreadable or does not open the store."""
 
     exit_code = 3
+
+
+class MasterKeyMissingError(MasterKeyError):
+    """No master key file and no key in the environment: the data dir is not initialised."""
+
+
+class NotInitialisedError(VisageError):
+    """The data directory holds no Visage database yet."""

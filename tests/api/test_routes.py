@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import PURPOSE, auth, image
 from visage.app import Visage
 from visage.governance.access import Role
-from visage.usecases.profile import set_profile
+from visage.usecases.profile import ProfileChanges, set_profile
 
-SUBJECT = {"name": "Joe", "consent": {"reference": "FORM-1", "purposes": [PURPOSE]}}
+SUBJECT_REF = "FORM-1"
+SUBJECT = {"name": "Joe", "consent": {"reference": SUBJECT_REF, "purposes": [PURPOSE]}}
 
-# route -> roles allowed; everyone else must get 403 (and no key 401).
+# route -> roles allowed; everyone else must get 403 (and no key 401). Every route of the
+# app must be here (test_every_route_is_in_the_matrix): a new route needs a line.
 MATRIX: list[tuple[str, str, set[Role]]] = [
     ("POST", "/v1/subjects", {Role.enroller}),
     ("GET", "/v1/subjects", {Role.enroller}),
@@ -33,7 +41,7 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
     ("DELETE", "/v1/keys/{kid}", {Role.admin}),
     ("GET", "/v1/profile", {Role.admin}),
     ("PATCH", "/v1/profile", {Role.admin}),
-    ("POST", "/v1/subjects/{sid}/consents/FORM-1/withdraw", {Role.enroller}),
+    ("POST", "/v1/subjects/{sid}/consents/{ref}/withdraw", {Role.enroller}),
     ("GET", "/v1/subjects/{sid}/export", {Role.enroller}),
     ("GET", "/v1/audit", {Role.auditor, Role.admin}),
     ("GET", "/v1/audit/verify", {Role.auditor, Role.admin}),
@@ -45,15 +53,116 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
     ("GET", "/v1/reports/dpia-pack", {Role.auditor, Role.admin}),
     ("GET", "/v1/reviews", {Role.reviewer}),
     ("GET", "/v1/reviews/history", {Role.auditor, Role.admin}),
+    ("GET", "/v1/erasures/{erased}", {Role.auditor, Role.admin}),
+    ("GET", "/v1/reviews/{missing}", {Role.reviewer}),
+    ("GET", "/v1/reviews/{missing}/probe", {Role.reviewer}),
+    ("GET", "/v1/reviews/{missing}/outcome", set(Role)),
+    ("POST", "/v1/reviews/{missing}/confirm", {Role.reviewer}),
+    ("POST", "/v1/reviews/{missing}/reject", {Role.reviewer}),
     ("GET", "/v1/cameras", {Role.admin}),
+    ("POST", "/v1/cameras", {Role.admin}),
+    ("PATCH", "/v1/cameras/{cid}", {Role.admin}),
+    ("DELETE", "/v1/cameras/{cid}", {Role.admin}),
     ("GET", "/v1/events", {Role.operator, Role.auditor, Role.admin}),
+    ("GET", "/metrics", {Role.auditor, Role.admin}),
 ]
+
+# Routes anyone may call, without a key.
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+
+# An id of an item that does not exist: the roles the policy lets through get 404 (the
+# review use-cases, tested in tests/security/test_review_blind.py, answer), the others 403.
+MISSING = "0" * 32
+
+
+def _route_key(method: str, path: str) -> tuple[str, str]:
+    """``("GET", "/v1/subjects/{}")`` for both ``/v1/subjects/{sid}?x=1`` and the app's
+    ``/v1/subjects/{subject_id}``."""
+    return method, re.sub(r"\{[^}]*\}", "{}", path.split("?")[0])
+
+
+def _app_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every API route, also inside included routers."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            for method in route.methods:
+                yield method, prefix + route.path
+        elif (inner := getattr(route, "original_router", None)) is not None:
+            context = getattr(route, "include_context", None)
+            yield from _app_routes(inner.routes, prefix + getattr(context, "prefix", ""))
+
+
+def _all_routes(app: FastAPI) -> set[tuple[str, str]]:
+    found = {_route_key(m, p) for m, p in _app_routes(app.routes)}
+    documented = {
+        _route_key(method.upper(), path)
+        for path, ops in app.openapi()["paths"].items()
+        for method in ops
+    }
+    assert documented <= found, documented - found  # the walk itself misses nothing
+    return found
+
+
+def test_every_route_is_in_the_matrix(client: TestClient) -> None:
+    assert isinstance(client.app, FastAPI)
+    routes = _all_routes(client.app)
+    matrix = {_route_key(m, p) for m, p, _ in MATRIX}
+    public = {_route_key(m, p) for m, p in PUBLIC}
+    assert routes - matrix - public == set(), "routes without a line in MATRIX or PUBLIC"
+    assert (matrix | public) - routes == set(), "MATRIX lines for routes that do not exist"
+
+
+def test_public_routes_need_no_key(client: TestClient) -> None:
+    for method, path in PUBLIC:
+        assert client.request(method, path).status_code == 200
+
+
+class _Ids(dict[str, str]):
+    """Path ids made on first use, by the roles that may make them."""
+
+    def __init__(self, client: TestClient, keys: dict[Role, str], data: Path) -> None:
+        super().__init__(missing=MISSING, ref=SUBJECT_REF)
+        self.client, self.keys, self.data = client, keys, data
+
+    def __missing__(self, name: str) -> str:
+        c, enroller, admin = (
+            self.client,
+            auth(self.keys[Role.enroller]),
+            auth(self.keys[Role.admin]),
+        )
+        if name in ("sid", "erased"):
+            value = c.post("/v1/subjects", json=SUBJECT, headers=enroller).json()["id"]
+            if name == "erased":
+                assert c.delete(f"/v1/subjects/{value}", headers=enroller).status_code == 200
+        elif name == "tid":
+            value = c.post(
+                f"/v1/subjects/{self['sid']}/templates",
+                headers=enroller,
+                files={"image": ("x.jpg", image(self.data), "image/jpeg")},
+            ).json()["enrolled"][0]["template_id"]
+        elif name == "kid":
+            value = c.post("/v1/keys", json={"role": "auditor"}, headers=admin).json()["id"]
+        elif name == "cid":
+            value = c.post("/v1/cameras", json=_camera(), headers=admin).json()["id"]
+        else:
+            raise KeyError(name)
+        self[name] = value
+        return value
+
+
+def _camera() -> dict[str, object]:
+    return {
+        "name": f"cam-{uuid.uuid4().hex[:8]}",
+        "source": "/dev/video9",
+        "purpose": PURPOSE,
+        "enabled": False,
+    }
 
 
 def _call(
     client: TestClient, method: str, path: str, key: str | None, data: Path, ids: dict[str, str]
 ):  # type: ignore[no-untyped-def]
-    path = path.format(**ids)
+    path = path.format_map(ids)
     headers = auth(key) if key else {}
     kwargs: dict[str, object] = {}
     if (
@@ -73,6 +182,10 @@ def _call(
         kwargs["json"] = SUBJECT["consent"]
     elif method == "POST" and path == "/v1/keys":
         kwargs["json"] = {"role": "auditor"}
+    elif method == "POST" and path == "/v1/cameras":
+        kwargs["json"] = _camera()
+    elif method == "PATCH" and path.startswith("/v1/cameras"):
+        kwargs["json"] = {"enabled": False}
     elif method == "PATCH" and path.startswith("/v1/subjects"):
         kwargs["json"] = {"name": "Joseph"}
     elif method == "PATCH":
@@ -91,21 +204,13 @@ def test_role_matrix(
     path: str,
     allowed: set[Role],
 ) -> None:
-    # Fresh objects for each route, made by the roles that may make them.
-    sid = client.post("/v1/subjects", json=SUBJECT, headers=auth(keys[Role.enroller])).json()["id"]
-    tid = client.post(
-        f"/v1/subjects/{sid}/templates",
-        headers=auth(keys[Role.enroller]),
-        files={"image": ("x.jpg", image(data), "image/jpeg")},
-    ).json()["enrolled"][0]["template_id"]
-    kid = client.post("/v1/keys", json={"role": "auditor"}, headers=auth(keys[Role.admin])).json()[
-        "id"
-    ]
-    ids = {"sid": sid, "tid": tid, "kid": kid}
+    ids = _Ids(client, keys, data)  # fresh objects for each route
     assert _call(client, method, path, None, data, ids).status_code == 401
     for role in Role:
         r = _call(client, method, path, keys[role], data, ids)
-        if role in allowed:
+        if role in allowed and "{missing}" in path:
+            assert r.status_code == 404, (role, r.status_code, r.text)
+        elif role in allowed:
             assert r.status_code < 300, (role, r.status_code, r.text)
         else:
             assert r.status_code == 403, (role, r.status_code, r.text)
@@ -160,7 +265,7 @@ def test_profile_gate_and_verify_not_gated(
     client: TestClient, keys: dict[Role, str], api_core: Visage, data: Path
 ) -> None:
     operator = auth(keys[Role.operator])
-    set_profile(api_core, dpia_ref="")
+    set_profile(api_core, ProfileChanges(dpia_ref=""))
     try:
         r = client.post(f"/v1/identify?purpose={PURPOSE}", headers=operator, content=image(data))
         assert r.status_code == 403 and "DPIA" in r.json()["detail"]
@@ -171,7 +276,7 @@ def test_profile_gate_and_verify_not_gated(
         )
         assert r.status_code == 200 and r.json()["same"] is True
     finally:
-        set_profile(api_core, dpia_ref="DPIA-TEST-2026-01")
+        set_profile(api_core, ProfileChanges(dpia_ref="DPIA-TEST-2026-01"))
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from visage.usecases.enroll import enroll
 from visage.usecases.evaluate import evaluate
 from visage.usecases.export import export_to
 from visage.usecases.identify import identify
-from visage.usecases.profile import set_profile
+from visage.usecases.profile import ProfileChanges, set_profile
 from visage.usecases.subjects import (
     add_consent,
     add_subject,
@@ -52,7 +52,7 @@ def test_withdrawal_deletes_templates_once_no_consent_remains(app: Visage, data:
 
 
 def test_retention_purges_on_time_and_records_it(app: Visage, data: Path) -> None:
-    set_profile(app, watchlist_purposes=["wanted"])
+    set_profile(app, ProfileChanges(watchlist_purposes=["wanted"]))
     sid = add_subject(app, "Joe", make_consent("F", ["door", "wanted"])).id
     short = add_subject(
         app, "Barack", make_consent("S", ["door"], expires_on=date.today() + timedelta(days=5))
@@ -89,7 +89,7 @@ def test_cli_retention_and_orphan_keys(app: Visage) -> None:
 
 
 def test_subject_access_export(app: Visage, data: Path, tmp_path: Path) -> None:
-    set_profile(app, watchlist_purposes=["wanted"])
+    set_profile(app, ProfileChanges(watchlist_purposes=["wanted"]))
     sid = add_subject(app, "Joe Biden", make_consent("F", ["door", "wanted"])).id
     other = add_subject(app, "Barack Obama", make_consent("G", ["door"])).id
     enroll(app, sid, [data / "people/joe_biden/1.jpg"])
@@ -130,7 +130,10 @@ def test_subject_access_export(app: Visage, data: Path, tmp_path: Path) -> None:
 
 
 def test_reports(app: Visage, data: Path, tmp_path: Path) -> None:
-    set_profile(app, controller="Example SA, 1 rue X, Paris", watchlist_purposes=["wanted"])
+    set_profile(
+        app,
+        ProfileChanges(controller="Example SA, 1 rue X, Paris", watchlist_purposes=["wanted"]),
+    )
     sid = add_subject(app, "Joe", make_consent("F", ["door"])).id
     enroll(app, sid, [data / "people/joe_biden/1.jpg"])
     identify(app, data / "scenes/two_people.jpg", "door")

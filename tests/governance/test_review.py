@@ -19,7 +19,7 @@ from visage.api.app import create_app
 from visage.app import Visage
 from visage.governance.access import Role
 from visage.usecases.keys import create_key
-from visage.usecases.profile import set_profile
+from visage.usecases.profile import ProfileChanges, set_profile
 
 WATCH = "wanted"
 SECRET = "s3cret-for-tests"
@@ -54,7 +54,7 @@ def setup(
     receiver = Receiver()
     core = make_app(tmp_path / "home", webhook_urls=[receiver.url], webhook_secret=SECRET)
     core._analyzer = shared_app.analyzer
-    set_profile(core, watchlist_purposes=[WATCH])
+    set_profile(core, ProfileChanges(watchlist_purposes=[WATCH]))
     keys = {
         "enroller": auth(create_key(core, Role.enroller, []).key),
         "operator": auth(create_key(core, Role.operator, [WATCH], owner="olga").key),

@@ -92,7 +92,7 @@ def test_keep_enrolled_leaves_only_consenting_people_visible(
 
     result = identify(app, out, "press")
     assert [c.subject_id for f in result.faces for c in f.candidates] == [sid]
-    with pytest.raises(InputError, match="--purpose"):
+    with pytest.raises(InputError, match="needs a purpose"):
         anonymize(app, src, tmp_path / "x.jpg", keep_enrolled=True)
     # Another purpose: Joe's consent does not cover it, so everyone is masked.
     report = anonymize(app, src, tmp_path / "y.jpg", keep_enrolled=True, purpose="marketing")

@@ -25,7 +25,7 @@ from visage.governance.profile import GateError, IdentifyRateError
 from visage.usecases import audit_log
 from visage.usecases.identify import identify
 from visage.usecases.keys import create_key
-from visage.usecases.profile import set_profile
+from visage.usecases.profile import ProfileChanges, set_profile
 
 PURPOSE = "investigation"
 FRAME = "people/joe_biden/1.jpg"
@@ -33,7 +33,7 @@ FRAME = "people/joe_biden/1.jpg"
 
 @pytest.fixture()
 def core(fresh_app: Visage) -> Visage:
-    set_profile(fresh_app, law_enforcement=True, public_space=True)
+    set_profile(fresh_app, ProfileChanges(law_enforcement=True, public_space=True))
     return fresh_app
 
 
@@ -119,9 +119,9 @@ def test_frames_one_by_one_are_refused_after_the_ceiling(
 def test_the_gate_and_ceiling_apply_only_to_that_profile(fresh_app: Visage, data: Path) -> None:
     for _ in range(fresh_app.settings.identify_rate_limit_law_enforcement_per_minute + 1):
         identify(fresh_app, data / FRAME, PURPOSE)  # no reference needed, no ceiling
-    set_profile(fresh_app, law_enforcement=True, public_space=False)
+    set_profile(fresh_app, ProfileChanges(law_enforcement=True, public_space=False))
     identify(fresh_app, data / FRAME, PURPOSE)
-    set_profile(fresh_app, law_enforcement=True, public_space=True)
+    set_profile(fresh_app, ProfileChanges(law_enforcement=True, public_space=True))
     with pytest.raises(GateError) as refused:
         identify(fresh_app, data / FRAME, PURPOSE, authorisation_ref="  ")
     assert isinstance(refused.value, VisageError) and "authorisation" in refused.value.message

@@ -29,7 +29,7 @@ from visage.cli import app as cli_app
 from visage.governance.access import Role
 from visage.store.schema import AuditEntryRow, EventRow, ReviewRow
 from visage.usecases.keys import create_key
-from visage.usecases.profile import set_profile
+from visage.usecases.profile import ProfileChanges, set_profile
 
 WATCH = "wanted"
 SCENE = "scenes/two_people.jpg"
@@ -54,7 +54,7 @@ def w(tmp_path: Path, shared_app: Visage, data: Path) -> Iterator[World]:
     receiver = Receiver()
     core = make_app(tmp_path / "home", webhook_urls=[receiver.url], webhook_secret="s")
     core._analyzer = shared_app.analyzer
-    set_profile(core, watchlist_purposes=[WATCH])
+    set_profile(core, ProfileChanges(watchlist_purposes=[WATCH]))
     tokens = {
         "enroller": _key(core, Role.enroller, "Erin"),
         "operator": _key(core, Role.operator, "Carol", [WATCH]),
@@ -200,7 +200,8 @@ def test_the_person_who_asked_cannot_review_it(w: World, data: Path) -> None:
 def test_a_reviewer_key_needs_an_owner(w: World) -> None:
     admin = auth(_key(w.core, Role.admin, "Ada"))
     r = w.client.post("/v1/keys", json={"role": "reviewer"}, headers=admin)
-    assert r.status_code == 400 and "--owner" in r.json()["detail"]
+    assert r.status_code == 400 and "name the person" in r.json()["detail"]
+    assert "--owner" not in r.json()["detail"] and '"owner"' in r.json()["hint"]
     r = w.client.post("/v1/keys", json={"role": "reviewer", "owner": "Zoe"}, headers=admin)
     assert r.status_code == 201 and r.json()["owner"] == "Zoe"
     cli = run(w.core.home, "keys", "create", "--role", "reviewer", "--json")

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import av
 import pytest
@@ -23,7 +24,7 @@ from visage.store.schema import EventRow, ReviewRow, TemplateRow
 from visage.usecases import audit_log
 from visage.usecases.enroll import enroll
 from visage.usecases.subjects import add_subject, make_consent
-from visage.usecases.watch import WatchOptions, watch
+from visage.usecases.watch import StopReason, WatchOptions, watch
 
 PURPOSE = "stage-door"
 PEOPLE = ("lin_manuel_miranda", "alex_lacamoire")
@@ -55,7 +56,7 @@ def test_watch_reports_the_enrolled_people(app: Visage, data: Path, tmp_path: Pa
         PURPOSE,
         WatchOptions(camera="stage", record=recording),
     )
-    assert report.frames == 275 and report.stopped == "end of input"
+    assert report.frames == 275 and report.stopped is StopReason.end_of_input
     assert {e.subject_id for e in report.events} == set(ids)
     for e in report.events:
         assert e.camera == "stage" and e.best_score >= app.threshold and e.frames >= 1
@@ -200,7 +201,7 @@ def test_stream_reconnects_after_the_server_is_killed(
         server.wait()
     report = result["report"]
     assert report.reconnects >= 1  # type: ignore[attr-defined]
-    assert report.stopped == "stop requested"  # type: ignore[attr-defined]
+    assert report.stopped is StopReason.stop_requested  # type: ignore[attr-defined]
     assert {e.subject_id for e in report.events} <= set(ids)  # type: ignore[attr-defined]
 
 
@@ -215,11 +216,32 @@ def test_bad_sources_fail_clearly_and_fast(app: Visage, data: Path, tmp_path: Pa
         assert time.monotonic() - started < 15
 
 
+class _AuditDown(Visage):
+    """A core whose audit log cannot be written (the store refuses the entry)."""
+
+    def audit(self, *args: object, **kwargs: object) -> NoReturn:  # type: ignore[override]
+        raise RuntimeError("audit log unavailable")
+
+
+def test_an_audit_failure_never_hides_the_error_of_the_run(
+    app: Visage, data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = _AuditDown(app.settings)
+    broken._analyzer = app.analyzer
+    with pytest.raises(InputError):  # the run's own error, not the audit's
+        watch(broken, str(tmp_path / "missing.mkv"), PURPOSE)
+    assert "could not be written" in caplog.text
+    # A run that went well but could not be audited must not look ok.
+    with pytest.raises(RuntimeError, match="audit log unavailable"):
+        watch(broken, str(data / "video/hamilton_clip.mp4"), PURPOSE, WatchOptions(max_frames=1))
+    broken.close()
+
+
 def test_watchlist_purpose_queues_reviews_instead_of_events(app: Visage, data: Path) -> None:
-    from visage.usecases.profile import set_profile
+    from visage.usecases.profile import ProfileChanges, set_profile
     from visage.usecases.review import probe
 
-    set_profile(app, watchlist_purposes=[PURPOSE])
+    set_profile(app, ProfileChanges(watchlist_purposes=[PURPOSE]))
     ids = _enrol(app, data)
     report = watch(app, str(data / "video/hamilton_clip.mp4"), PURPOSE, max_frames_opts())
     assert report.events and all(e.review_id for e in report.events)

@@ -1,4 +1,6 @@
-"""Dependencies: the core, the caller's key, role checks, uploads, rate limits."""
+"""Dependencies: the core, the caller's key, the access policy, purposes, uploads, rate
+limits. Every role and purpose check of the API is one of these, never an ``if`` in a
+handler, and each applies :mod:`visage.governance.access`, as the other doors do."""
 
 from __future__ import annotations
 
@@ -8,14 +10,15 @@ import time
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 
 from visage.api.problems import RateLimitedError
 from visage.api.uploads import read_form as read_form
 from visage.api.uploads import read_images as read_images
 from visage.api.uploads import read_upload as read_upload
 from visage.app import Visage
-from visage.governance.access import ForbiddenError, Principal, Role
+from visage.governance import access
+from visage.governance.access import Principal, Role, UseCase
 from visage.usecases import keys as keys_uc
 
 
@@ -38,21 +41,60 @@ def principal(
     return keys_uc.authenticate(core, token)
 
 
+Caller = Annotated[Principal, Depends(principal)]
+"""Any valid key (the use-case decides what it may see)."""
+
+
 def require(*roles: Role) -> Callable[[Principal], Principal]:
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if who.role not in roles:
-            allowed = ", ".join(r.value for r in roles)
-            raise ForbiddenError(f"role {who.role.value} may not do this (needs {allowed})")
-        return who
+    """A dependency: the caller, if its role is one of ``roles``."""
+
+    def check(who: Caller) -> Principal:
+        return access.require_role(who, *roles)
+
+    return check
+
+
+def allowed(use_case: UseCase) -> Callable[[Principal], Principal]:
+    """A dependency: the caller, if :data:`~visage.governance.access.POLICY` lets its role
+    use ``use_case``."""
+
+    def check(who: Caller) -> Principal:
+        return access.authorize(who, use_case)
 
     return check
 
 
 Admin = Annotated[Principal, Depends(require(Role.admin))]
-Enroller = Annotated[Principal, Depends(require(Role.enroller))]
-Operator = Annotated[Principal, Depends(require(Role.operator))]
-Reviewer = Annotated[Principal, Depends(require(Role.reviewer))]
-Auditor = Annotated[Principal, Depends(require(Role.auditor, Role.admin))]
+KeyAdmin = Annotated[Principal, Depends(allowed(UseCase.keys))]
+ProfileAdmin = Annotated[Principal, Depends(allowed(UseCase.profile))]
+RetentionAdmin = Annotated[Principal, Depends(allowed(UseCase.retention))]
+Enroller = Annotated[Principal, Depends(allowed(UseCase.subjects))]
+Operator = Annotated[Principal, Depends(allowed(UseCase.recognise))]
+Reviewer = Annotated[Principal, Depends(allowed(UseCase.review))]
+Auditor = Annotated[Principal, Depends(allowed(UseCase.audit))]
+OutcomeReader = Annotated[Principal, Depends(allowed(UseCase.review_outcome))]
+CameraAdmin = Annotated[Principal, Depends(allowed(UseCase.cameras))]
+EventReader = Annotated[Principal, Depends(allowed(UseCase.events))]
+
+
+def purpose_of_operator(
+    who: Operator,
+    purpose: Annotated[
+        str,
+        Query(
+            description="Why this search is made; the key must allow it.",
+            examples=["access-control"],
+            min_length=1,
+            max_length=64,
+        ),
+    ],
+) -> str:
+    """The ``purpose`` query parameter, normalised, if the operator's key lists it."""
+    return access.require_purpose(who, purpose)
+
+
+PurposeFor = Annotated[str, Depends(purpose_of_operator)]
+"""The stated purpose of a recognition call, checked against the caller's key."""
 
 
 class RateLimiter:
@@ -84,7 +126,7 @@ def rate_limited(kind: str) -> Callable[[Request, Principal], None]:
     [``kind``] (``identify``, or ``model`` shared by detect, verify and enrol), taken
     before the body is read, so a refused request costs neither upload nor model."""
 
-    def take(request: Request, who: Annotated[Principal, Depends(principal)]) -> None:
+    def take(request: Request, who: Caller) -> None:
         limiters: dict[str, RateLimiter] = request.app.state.rate_limits
         limiters[kind].take(who.key_id)
 
@@ -103,4 +145,4 @@ def metrics_reader(
     """``/metrics`` needs an auditor or admin key, unless ``VISAGE_METRICS_PUBLIC=1``."""
     if core.settings.metrics_public:
         return
-    require(Role.auditor, Role.admin)(principal(core, authorization, x_api_key))
+    access.authorize(principal(core, authorization, x_api_key), UseCase.metrics)

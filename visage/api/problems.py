@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from visage.api.hints import hint_for
 from visage.errors import (
     ConsentError,
     ImageTooLargeError,
@@ -46,12 +47,14 @@ _STATUS: list[tuple[type[VisageError], int, str, str]] = [
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details; ``hint`` (an extension member) says what this API
+    expects from the client to fix it, where that is known."""
 
     type: str
     title: str
     status: int
     detail: str
+    hint: str | None = None
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -78,14 +81,21 @@ class RateLimitedError(VisageError):
 
 
 def problem(
-    status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    hint: str | None = None,
 ) -> JSONResponse:
-    body = {
+    body: dict[str, object] = {
         "type": f"https://visage.local/problems/{kind}",
         "title": title,
         "status": status,
         "detail": detail,
     }
+    if hint is not None:
+        body["hint"] = hint
     if status == 401:
         headers = {"WWW-Authenticate": "Bearer", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -99,8 +109,8 @@ def install(app: FastAPI) -> None:
             return problem(429, "rate-limited", "Too many requests", exc.message, retry)
         for cls, status, kind, title in _STATUS:
             if isinstance(exc, cls):
-                return problem(status, kind, title, exc.message)
-        return problem(400, "bad-request", "Bad request", exc.message)
+                return problem(status, kind, title, exc.message, hint=hint_for(exc))
+        return problem(400, "bad-request", "Bad request", exc.message, hint=hint_for(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

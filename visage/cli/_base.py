@@ -8,11 +8,12 @@ Errors are one line on stderr, never a traceback (set VISAGE_DEBUG=1 to see one)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec
 
@@ -72,13 +73,18 @@ def guarded(fn: Callable[P, None]) -> Callable[P, None]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         debug = os.environ.get("VISAGE_DEBUG") == "1"
         try:
-            fn(*args, **kwargs)
+            with _opened_cores():
+                fn(*args, **kwargs)
         except _Exit as stop:
             raise typer.Exit(stop.code) from None
         except VisageError as exc:
             if debug:
                 raise
-            print(f"visage: error: {exc.message}", file=sys.stderr)
+            from visage.cli.hints import hint_for  # loaded only when a command fails
+
+            hint = hint_for(exc)
+            suffix = f" (hint: {hint})" if hint else ""
+            print(f"visage: error: {exc.message}{suffix}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -95,9 +101,30 @@ def guarded(fn: Callable[P, None]) -> Callable[P, None]:
     return wrapper
 
 
+_cores: list[Visage] = []
+"""The cores this command opened; :func:`guarded` closes them when the command ends."""
+
+
+@contextlib.contextmanager
+def _opened_cores() -> Iterator[None]:
+    """Close every core the command opened, on success or failure, so that queued webhooks
+    and MQTT messages (a review confirmation, the last events of ``watch``) are delivered
+    before the process exits instead of dying with their daemon threads. A failure to close
+    is reported on stderr and never replaces the command's own outcome."""
+    try:
+        yield
+    finally:
+        while _cores:
+            core = _cores.pop()
+            try:
+                core.close()
+            except Exception as exc:
+                print(f"visage: warning: closing failed: {type(exc).__name__}", file=sys.stderr)
+
+
 def _core() -> Visage:
     try:
-        return Visage(Settings())
+        core = Visage(Settings())
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -105,6 +132,8 @@ def _core() -> Visage:
             f"invalid setting {where}: {first['msg']} (environment variable "
             "VISAGE_* or the TOML file in VISAGE_CONFIG)"
         ) from exc
+    _cores.append(core)
+    return core
 
 
 def _emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:

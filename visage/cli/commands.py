@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from visage.cli._base import (
     profile_app,
     subject_app,
 )
+from visage.cli._input import build
 from visage.errors import VisageError
 from visage.governance.access import Role
 from visage.governance.profile import DeploymentProfile
@@ -133,12 +133,18 @@ def subject_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Register a consenting person with their consent record; prints the new id."""
-    try:
-        expires_on = date.fromisoformat(expires) if expires else None
-    except ValueError as exc:
-        raise VisageError(f"--expires {expires!r}: expected a date as YYYY-MM-DD") from exc
-    consent = subjects_uc.make_consent(consent_ref, purpose, legal_basis, expires_on)
-    created = subjects_uc.add_subject(_core(), name, consent)
+    new = build(
+        subjects_uc.NewSubject,
+        {"reference": "--consent-ref", "purposes": "--purpose", "expires_on": "--expires"},
+        name=name,
+        consent={
+            "reference": consent_ref,
+            "purposes": purpose,
+            "legal_basis": legal_basis,
+            "expires_on": expires,
+        },
+    )
+    created = subjects_uc.add_subject(_core(), new.name, new.consent.record())
     if as_json:
         _emit_json(created)
     else:
@@ -421,7 +427,15 @@ def keys_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key. The key is printed once and cannot be shown again."""
-    created = keys_uc.create_key(_core(), role, purpose or [], name, owner=owner)
+    new = build(
+        keys_uc.NewKey,
+        {"purposes": "--purpose"},
+        role=role,
+        purposes=purpose or [],
+        name=name,
+        owner=owner,
+    )
+    created = keys_uc.create_key(_core(), new.role, new.purposes, new.name, owner=new.owner)
     if as_json:
         _emit_json(created)
     else:
@@ -542,8 +556,9 @@ def profile_set(
     as_json: JsonFlag = False,
 ) -> None:
     """Change the deployment profile; options not given stay as they are."""
-    profile = profile_uc.set_profile(
-        _core(),
+    changes = build(
+        profile_uc.ProfileChanges,
+        {"watchlist_purposes": "--watchlist"},
         jurisdiction=jurisdiction,
         dpia_ref=dpia_ref,
         cndp_ref=cndp_ref,
@@ -553,6 +568,7 @@ def profile_set(
         controller=controller,
         dpo_contact=dpo_contact,
     )
+    profile = profile_uc.set_profile(_core(), changes)
     if as_json:
         _emit_json(profile)
     else:

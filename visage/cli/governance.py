@@ -16,7 +16,7 @@ from visage.app import Visage
 from visage.cli._base import JsonFlag, _core, _emit_json, _Exit, app, err, guarded, out, subject_app
 from visage.errors import VisageError
 from visage.governance import signing
-from visage.governance.access import ForbiddenError, Principal, Role
+from visage.governance.access import Principal, UseCase, authorize
 from visage.governance.audit import Actor
 from visage.governance.review import Decision
 from visage.usecases import audit_log as audit_uc
@@ -258,10 +258,9 @@ def _key_from(key_file: Path | None) -> str | None:
 
 
 def _reviewer(key_file: Path | None) -> tuple[Principal, Visage]:
+    """The reviewer behind the key, checked by the same policy as the API's."""
     core = _core()
-    who = keys_uc.authenticate(core, _key_from(key_file))
-    if who.role is not Role.reviewer:
-        raise ForbiddenError(f"a reviewer key is needed, this is a {who.role.value} key")
+    who = authorize(keys_uc.authenticate(core, _key_from(key_file)), UseCase.review)
     return who, core
 
 
@@ -339,7 +338,11 @@ def review_outcome(
     """The identity behind a review item, once two reviewers confirmed it."""
     core = _core()
     key = _key_from(key_file)
-    actor = keys_uc.authenticate(core, key).actor if key else Actor.local()
+    actor = (
+        authorize(keys_uc.authenticate(core, key), UseCase.review_outcome).actor
+        if key
+        else Actor.local()
+    )
     result = review_uc.outcome(core, review_id, actor)
     if as_json:
         _emit_json(result)
@@ -360,17 +363,19 @@ def report_transparency(
     as_json: JsonFlag = False,
 ) -> None:
     """Searches per purpose, matches, reviews, erasures, purges, bystander count."""
-    report = report_uc.transparency(_core(), _since(since), html_out)
+    report = report_uc.transparency(_core(), _since(since))
+    if html_out is not None:
+        html_out.write_text(report_uc.render_transparency(report, report_uc.ReportFormat.html))
     if as_json:
-        _emit_json(report)
+        sys.stdout.write(report_uc.render_transparency(report, report_uc.ReportFormat.json))
         return
     f = report.figures
     out.print(
         f"{f.entries} audit entries; {sum(p.searches for p in f.purposes)} searches; "
         f"{f.erasures} erasures; {f.bystander_faces} bystander faces (count only)"
     )
-    if report.path:
-        out.print(f"wrote {report.path}")
+    if html_out is not None:
+        out.print(f"wrote {html_out}")
 
 
 def _write_doc(doc: dict[str, object], file_out: Path | None) -> None:

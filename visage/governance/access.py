@@ -1,12 +1,17 @@
-"""API keys: roles and purposes. A key is shown once; only its SHA-256 is stored.
+"""API keys and the one access policy every door applies. A key is shown once; only its
+SHA-256 is stored.
 
 Roles (least privilege, one per key):
 
-* ``admin`` — keys and the deployment profile;
+* ``admin`` — keys, the deployment profile, retention, cameras;
 * ``enroller`` — subjects, consent records, templates;
 * ``operator`` — identify, verify, detect, for the purposes the key lists;
 * ``reviewer`` — the two-person review queue;
 * ``auditor`` — read-only audit and reports.
+
+:data:`POLICY` says which role may use which use-case; :func:`authorize` and
+:func:`require_purpose` are what the API's dependencies, the CLI and the web console call,
+so that a rule changes in one place for every door.
 """
 
 from __future__ import annotations
@@ -38,12 +43,57 @@ class Role(StrEnum):
     auditor = "auditor"
 
 
+class UseCase(StrEnum):
+    """What a caller asks to do, at the grain the policy decides on."""
+
+    keys = "keys"  # create, list, revoke API keys
+    profile = "profile"  # read and change the deployment profile
+    subjects = "subjects"  # subjects, consent records, templates, export, erasure
+    recognise = "recognise"  # identify, verify, detect (bound to the key's purposes)
+    review = "review"  # the two-person review queue
+    review_outcome = "review-outcome"  # the released identity (the use-case checks who)
+    audit = "audit"  # audit log, certificates, reports, review history
+    retention = "retention"  # purge now
+    cameras = "cameras"
+    events = "events"  # match events (an operator sees only its purposes)
+    metrics = "metrics"
+
+
+POLICY: dict[UseCase, frozenset[Role]] = {
+    UseCase.keys: frozenset({Role.admin}),
+    UseCase.profile: frozenset({Role.admin}),
+    UseCase.subjects: frozenset({Role.enroller}),
+    UseCase.recognise: frozenset({Role.operator}),
+    UseCase.review: frozenset({Role.reviewer}),
+    UseCase.review_outcome: frozenset(Role),
+    UseCase.audit: frozenset({Role.auditor, Role.admin}),
+    UseCase.retention: frozenset({Role.admin}),
+    UseCase.cameras: frozenset({Role.admin}),
+    UseCase.events: frozenset({Role.operator, Role.auditor, Role.admin}),
+    UseCase.metrics: frozenset({Role.auditor, Role.admin}),
+}
+"""Which roles may use which use-case: the one table every door checks against."""
+
+
 class AuthError(VisageError):
     """Missing, unknown or revoked credentials (HTTP 401)."""
 
 
 class ForbiddenError(VisageError):
     """Valid credentials without the right role or purpose (HTTP 403)."""
+
+
+class KeyPurposeRequiredError(VisageError):
+    """An operator key was asked for without any purpose."""
+
+
+class KeyOwnerRequiredError(VisageError):
+    """A reviewer key was asked for without naming the person it belongs to."""
+
+
+class ReviewerWithoutOwnerError(ForbiddenError):
+    """A reviewer key that names no owner (made before owners were required) tried to
+    review: two confirmations cannot be shown to come from two people."""
 
 
 class Principal(BaseModel):
@@ -59,11 +109,26 @@ class Principal(BaseModel):
     def actor(self) -> Actor:
         return Actor(f"key:{self.key_id}", self.role.value)
 
-    def require_purpose(self, purpose: str) -> str:
-        p = normalise_purpose(purpose)
-        if p not in self.purposes:
-            raise ForbiddenError(f"this key may not be used for purpose '{p}'")
-        return p
+
+def require_role(principal: Principal, *roles: Role) -> Principal:
+    """``principal`` if its role is one of ``roles``, else :class:`ForbiddenError`."""
+    if principal.role not in roles:
+        allowed = ", ".join(r.value for r in Role if r in roles)
+        raise ForbiddenError(f"role {principal.role.value} may not do this (needs {allowed})")
+    return principal
+
+
+def authorize(principal: Principal, use_case: UseCase) -> Principal:
+    """``principal`` if :data:`POLICY` lets its role use ``use_case``."""
+    return require_role(principal, *POLICY[use_case])
+
+
+def require_purpose(principal: Principal, purpose: str) -> str:
+    """The normalised ``purpose`` if the key lists it, else :class:`ForbiddenError`."""
+    p = normalise_purpose(purpose)
+    if p not in principal.purposes:
+        raise ForbiddenError(f"this key may not be used for purpose '{p}'")
+    return p
 
 
 class KeyCreated(BaseModel):
@@ -101,10 +166,10 @@ def create_key(
     """A new key. A reviewer key must name its owner: the two confirmations of a review
     must come from two different people, which only a named owner makes checkable."""
     if role is Role.operator and not purposes:
-        raise VisageError("an operator key must list at least one --purpose")
+        raise KeyPurposeRequiredError("an operator key must list at least one purpose")
     owner = _clean_owner(owner)
     if role is Role.reviewer and not owner:
-        raise VisageError("a reviewer key must name the person it belongs to (--owner NAME)")
+        raise KeyOwnerRequiredError("a reviewer key must name the person it belongs to")
     clean = list(dict.fromkeys(normalise_purpose(p) for p in purposes))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiKeyRow(

@@ -321,8 +321,8 @@ def missing_keys_message(folder: Path, subject_ids: list[str]) -> str:
     example = folder / f"{subject_ids[0]}.key"
     return (
         f"{who} without a key file in {folder} (e.g. {example}) and no recorded erasure: "
-        "restore them from the key backup (or, if their keys are truly gone, "
-        "`visage erase ID`); nothing was erased"
+        "restore them from the key backup (or, if their keys are truly gone, erase "
+        "those subjects); nothing was erased"
     )
 
 

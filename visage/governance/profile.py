@@ -34,6 +34,22 @@ class IdentifyRateError(GateError):
     """More 1:N searches a minute than the profile allows this caller (HTTP 429)."""
 
 
+class LiveIdentificationRefusedError(GateError):
+    """Live 1:N by a law-enforcement operator in a publicly accessible space."""
+
+
+class DpiaMissingError(GateError):
+    """1:N is off until a DPIA reference is recorded in the profile."""
+
+
+class CndpMissingError(GateError):
+    """1:N in Morocco needs a CNDP authorisation reference in the profile."""
+
+
+class AuthorisationRefMissingError(GateError):
+    """A post-remote 1:N search was made without the reference of its authorisation."""
+
+
 AUTHORISATION_REF_MAX = 200
 
 
@@ -75,24 +91,30 @@ class DeploymentProfile(BaseModel):
     def is_watchlist(self, purpose: str) -> bool:
         return normalise_purpose(purpose) in self.watchlist_purposes
 
-    def identification_refusal(self, *, live: bool = False) -> str | None:
-        """Why 1:N identification is not allowed, or None when it is."""
+    def identification_gate(self, *, live: bool = False) -> GateError | None:
+        """The error that refuses 1:N identification, or None when it is allowed. Its type
+        tells each door which hint to add (the message names no door's syntax)."""
         if live and self.law_enforcement and self.public_space:
-            return (
+            return LiveIdentificationRefusedError(
                 "live 1:N identification by a law-enforcement operator in a publicly "
                 "accessible space is refused"
             )
         if not self.dpia_ref:
-            return (
-                "1:N identification is off until a DPIA reference is recorded "
-                "(visage profile set --dpia-ref REF)"
+            return DpiaMissingError(
+                "1:N identification is off until a DPIA reference is recorded in the "
+                "deployment profile"
             )
         if self.jurisdiction is Jurisdiction.MA and not self.cndp_ref:
-            return (
-                "1:N identification in Morocco needs a CNDP authorisation reference "
-                "(visage profile set --cndp-ref REF)"
+            return CndpMissingError(
+                "1:N identification in Morocco needs a CNDP authorisation reference in the "
+                "deployment profile"
             )
         return None
+
+    def identification_refusal(self, *, live: bool = False) -> str | None:
+        """Why 1:N identification is not allowed, or None when it is."""
+        gate = self.identification_gate(live=live)
+        return None if gate is None else gate.message
 
     @property
     def post_remote_only(self) -> bool:
@@ -100,21 +122,24 @@ class DeploymentProfile(BaseModel):
         search on an image is post-remote identification under an authorisation."""
         return self.law_enforcement and self.public_space
 
-    def authorisation_refusal(self, authorisation_ref: str | None) -> str | None:
-        """Why a 1:N search without (or with this) authorisation reference is refused."""
+    def authorisation_gate(self, authorisation_ref: str | None) -> GateError | None:
+        """The error that refuses a 1:N search without (or with this) authorisation
+        reference, or None."""
         if not self.post_remote_only:
             return None
         if not authorisation_ref or not authorisation_ref.strip():
-            return (
+            return AuthorisationRefMissingError(
                 "1:N identification by a law-enforcement operator in a publicly accessible "
                 "space needs the reference of its authorisation for each search (AI Act Art. "
-                "26(10)): --authorisation-ref REF, or authorisation_ref=REF in the API"
+                "26(10))"
             )
         if len(authorisation_ref.strip()) > AUTHORISATION_REF_MAX:
-            return f"an authorisation reference has at most {AUTHORISATION_REF_MAX} characters"
+            return GateError(
+                f"an authorisation reference has at most {AUTHORISATION_REF_MAX} characters"
+            )
         return None
 
-    def ensure_identification_allowed(self, *, live: bool = False) -> None:
-        reason = self.identification_refusal(live=live)
-        if reason is not None:
-            raise GateError(reason)
+    def authorisation_refusal(self, authorisation_ref: str | None) -> str | None:
+        """Why a 1:N search without (or with this) authorisation reference is refused."""
+        gate = self.authorisation_gate(authorisation_ref)
+        return None if gate is None else gate.message

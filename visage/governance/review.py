@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
 from visage.errors import NotFoundError, VisageError
-from visage.governance.access import ForbiddenError, owner_of
+from visage.governance.access import ForbiddenError, ReviewerWithoutOwnerError, owner_of
 from visage.store import crypto
 from visage.store.keyring import Keyring
 from visage.store.schema import EventRow, ReviewDecisionRow, ReviewRow
@@ -114,9 +114,8 @@ def _lock_for_decision(session: Session) -> None:
 def ensure_may_review(row: ReviewRow, reviewer_owner: str) -> None:
     """A reviewer key must name its owner, and that owner must not be the one who asked."""
     if not reviewer_owner:
-        raise ForbiddenError(
-            "this reviewer key names no owner; create one with `visage keys create "
-            "--role reviewer --owner NAME`"
+        raise ReviewerWithoutOwnerError(
+            "this reviewer key names no owner; a reviewer key that names its owner is needed"
         )
     if row.requester_owner is not None and row.requester_owner == reviewer_owner:
         raise ForbiddenError("you asked for this search; someone else must review it")

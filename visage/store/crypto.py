@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from visage.errors import MasterKeyError
+from visage.errors import MasterKeyError, MasterKeyMissingError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -55,7 +55,9 @@ def create_key_file(path: Path) -> bytes:
 
 def read_key_file(path: Path) -> bytes:
     if not path.is_file():
-        raise MasterKeyError(f"no master key at {path}; run `visage init` or set VISAGE_MASTER_KEY")
+        raise MasterKeyMissingError(
+            f"no master key at {path}; initialise the data directory or set VISAGE_MASTER_KEY"
+        )
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise MasterKeyError(

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from visage.errors import VisageError
+from visage.errors import NotInitialisedError
 
 DB_FILE = "visage.db"
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -144,7 +144,7 @@ class Store:
 def open_store(home: Path, *, create: bool) -> Store:
     path = home / DB_FILE
     if not create and not path.is_file():
-        raise VisageError(f"no Visage data in {home}; run `visage init` first")
+        raise NotInitialisedError(f"no Visage data in {home}; initialise the data directory first")
     home.mkdir(parents=True, exist_ok=True)
     store = Store(path)
     store.migrate()  # also upgrades a data dir written by an older version

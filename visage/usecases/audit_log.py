@@ -66,7 +66,9 @@ def verify(app: Visage, public_key: bytes | None = None) -> VerifyReport:
             first = public_key or (seen.public_raw() if seen else None)
             first = first or (disk.public_raw if disk else None)
             if first is None:
-                return _refused(session, "no signing key to pin: give --public-key")
+                return _refused(
+                    session, "no signing key to pin: name the public key to check against"
+                )
             pinned = signing.fingerprint(first)
             audit.pin_key(session, pinned)
             seen = seen or witness.ensure(path, first)
@@ -77,7 +79,8 @@ def verify(app: Visage, public_key: bytes | None = None) -> VerifyReport:
             return _refused(
                 session,
                 problem
-                or "no public key with the pinned fingerprint is at hand: give --public-key",
+                or "no public key with the pinned fingerprint is at hand: name the public key to "
+                "check against",
             )
         report = audit.verify(
             session,

@@ -20,8 +20,8 @@ from visage.usecases import audit_log
 from visage.usecases.anonymize import anonymize
 from visage.usecases.enroll import enroll
 from visage.usecases.identify import identify
-from visage.usecases.profile import get_profile, set_profile
-from visage.usecases.report import transparency
+from visage.usecases.profile import ProfileChanges, get_profile, set_profile
+from visage.usecases.report import ReportFormat, render_transparency, transparency
 from visage.usecases.subjects import add_subject, list_subjects, make_consent
 
 DEMO_PURPOSE = "demo"
@@ -57,7 +57,7 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
         raise InputError(f"{data}: expected folders people/ and scenes/ (see shared/faces)")
     if get_profile(app).identification_refusal() is not None:
         # The demo data dir holds public test images only; its profile says so.
-        set_profile(app, dpia_ref=DEMO_DPIA)
+        set_profile(app, ProfileChanges(dpia_ref=DEMO_DPIA))
     existing = {s.name: s for s in list_subjects(app)}
     templates, rejected = 0, []
     for folder in sorted(p for p in people.iterdir() if p.is_dir()):
@@ -105,7 +105,8 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
         anonymize(app, video, anonymized)
     if step:
         step("writing the transparency report")
-    published = transparency(app, out=app.home / "transparency.html")
+    published = app.home / "transparency.html"
+    published.write_text(render_transparency(transparency(app), ReportFormat.html))
     check = audit_log.verify(app)
     return DemoReport(
         subjects=len(list_subjects(app)),
@@ -113,7 +114,7 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
         rejected=rejected,
         matches=matches,
         anonymized_video=str(anonymized) if anonymized else None,
-        transparency_report=str(published.path),
+        transparency_report=str(published),
         audit_entries=check.entries,
         audit_intact=check.ok,
     )

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel, Field
+
 from visage.app import Visage
 from visage.governance import access
 from visage.governance.access import KeyCreated, KeyInfo, Principal, Role
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import KeyCreateAudit, KeyRevokeAudit
+
+
+class NewKey(BaseModel):
+    """What a new API key is for: the input of :func:`create_key` in every door."""
+
+    role: Role = Field(description="admin, enroller, operator, reviewer or auditor.")
+    purposes: list[str] = Field(
+        default_factory=list,
+        description="Purposes the key may use (an operator key needs at least one).",
+        examples=[["access-control"]],
+    )
+    name: str = Field(default="", max_length=200, description="A label to recognise the key by.")
+    owner: str = Field(
+        default="",
+        max_length=200,
+        description="The person the key belongs to; required for reviewer keys (two "
+        "confirmations must come from two different owners).",
+        examples=["Ada Lovelace"],
+    )
 
 
 def create_key(

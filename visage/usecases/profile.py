@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from visage.app import Visage
 from visage.errors import VisageError
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import ProfileSetAudit
-from visage.governance.profile import DeploymentProfile
+from visage.governance.profile import DeploymentProfile, Jurisdiction
 from visage.store.meta import get_meta, put_meta
 
 PROFILE_KEY = "deployment_profile"
+
+
+class ProfileChanges(BaseModel):
+    """The input of :func:`set_profile` in every door: a field left out (None) stays as it
+    is; an empty string clears a reference; a list replaces the whole list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jurisdiction: Jurisdiction | None = Field(default=None, description="Law that applies.")
+    public_space: bool | None = Field(
+        default=None, description="Cameras see a publicly accessible space."
+    )
+    law_enforcement: bool | None = Field(
+        default=None, description="The operator is a law-enforcement authority."
+    )
+    dpia_ref: str | None = Field(
+        default=None,
+        max_length=200,
+        description="DPIA reference (GDPR Art. 35); 1:N stays off without one.",
+    )
+    cndp_ref: str | None = Field(
+        default=None,
+        max_length=200,
+        description="CNDP authorisation reference, required for 1:N in Morocco.",
+    )
+    watchlist_purposes: list[str] | None = Field(
+        default=None,
+        description="Purposes whose 1:N matches need two reviewers' confirmation.",
+    )
+    controller: str | None = Field(
+        default=None, max_length=200, description="Data controller (name and address)."
+    )
+    dpo_contact: str | None = Field(
+        default=None, max_length=200, description="Data protection officer's contact."
+    )
 
 
 def get_profile(app: Visage) -> DeploymentProfile:
@@ -22,13 +55,13 @@ def get_profile(app: Visage) -> DeploymentProfile:
     return DeploymentProfile() if value is None else DeploymentProfile.model_validate_json(value)
 
 
-def set_profile(app: Visage, actor: Actor | None = None, **changes: Any) -> DeploymentProfile:
-    """Apply the given fields (None = leave as is; empty string clears a reference)."""
+def set_profile(
+    app: Visage, changes: ProfileChanges, actor: Actor | None = None
+) -> DeploymentProfile:
+    """Apply ``changes`` to the stored profile and audit which fields changed."""
+    given = changes.model_dump(exclude_none=True)
     current = get_profile(app).model_dump()
-    for key, value in changes.items():
-        if value is None:
-            continue
-        current[key] = value if value != "" else None
+    current.update({k: (None if v == "" else v) for k, v in given.items()})
     try:
         profile = DeploymentProfile.model_validate(current)
     except ValidationError as exc:
@@ -41,9 +74,6 @@ def set_profile(app: Visage, actor: Actor | None = None, **changes: Any) -> Depl
         app.audit(
             session,
             actor or Actor.local(),
-            ProfileSetAudit(
-                changed=sorted(k for k, v in changes.items() if v is not None),
-                profile=profile.model_dump(mode="json"),
-            ),
+            ProfileSetAudit(changed=sorted(given), profile=profile.model_dump(mode="json")),
         )
     return profile

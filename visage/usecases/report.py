@@ -1,9 +1,13 @@
-"""Reports for the public, the controller and the supervisory authority."""
+"""Reports for the public, the controller and the supervisory authority.
+
+A report is built as data (:class:`TransparencyReport`); :func:`render_transparency` turns
+it into JSON or HTML, so that every door returns the same document without a file.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,44 +22,56 @@ from visage.usecases import audit_log
 from visage.usecases.evaluate import last_evaluation
 from visage.usecases.profile import get_profile
 
+TRANSPARENCY_TITLE = "Visage transparency report"
+
+
+class ReportFormat(StrEnum):
+    json = "json"
+    html = "html"
+
 
 class TransparencyReport(BaseModel):
+    """The transparency report as data: the figures counted from the audit log and the
+    facts printed at its head (who publishes it, under which law, for which period)."""
+
     generated_at: datetime
     since: datetime | None
     audit_intact: bool
     audit_problem: str | None
+    facts: dict[str, str]
     figures: TransparencyFigures
-    path: str | None = None
 
 
-def transparency(
-    app: Visage, since: datetime | None = None, out: Path | None = None
-) -> TransparencyReport:
+def transparency(app: Visage, since: datetime | None = None) -> TransparencyReport:
     with app.store.session() as session:
         figures = transparency_figures(audit.entries(session, since=since))
     check = audit_log.verify(app)  # pinned key and witnessed head, as `audit verify`
-    report = TransparencyReport(
-        generated_at=datetime.now(UTC),
+    profile = get_profile(app)
+    generated_at = datetime.now(UTC)
+    facts = {
+        "period": f"{since.date() if since else 'start of log'} to {generated_at.date()}",
+        "controller": profile.controller or "not set (to be recorded in the deployment profile)",
+        "jurisdiction": profile.jurisdiction.value,
+        "DPIA reference": profile.dpia_ref or "none (1:N is off)",
+        "audit log": "intact" if check.ok else f"BROKEN: {check.problem}",
+        "audit signing key": app.signer.key_id,
+        "generated": generated_at.isoformat(timespec="seconds"),
+    }
+    return TransparencyReport(
+        generated_at=generated_at,
         since=since,
         audit_intact=check.ok,
         audit_problem=check.problem,
+        facts=facts,
         figures=figures,
     )
-    if out is not None:
-        profile = get_profile(app)
-        facts = {
-            "period": f"{since.date() if since else 'start of log'} to "
-            f"{report.generated_at.date()}",
-            "controller": profile.controller or "(not set: visage profile set --controller)",
-            "jurisdiction": profile.jurisdiction.value,
-            "DPIA reference": profile.dpia_ref or "none (1:N is off)",
-            "audit log": "intact" if check.ok else f"BROKEN: {check.problem}",
-            "audit signing key": app.signer.key_id,
-            "generated": report.generated_at.isoformat(timespec="seconds"),
-        }
-        out.write_text(render_html("Visage transparency report", figures, facts))
-        report.path = str(out)
-    return report
+
+
+def render_transparency(report: TransparencyReport, fmt: ReportFormat) -> str:
+    """The report as a JSON document or a self-contained HTML page (charts inline)."""
+    if fmt is ReportFormat.html:
+        return render_html(TRANSPARENCY_TITLE, report.figures, report.facts)
+    return report.model_dump_json(indent=2) + "\n"
 
 
 def _purposes(app: Visage) -> dict[str, list[str]]:
@@ -89,7 +105,7 @@ SAFEGUARDS = [
     "bystanders' embeddings are never stored or logged; their faces are masked in outputs",
     "templates encrypted (AES-256-GCM) under per-subject keys kept outside the database",
     "erasure destroys the subject's key (crypto-shredding) and issues a signed certificate",
-    "hash-chained audit log with Ed25519-signed checkpoints (`visage audit verify`)",
+    "hash-chained audit log with Ed25519-signed checkpoints, verifiable with the public key",
     "API keys bound to one role and to purposes; identify is rate-limited per key",
     "two reviewers must confirm a watchlist match before it is acted on",
     "1:N disabled until a DPIA reference (and in Morocco a CNDP authorisation) is recorded",
@@ -143,7 +159,10 @@ def dpia_pack(app: Visage) -> dict[str, Any]:
     evaluation = last_evaluation(app)
     accuracy: dict[str, Any]
     if evaluation is None:
-        accuracy = {"measured": False, "how": "run `visage eval PAIRS.csv` on representative data"}
+        accuracy = {
+            "measured": False,
+            "how": "evaluate verification on labelled pairs of representative data",
+        }
     else:
         r = evaluation.report
         accuracy = {

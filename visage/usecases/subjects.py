@@ -61,6 +61,42 @@ class SubjectCreated(BaseModel):
     id: str
 
 
+class ConsentIn(BaseModel):
+    """A consent record as a person gives it: the input of :func:`add_subject` and
+    :func:`add_consent` in every door (see :meth:`record`)."""
+
+    reference: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Reference of the signed consent (form id, document path).",
+        examples=["FORM-2026-017"],
+    )
+    purposes: list[str] = Field(
+        min_length=1, description="Purposes consented to.", examples=[["access-control"]]
+    )
+    legal_basis: LegalBasis = Field(
+        default=LegalBasis.explicit_consent, description="GDPR Art. 9(2) basis."
+    )
+    expires_on: date | None = Field(
+        default=None, description="Last day the consent is valid; none: no expiry."
+    )
+
+    def record(self) -> ConsentRecord:
+        return make_consent(self.reference, self.purposes, self.legal_basis.value, self.expires_on)
+
+
+class NewSubject(BaseModel):
+    """A consenting person to register, with their first consent record."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The person's name as they gave it.",
+        examples=["Ada Lovelace"],
+    )
+    consent: ConsentIn
+
+
 def make_consent(
     reference: str,
     purposes: list[str],

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from visage.api.deps import Admin, Auditor, Core
+from visage.api.deps import Auditor, Core, RetentionAdmin
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.governance.audit import AuditEntry, VerifyReport
 from visage.governance.erasure import ErasureCertificate
@@ -86,7 +84,7 @@ def erasure_certificate(subject_id: str, core: Core, _: Auditor) -> ErasureCerti
     response_model=retention_uc.RetentionReport,
     summary="Purge what is past its retention period now (the server also does it hourly)",
 )
-async def run_retention(core: Core, who: Admin) -> retention_uc.RetentionReport:
+async def run_retention(core: Core, who: RetentionAdmin) -> retention_uc.RetentionReport:
     return await run_in_threadpool(retention_uc.run, core, who.actor)
 
 
@@ -100,14 +98,15 @@ async def transparency(
     core: Core,
     _: Auditor,
     since: Annotated[datetime | None, Query(description="Start of the period")] = None,
-    format: Annotated[str, Query(pattern="^(json|html)$")] = "json",
+    format: Annotated[
+        report_uc.ReportFormat, Query(description="json, or html with charts")
+    ] = report_uc.ReportFormat.json,
 ) -> Any:
-    if format == "json":
-        return await run_in_threadpool(report_uc.transparency, core, since)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "report.html"
-        await run_in_threadpool(report_uc.transparency, core, since, out)
-        return HTMLResponse(out.read_text())
+    report = await run_in_threadpool(report_uc.transparency, core, since)
+    if format is report_uc.ReportFormat.json:
+        return report
+    html = await run_in_threadpool(report_uc.render_transparency, report, format)
+    return HTMLResponse(html)
 
 
 @router.get("/reports/processing-record", summary="GDPR Art. 30 record of processing")

@@ -13,6 +13,7 @@ from visage.api.deps import (
     IdentifyRateLimit,
     ModelRateLimit,
     Operator,
+    PurposeFor,
     read_form,
     read_images,
     read_upload,
@@ -38,17 +39,6 @@ def image_body(*fields: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-Purpose = Annotated[
-    str,
-    Query(
-        description="Why this search is made; the key must allow it.",
-        examples=["access-control"],
-        min_length=1,
-        max_length=64,
-    ),
-]
-
-
 AuthorisationRef = Annotated[
     str | None,
     Query(
@@ -71,10 +61,9 @@ async def identify(
     request: Request,
     core: Core,
     who: Operator,
-    purpose: Purpose,
+    purpose: PurposeFor,
     authorisation_ref: AuthorisationRef = None,
 ) -> identify_uc.IdentifyResult:
-    purpose = who.require_purpose(purpose)
     upload = await read_form(request, "image", texts=("authorisation_ref",))
     data = upload.images[0]
     if authorisation_ref is None:  # also accepted as a multipart field beside the image
@@ -99,9 +88,8 @@ async def identify(
     dependencies=[ModelRateLimit],
 )
 async def verify(
-    request: Request, core: Core, who: Operator, purpose: Purpose
+    request: Request, core: Core, who: Operator, purpose: PurposeFor
 ) -> verify_uc.VerifyResult:
-    purpose = who.require_purpose(purpose)
     a, b = await read_images(request, "image_a", "image_b")
     return await run_in_threadpool(verify_uc.verify, core, a, b, who.actor, purpose)
 

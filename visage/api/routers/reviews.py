@@ -3,19 +3,14 @@ released outcome for the key that asked)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Depends, Response
-
-from visage.api.deps import Auditor, Core, Reviewer, principal
+from visage.api.deps import Auditor, Core, OutcomeReader, Reviewer
 from visage.api.problems import PROBLEM_RESPONSES
-from visage.governance.access import Principal
 from visage.governance.review import Decision
 from visage.usecases import review as review_uc
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"], responses=PROBLEM_RESPONSES)
-
-AnyKey = Annotated[Principal, Depends(principal)]
 
 
 @router.get(
@@ -57,7 +52,7 @@ def probe(review_id: str, core: Core, who: Reviewer) -> Response:
     summary="The released identity, once two reviewers confirmed (the key that asked, "
     "auditors, admins); 409 before",
 )
-def outcome(review_id: str, core: Core, who: AnyKey) -> review_uc.Outcome:
+def outcome(review_id: str, core: Core, who: OutcomeReader) -> review_uc.Outcome:
     return review_uc.outcome(core, review_id, who.actor)
 
 

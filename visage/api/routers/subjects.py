@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -11,7 +9,6 @@ from starlette.concurrency import run_in_threadpool
 from visage.api.deps import Core, Enroller, ModelRateLimit, read_upload
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.api.routers.recognition import image_body
-from visage.governance.consent import LegalBasis
 from visage.governance.erasure import ErasureCertificate
 from visage.usecases import enroll as enroll_uc
 from visage.usecases import erase as erase_uc
@@ -21,30 +18,16 @@ from visage.usecases import subjects as subjects_uc
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"], responses=PROBLEM_RESPONSES)
 
 
-class ConsentIn(BaseModel):
-    reference: str = Field(min_length=1, max_length=200, examples=["FORM-2026-017"])
-    purposes: list[str] = Field(min_length=1, examples=[["access-control"]])
-    legal_basis: LegalBasis = LegalBasis.explicit_consent
-    expires_on: date | None = None
-
-
-class SubjectIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["Ada Lovelace"])
-    consent: ConsentIn
-
-
-def _consent(c: ConsentIn):  # type: ignore[no-untyped-def]
-    return subjects_uc.make_consent(c.reference, c.purposes, c.legal_basis.value, c.expires_on)
-
-
 @router.post(
     "",
     response_model=subjects_uc.SubjectCreated,
     status_code=201,
     summary="Register a consenting person with their consent record",
 )
-def create_subject(body: SubjectIn, core: Core, who: Enroller) -> subjects_uc.SubjectCreated:
-    return subjects_uc.add_subject(core, body.name, _consent(body.consent), who.actor)
+def create_subject(
+    body: subjects_uc.NewSubject, core: Core, who: Enroller
+) -> subjects_uc.SubjectCreated:
+    return subjects_uc.add_subject(core, body.name, body.consent.record(), who.actor)
 
 
 @router.get("", response_model=list[subjects_uc.SubjectOut], summary="All subjects")
@@ -83,9 +66,9 @@ def update_subject(
     summary="Add a consent record (for example a renewal or a new purpose)",
 )
 def add_consent(
-    subject_id: str, body: ConsentIn, core: Core, who: Enroller
+    subject_id: str, body: subjects_uc.ConsentIn, core: Core, who: Enroller
 ) -> subjects_uc.SubjectDetail:
-    subjects_uc.add_consent(core, subject_id, _consent(body), who.actor)
+    subjects_uc.add_consent(core, subject_id, body.record(), who.actor)
     return subjects_uc.show_subject(core, subject_id)
 
 
