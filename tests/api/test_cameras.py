@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -12,12 +13,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from tests.api.conftest import auth
 from tests.conftest import make_app
 from visage.api.app import create_app
 from visage.app import Visage
+from visage.cli import app as cli_app
 from visage.governance.access import Role
+from visage.usecases.cameras import add_camera, list_cameras
 from visage.usecases.enroll import enroll
 from visage.usecases.keys import create_key
 from visage.usecases.subjects import add_subject, make_consent
@@ -89,6 +93,9 @@ def test_a_camera_is_watched_and_its_events_listed(
             "running",
             "retrying",
         )
+        # The supervisor is the core's: another door reading the core sees the same worker.
+        [seen] = list_cameras(core)
+        assert seen.status.state in ("running", "retrying") and seen.status.frames > 0
         r = client.patch(f"/v1/cameras/{cid}", headers=admin, json={"enabled": False})
         assert r.json()["status"]["state"] == "stopped"
         r = client.post(
@@ -113,4 +120,23 @@ def test_a_camera_is_watched_and_its_events_listed(
         )  # a path on the server: refused
         assert client.delete(f"/v1/cameras/{cid}", headers=admin).status_code == 204
         assert client.post("/v1/cameras", headers=operator, json={}).status_code == 403
+    # The server stopped watching with its lifespan; the camera is still known to the core.
+    assert [c.status.state for c in list_cameras(core)] == ["stopped"]
     core.close()
+
+
+def test_the_cli_lists_the_cameras_with_their_status(tmp_path: Path) -> None:
+    core = make_app(tmp_path / "home")
+    add_camera(core, "gate", "rtsp://admin:hunter2@10.0.0.9/live", "stage")
+    add_camera(core, "yard", "rtsp://10.0.0.10/live", "stage", enabled=False)
+    core.close()
+    result = CliRunner().invoke(
+        cli_app, ["cameras", "list", "--json"], env={"VISAGE_HOME": str(tmp_path / "home")}
+    )
+    assert result.exit_code == 0, result.output
+    listed = {c["name"]: c for c in json.loads(result.stdout)}
+    assert listed["gate"]["source"] == "rtsp://admin:***@10.0.0.9/live"
+    # Nobody watches cameras in a CLI process: it says so rather than "stopped".
+    assert listed["gate"]["status"]["state"] == "unsupervised"
+    assert listed["yard"]["status"]["state"] == "stopped"
+    assert "hunter2" not in result.stdout

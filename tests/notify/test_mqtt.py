@@ -69,6 +69,6 @@ def test_watch_events_are_published(
     app.close()
     assert received, "nothing reached the broker"
     topic, payload = received[0]
-    assert topic == "doors/event"
+    assert topic == "doors/event.start"  # at once, when the track is first recognised
     assert payload["subject_id"] == sid and payload["camera"] == "cam"
     assert "Lin" not in json.dumps(payload)

@@ -219,7 +219,7 @@ def test_bad_sources_fail_clearly_and_fast(app: Visage, data: Path, tmp_path: Pa
 class _AuditDown(Visage):
     """A core whose audit log cannot be written (the store refuses the entry)."""
 
-    def audit(self, *args: object, **kwargs: object) -> NoReturn:  # type: ignore[override]
+    def audit(self, *args: object, **kwargs: object) -> NoReturn:
         raise RuntimeError("audit log unavailable")
 
 

@@ -18,7 +18,7 @@ from visage.api.metrics import Metrics
 from visage.api.routers import admin, audit, cameras, health, recognition, reviews, subjects
 from visage.api.scheduler import Housekeeping
 from visage.app import Visage
-from visage.usecases.cameras import CameraSupervisor
+from visage.usecases.cameras import supervisor as camera_supervisor
 
 log = logging.getLogger("visage.access")
 
@@ -43,25 +43,24 @@ def create_app(
     verify and enrol; both default to the setting ``rate_limit_per_minute``."""
     interval = core.settings.retention_interval_minutes * 60.0 if housekeeping else 0.0
     keeper = Housekeeping(core, interval)
-    supervisor = CameraSupervisor(core) if watch_cameras else None
+    watcher = camera_supervisor(core)  # the core's: every door sees the same cameras
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         keeper.start()
-        if supervisor is not None:
-            await run_in_threadpool(supervisor.sync)
+        if watch_cameras:
+            await run_in_threadpool(watcher.start)
         try:
             yield
         finally:
-            if supervisor is not None:
-                await run_in_threadpool(supervisor.stop_all)
+            if watch_cameras:
+                await run_in_threadpool(watcher.stop)
             keeper.stop()
             core.notifier.flush(timeout_s=5)
 
     app = FastAPI(title="Visage", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.core = core
     app.state.housekeeping = keeper
-    app.state.cameras = supervisor
     app.state.metrics = Metrics()
     per_minute = core.settings.rate_limit_per_minute
     app.state.rate_limits = {

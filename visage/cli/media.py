@@ -15,7 +15,13 @@ from visage.cli._base import JsonFlag, _core, _emit_json, app, err, guarded, out
 from visage.media.blur import BlurMode, MaskShape
 from visage.media.redact import RedactOptions
 from visage.usecases import anonymize as anonymize_uc
+from visage.usecases import cameras as cameras_uc
 from visage.usecases import watch as watch_uc
+
+cameras_app = typer.Typer(
+    help="Cameras the server (visage serve) watches, with their status.", no_args_is_help=True
+)
+app.add_typer(cameras_app, name="cameras")
 
 
 def _frame_progress() -> Progress:
@@ -179,5 +185,29 @@ def watch(
             f"{e.best_score:.3f}" if e.best_score is not None else "-",
             str(e.frames),
             e.review_id or "",
+        )
+    out.print(table)
+
+
+@cameras_app.command("list")
+@guarded
+def cameras_list(as_json: JsonFlag = False) -> None:
+    """Cameras with their sources masked and their status as this process sees it (here,
+    enabled cameras are "unsupervised": the server is what watches them)."""
+    cameras = cameras_uc.list_cameras(_core())
+    if as_json:
+        _emit_json(cameras)
+        return
+    table = Table(title=f"{len(cameras)} camera(s)")
+    for col in ("name", "source", "purpose", "enabled", "state", "last error"):
+        table.add_column(col)
+    for c in cameras:
+        table.add_row(
+            c.name,
+            c.source,
+            c.purpose,
+            "yes" if c.enabled else "no",
+            c.status.state.value,
+            c.status.last_error or "",
         )
     out.print(table)

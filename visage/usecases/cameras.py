@@ -1,8 +1,12 @@
 """Cameras as a resource, and the supervisor that keeps one watcher thread per camera.
 
-Each enabled camera gets its own worker running :func:`visage.usecases.watch.watch`; a worker
-that fails (the stream cannot be opened, the profile refuses live 1:N) is restarted with
-backoff, and its state is visible in the camera's status.
+The supervisor belongs to the core (:func:`supervisor`: one per core, whichever door asks),
+so every door sees the same cameras and statuses; it watches cameras only once started —
+the server starts it for its lifetime — and stops with the core. Each enabled camera then
+gets its own worker running :func:`visage.usecases.watch.watch`; a worker that fails (the
+stream cannot be opened, the profile refuses live 1:N) is restarted with backoff, and its
+state is visible in the camera's status. Adding, enabling, disabling or deleting a camera
+takes effect at once in a running supervisor.
 
 A source must pass the allow-list of :mod:`visage.media.sources` (network cameras and local
 video devices only, never a path or another FFmpeg protocol). Sources may carry credentials
@@ -52,10 +56,15 @@ class CameraState(StrEnum):
     retrying = "retrying"
     refused = "refused"
     stopped = "stopped"
+    unsupervised = "unsupervised"
+    """Enabled, but this process watches no camera (a CLI; the server watches them)."""
 
 
 class CameraStatus(BaseModel):
-    state: CameraState = Field(description="starting, running, retrying, refused or stopped")
+    state: CameraState = Field(
+        description="starting, running, retrying, refused, stopped, or unsupervised "
+        "(enabled, but not watched by this process)"
+    )
     frames: int = 0
     events: int = 0
     restarts: int = 0
@@ -119,6 +128,18 @@ class CameraSupervisor:
         self._workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self.status: dict[str, CameraStatus] = {}
         self._lock = threading.Lock()
+        self.running = False
+        """Started (by the server): enabled cameras are watched in this process."""
+
+    def start(self) -> None:
+        """Watch every enabled camera until :meth:`stop`."""
+        self.running = True
+        self.sync()
+
+    def refresh(self) -> None:
+        """The cameras changed: apply it now if running."""
+        if self.running:
+            self.sync()
 
     def _run(self, camera: CameraRow, source: str, stop: threading.Event) -> None:
         status = self.status[camera.id]
@@ -184,19 +205,34 @@ class CameraSupervisor:
                 elif not camera.enabled:
                     self.status[cid] = CameraStatus(state=CameraState.stopped)
 
-    def stop_all(self) -> None:
+    def stop(self) -> None:
+        """Stop every worker; each ends its watch between frames (its last events sent)."""
         with self._lock:
+            self.running = False
             for _thread, stop in self._workers.values():
                 stop.set()
             for thread, _ in self._workers.values():
                 thread.join(timeout=30)
             self._workers.clear()
 
+    def close(self) -> None:
+        """The core closes."""
+        self.stop()
 
-def _out(row: CameraRow, supervisor: CameraSupervisor | None) -> CameraOut:
-    status = (supervisor.status.get(row.id) if supervisor else None) or CameraStatus(
-        state=CameraState.stopped
-    )
+    def status_of(self, row: CameraRow) -> CameraStatus:
+        if not self.running:
+            state = CameraState.unsupervised if row.enabled else CameraState.stopped
+            return CameraStatus(state=state)
+        return self.status.get(row.id) or CameraStatus(state=CameraState.stopped)
+
+
+def supervisor(core: Visage) -> CameraSupervisor:
+    """The core's camera supervisor, the same for every door (made on first use, stopped
+    when the core closes)."""
+    return core.service(CameraSupervisor, CameraSupervisor)
+
+
+def _out(row: CameraRow, supervisor: CameraSupervisor) -> CameraOut:
     return CameraOut(
         id=row.id,
         name=row.name,
@@ -204,7 +240,7 @@ def _out(row: CameraRow, supervisor: CameraSupervisor | None) -> CameraOut:
         purpose=row.purpose,
         enabled=row.enabled,
         created_at=row.created_at,
-        status=status,
+        status=supervisor.status_of(row),
     )
 
 
@@ -215,7 +251,6 @@ def add_camera(
     purpose: str,
     enabled: bool = True,
     actor: Actor | None = None,
-    supervisor: CameraSupervisor | None = None,
 ) -> CameraOut:
     """Add a camera. The source must pass the allow-list; it is stored sealed."""
     source = check_camera_source(source)
@@ -241,17 +276,19 @@ def add_camera(
                 purpose=purpose, camera=name, source=mask_source(source), enabled=enabled
             ),
         )
-    if supervisor is not None:
-        supervisor.sync()
+    cameras = supervisor(app)
+    cameras.refresh()
     with app.store.session() as session:
-        return _out(session.get(CameraRow, row.id) or row, supervisor)
+        return _out(session.get(CameraRow, row.id) or row, cameras)
 
 
-def list_cameras(app: Visage, supervisor: CameraSupervisor | None = None) -> list[CameraOut]:
+def list_cameras(app: Visage) -> list[CameraOut]:
+    """Every camera with its worker's status in this process."""
+    cameras = supervisor(app)
     with app.store.session() as session:
         seal_plaintext_sources(app, session)
         rows = session.scalars(select(CameraRow).order_by(CameraRow.created_at))
-        return [_out(r, supervisor) for r in rows]
+        return [_out(r, cameras) for r in rows]
 
 
 def set_enabled(
@@ -259,7 +296,6 @@ def set_enabled(
     camera_id: str,
     enabled: bool,
     actor: Actor | None = None,
-    supervisor: CameraSupervisor | None = None,
 ) -> CameraOut:
     with app.store.session() as session:
         row = session.get(CameraRow, camera_id)
@@ -269,17 +305,16 @@ def set_enabled(
         app.audit(
             session, actor or Actor.local(), CameraUpdateAudit(camera=row.name, enabled=enabled)
         )
-    if supervisor is not None:
-        supervisor.sync()
+    cameras = supervisor(app)
+    cameras.refresh()
     with app.store.session() as session:
-        return _out(session.get(CameraRow, camera_id), supervisor)  # type: ignore[arg-type]
+        return _out(session.get(CameraRow, camera_id), cameras)  # type: ignore[arg-type]
 
 
 def delete_camera(
     app: Visage,
     camera_id: str,
     actor: Actor | None = None,
-    supervisor: CameraSupervisor | None = None,
 ) -> None:
     with app.store.session() as session:
         row = session.get(CameraRow, camera_id)
@@ -287,5 +322,4 @@ def delete_camera(
             raise NotFoundError(f"no camera {camera_id}")
         session.delete(row)
         app.audit(session, actor or Actor.local(), CameraDeleteAudit(camera=row.name))
-    if supervisor is not None:
-        supervisor.sync()
+    supervisor(app).refresh()

@@ -53,7 +53,7 @@ class EventPhase(StrEnum):
 
 
 class WatchEvent(BaseModel):
-    id: str | None = Field(
+    event_id: str | None = Field(
         default=None, description="the stored event's id; None for a watchlist purpose"
     )
     camera: str
@@ -156,7 +156,7 @@ class TrackEvents:
                     ended_at=event.ended_at,
                     frames=event.frames,
                 )
-                event.id = row.id
+                event.event_id = row.id
         except (KeyDestroyedError, IntegrityError):
             self._dropped.add(track.id)  # erased while on camera: no event about them
             return None
@@ -177,14 +177,14 @@ class TrackEvents:
         score: float,
         phase: EventPhase,
     ) -> bool:
-        assert event.id is not None
+        assert event.event_id is not None
         event.ended_at = frame_time(track.last_seen)
         event.frames = track.hits
         event.best_score = round(max(score, event.best_score or 0.0), 4)
         with self.core.store.session() as session:
             found = update_event(
                 session,
-                event.id,
+                event.event_id,
                 ended_at=event.ended_at,
                 frames=event.frames,
                 best_score=event.best_score,

@@ -3,60 +3,62 @@
 Each frame is decoded, faces are detected and tracked (as in anonymisation); a track's face is
 embedded on a few frames, keeping the best, and identified against the subjects whose valid
 consent covers the purpose. Only a track recognised as such a subject becomes an event
-(camera, start, end, subject id, best score, track length), written once when the track
-ends; for a watchlist purpose it becomes a review item instead. A bystander's embedding
-exists only inside one call of the recogniser and is never stored or logged. A recording,
-if asked for, is masked like ``visage anonymize --keep-enrolled``.
+(camera, start, end, subject id, best score, track length): recorded and announced when the
+track is first recognised, updated while it lasts, closed when it ends
+(:mod:`visage.usecases.track_events`); for a watchlist purpose it becomes a review item
+instead. A bystander's embedding exists only inside one call of the recogniser and is never
+stored or logged. A recording, if asked for, is masked like ``visage anonymize
+--keep-enrolled``.
 
-A live source that was playing and drops is reopened with exponential backoff (a source that
-cannot be opened at all is an error at once); a stop event (SIGINT or SIGTERM in the CLI,
-the server's supervisor) ends the loop cleanly between frames.
+A live source that was playing and drops, or cannot be reopened, is retried with exponential
+backoff by one policy (:class:`_Backoff`; a source that never played is an error at once); a
+stop event (SIGINT or SIGTERM in the CLI, the camera supervisor) ends the loop cleanly between
+frames. Every run is audited, as failed when it raised; a failure to write that entry is
+logged and never replaces the run's own error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
 
 from visage.app import Visage
 from visage.errors import InputError
 from visage.gallery import repository as repo
-from visage.gallery.matching import calibrate
-from visage.governance import review as review_gov
-from visage.governance.access import owner_of
 from visage.governance.audit import Actor
+from visage.governance.audit_ops import AuditOutcome, WatchAudit
 from visage.governance.consent import normalise_purpose
-from visage.governance.events import record_event
-from visage.governance.profile import GateError
+from visage.media.crops import probe_crop
 from visage.media.image import RGBImage
 from visage.media.redact import RedactOptions, VideoRedactor
 from visage.media.tracking import Track
 from visage.media.video import Prefetch, StreamError, VideoReader, VideoWriter, is_live
-from visage.store.keyring import KeyDestroyedError
-from visage.usecases.identify import probe_crop
-from visage.usecases.profile import get_profile
-from visage.vision.types import Detection, Face
+from visage.usecases.matching import MatchOperation, PurposeMatcher
+from visage.usecases.track_events import BestMatch, FrameTime, TrackEvents, WatchEvent
+from visage.vision.types import Detection
+
+__all__ = ["StopReason", "WatchEvent", "WatchOptions", "WatchReport", "watch"]
+
+log = logging.getLogger("visage.watch")
 
 
-class WatchEvent(BaseModel):
-    camera: str
-    subject_id: str | None = Field(
-        description="None for a watchlist purpose: withheld until two reviewers confirm"
-    )
-    purpose: str
-    started_at: datetime
-    ended_at: datetime
-    best_score: float | None = Field(description="None for a watchlist purpose")
-    frames: int = Field(description="frames on which the track's face was detected")
-    review_id: str | None = Field(default=None, description="set for a watchlist purpose")
+class StopReason(StrEnum):
+    """Why a watch run ended (the values are what reports and the CLI show)."""
+
+    end_of_input = "end of input"
+    stop_requested = "stop requested"
+    frame_limit = "frame limit"
+    reconnect_limit = "stream ended; reconnect limit reached"
 
 
 class WatchReport(BaseModel):
@@ -71,7 +73,9 @@ class WatchReport(BaseModel):
         description="live sources: frames skipped because processing was slower than the camera"
     )
     seconds: float
-    stopped: str = Field(description="end of input, stop requested, or frame limit")
+    stopped: StopReason = Field(
+        description="end of input, stop requested, frame limit, or reconnect limit reached"
+    )
 
 
 @dataclass
@@ -84,100 +88,144 @@ class WatchOptions:
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     timeout_s: float = 10.0
+    event_update_s: float = 5.0
+    """A recognised track still in view updates its event at most this often (seconds of
+    video), unless its score improves."""
 
 
-@dataclass
-class _Best:
-    """The best match seen on a track (the face crop is kept only for watchlist review)."""
-
-    score: float
-    quality: float
-    probe: bytes | None
+_Best = BestMatch
+"""The best match the recogniser saw on a track, kept until the track ends."""
 
 
 class _Session:
-    def __init__(self, app: Visage, purpose: str, options: WatchOptions, actor: Actor) -> None:
-        self.app, self.purpose, self.options, self.actor = app, purpose, options, actor
-        self.watchlist = get_profile(app).is_watchlist(purpose)
+    def __init__(self, matcher: PurposeMatcher, options: WatchOptions) -> None:
+        self.matcher, self.options = matcher, options
+        self.app, self.purpose, self.actor = matcher.core, matcher.purpose, matcher.actor
+        self.watchlist = matcher.watchlist
         self.best: dict[int, _Best] = {}
-        self.events: list[WatchEvent] = []
-
-    def _eligible(self) -> frozenset[str]:
-        """Checked for every face: a withdrawal takes effect on the next face seen."""
-        with self.app.store.session() as session:
-            return self.app.eligibility.get(session, self.purpose).ids
 
     def recognise(
         self, pixels: RGBImage, det: Detection, track: Track, frame: list[Detection]
     ) -> tuple[str, float] | None:
-        eligible = self._eligible()
-        if not eligible:
-            return None
-        face: Face = self.app.analyzer.describe(pixels, [det])[0]
-        if face.embedding is None:
-            return None
-        hits = self.app.gallery.search(face.embedding[None, :], 1, allowed=eligible)[0]
-        if not hits or (score := calibrate(hits[0].cosine)) < self.app.threshold:
+        """The matcher reads the eligible set for every face: a withdrawal takes effect on
+        the next face seen."""
+        found = self.matcher.match_detection(pixels, det)
+        if found is None:
             return None  # a bystander: nothing of this face outlives the call
         probe = None
         if self.watchlist:  # the crop for reviewers, every other face of the frame masked
-            faces = [face] + [Face(d, face.quality) for d in frame if d is not det]
-            probe = probe_crop(pixels, faces, 0)
-        self.best[track.id] = _Best(score, face.quality.score, probe)
-        return hits[0].label, score
+            probe = probe_crop(pixels, det.box, [d.box for d in frame if d is not det])
+        score = found.match.score
+        self.best[track.id] = _Best(score, found.face.quality.score, probe)
+        return found.match.subject_id, score
 
-    def close_track(self, track: Track, frame_time: Callable[[int], datetime]) -> None:
-        if track.label is None:
-            return
-        best = self.best.pop(track.id, _Best(track.best_score, 0.0, None))
-        subject_id, score = track.label, round(max(best.score, track.best_score), 4)
-        event = WatchEvent(
-            camera=self.options.camera,
-            subject_id=subject_id,
-            purpose=self.purpose,
-            started_at=frame_time(track.first_frame),
-            ended_at=frame_time(track.last_seen),
-            best_score=score,
-            frames=track.hits,
+
+@dataclass
+class _Backoff:
+    """Reopening a live source: one policy for a stream that dropped and for a source that
+    could not be reopened. ``wait`` counts a reconnect and sleeps (a stop ends the sleep);
+    it returns False instead when ``max_reconnects`` is reached."""
+
+    options: WatchOptions
+    stop: threading.Event
+    count: int = 0
+    delay: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """The source played: the next drop waits the shortest time again."""
+        self.delay = self.options.backoff_s
+
+    def wait(self) -> bool:
+        limit = self.options.max_reconnects
+        if limit is not None and self.count >= limit:
+            return False
+        self.count += 1
+        self.stop.wait(self.delay)
+        self.delay = min(self.options.max_backoff_s, self.delay * 2)
+        return True
+
+
+class _Run:
+    """The counters and outputs of one watch run, and its frame loop."""
+
+    def __init__(
+        self,
+        state: _Session,
+        events: TrackEvents,
+        *,
+        live: bool,
+        stop: threading.Event,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.state, self.events, self.options = state, events, state.options
+        self.live, self.stop, self.progress = live, stop, progress
+        self.frames = self.tracks = self.dropped = 0
+        self.writer: VideoWriter | None = None
+        self.limit_reached = False
+
+    def play(self, reader: VideoReader) -> None:
+        """One opening of the source: frames until it ends or drops, or a stop is asked."""
+        o, info = self.options, reader.info
+        if o.record is not None and self.writer is None:
+            self.writer = VideoWriter(o.record, reader)
+        opened, fps = datetime.now(UTC), max(info.fps, 1.0)
+
+        def frame_time(i: int) -> datetime:
+            return opened + timedelta(seconds=i / fps)
+
+        redactor = VideoRedactor(
+            self.state.app.analyzer.detector,
+            info.width,
+            info.height,
+            o.redact or RedactOptions(),
+            self.state.recognise,
         )
+        source_frames = Prefetch(reader.frames(), 4, drop_oldest=self.live)
         try:
-            with self.app.store.session() as session:
-                if self.watchlist:
-                    item = review_gov.open_review(
-                        session,
-                        self.app.keyring,
-                        review_gov.Candidate(
-                            subject_id=subject_id,
-                            purpose=self.purpose,
-                            score=score,
-                            threshold=self.app.threshold,
-                            quality=round(best.quality, 3),
-                            source="camera",
-                            camera=self.options.camera,
-                            requested_by=self.actor.id,
-                            requester_owner=owner_of(session, self.actor.id),
-                        ),
-                        best.probe,
-                    )
-                    # Blind until released: the report keeps only the review id.
-                    event.review_id, event.subject_id, event.best_score = item.id, None, None
-                else:
-                    record_event(
-                        session,
-                        subject_id=subject_id,
-                        purpose=self.purpose,
-                        source="camera",
-                        camera=self.options.camera,
-                        best_score=score,
-                        started_at=event.started_at,
-                        ended_at=event.ended_at,
-                        frames=event.frames,
-                    )
-        except (KeyDestroyedError, IntegrityError):
-            return  # the subject was erased while on camera: no event about them
-        self.events.append(event)
-        if not self.watchlist:
-            self.app.notifier.send("event", event.model_dump(mode="json"))
+            for frame in source_frames:
+                pixels = np.array(frame.pixels)
+                redactor.process(frame.index, pixels)
+                self.events.observe(redactor.tracker.tracks, frame_time)
+                self._end(redactor.tracker.ended, frame_time)
+                redactor.tracker.ended.clear()
+                if self.writer is not None:
+                    self.writer.write(pixels)
+                self.frames += 1
+                if self.progress is not None:
+                    self.progress(self.frames)
+                if o.max_frames is not None and self.frames >= o.max_frames:
+                    self.limit_reached = True
+                    self.stop.set()
+                if self.stop.is_set():
+                    break
+        except StreamError:
+            pass  # a live stream dropped: the caller reconnects
+        finally:
+            source_frames.close()
+            self.dropped += source_frames.dropped
+        self._end(redactor.finish(), frame_time)
+
+    def _end(self, tracks: list[Track], frame_time: FrameTime) -> None:
+        for track in tracks:
+            self.events.end(track, frame_time, self.state.best.pop(track.id, None))
+            self.tracks += 1
+
+
+@contextlib.contextmanager
+def _audit_guard(failed: bool) -> Iterator[None]:
+    """Around the audit entry written in ``finally``: when the run already failed, a failure
+    to audit is logged and swallowed, so that the caller sees the run's own error (raising
+    here would replace it); when the run succeeded, it propagates — a run that could not be
+    audited must not look ok."""
+    try:
+        yield
+    except Exception:
+        if not failed:
+            raise
+        log.error("watch: the audit entry of a failed run could not be written", exc_info=True)
 
 
 def watch(
@@ -189,23 +237,30 @@ def watch(
     stop: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
     actor: Actor | None = None,
+    authorisation_ref: str | None = None,
 ) -> WatchReport:
     options = options or WatchOptions()
     stop = stop or threading.Event()
     actor = actor or Actor.local()
     purpose = normalise_purpose(purpose)
     live = is_live(source)
-    refusal = get_profile(app).identification_refusal(live=live)
-    if refusal is not None:
-        with app.store.session() as session:
-            app.audit(session, actor, "watch", purpose=purpose, outcome="refused", reason=refusal)
-        raise GateError(refusal)
-    state = _Session(app, purpose, options, actor)
+    matcher = PurposeMatcher(
+        app, purpose, actor, MatchOperation.watch, live=live, authorisation_ref=authorisation_ref
+    )
+    matcher.check_gate()
+    state = _Session(matcher, options)
+    events = TrackEvents(
+        app,
+        purpose,
+        options.camera,
+        actor,
+        watchlist=state.watchlist,
+        update_every_s=options.event_update_s,
+    )
+    run = _Run(state, events, live=live, stop=stop, progress=progress)
+    backoff = _Backoff(options, stop)
     t0 = time.perf_counter()
-    frames = reconnects = tracks = dropped = 0
-    stopped = "end of input"
-    writer: VideoWriter | None = None
-    backoff = options.backoff_s
+    stopped = StopReason.end_of_input
     played = False  # the source opened at least once
     failure: str | None = None
     try:
@@ -213,106 +268,59 @@ def watch(
             try:
                 reader = VideoReader(source, timeout_s=options.timeout_s)
             except InputError:
-                if not live or frames == 0:  # never played: a wrong path or URL fails at once
+                # Never played: a wrong path or URL fails at once; else retried up to the limit.
+                if not live or run.frames == 0 or not backoff.wait():
                     raise
-                if options.max_reconnects is not None and reconnects >= options.max_reconnects:
-                    raise
-                reconnects += 1
-                stop.wait(backoff)
-                backoff = min(options.max_backoff_s, backoff * 2)
                 continue
+            played = True
+            backoff.reset()
             with reader:
-                played = True
-                backoff = options.backoff_s
-                info = reader.info
-                if options.record is not None and writer is None:
-                    writer = VideoWriter(options.record, reader)
-                opened = datetime.now(UTC)
-                redactor = VideoRedactor(
-                    app.analyzer.detector,
-                    info.width,
-                    info.height,
-                    options.redact or RedactOptions(),
-                    state.recognise,
-                )
-
-                def frame_time(
-                    i: int, opened: datetime = opened, fps: float = info.fps
-                ) -> datetime:
-                    return opened + timedelta(seconds=i / max(fps, 1.0))
-
-                source_frames = Prefetch(reader.frames(), 4, drop_oldest=live)
-                try:
-                    for frame in source_frames:
-                        pixels = np.array(frame.pixels)
-                        redactor.process(frame.index, pixels)
-                        for track in redactor.tracker.ended:
-                            state.close_track(track, frame_time)
-                        tracks += len(redactor.tracker.ended)
-                        redactor.tracker.ended.clear()
-                        if writer is not None:
-                            writer.write(pixels)
-                        frames += 1
-                        if progress is not None:
-                            progress(frames)
-                        if options.max_frames is not None and frames >= options.max_frames:
-                            stopped = "frame limit"
-                            stop.set()
-                        if stop.is_set():
-                            break
-                except StreamError:
-                    pass  # a live stream dropped: reconnect below
-                finally:
-                    source_frames.close()
-                    dropped += source_frames.dropped
-                for track in redactor.finish():
-                    state.close_track(track, frame_time)
-                    tracks += 1
-            if stop.is_set():
-                stopped = "stop requested" if stopped == "end of input" else stopped
+                run.play(reader)
+            if stop.is_set() or not live:
                 break
-            if not live:
+            if not backoff.wait():
+                stopped = StopReason.reconnect_limit
                 break
-            if options.max_reconnects is not None and reconnects >= options.max_reconnects:
-                stopped = "stream ended; reconnect limit reached"
-                break
-            reconnects += 1
-            stop.wait(backoff)
-            backoff = min(options.max_backoff_s, backoff * 2)
+        if run.limit_reached:
+            stopped = StopReason.frame_limit
+        elif stop.is_set():
+            stopped = StopReason.stop_requested
     except BaseException:  # audited as failed, never as ok (no secret, path or OS error)
         failure = "the source never opened" if not played else "the stream failed"
         raise
     finally:
-        if writer is not None:
-            writer.close()
-        with app.store.session() as session:
+        if run.writer is not None:
+            run.writer.close()
+        with _audit_guard(failure is not None), app.store.session() as session:
             app.audit(
                 session,
                 actor,
-                "watch",
-                purpose=purpose,
-                outcome="failed" if failure else "ok",
-                **({"reason": failure} if failure else {}),
-                camera=options.camera,
-                frames=frames,
-                tracks=tracks,
-                events=len(state.events),
-                bystander_tracks=tracks - len(state.events),
-                reconnects=reconnects,
-                dropped_frames=dropped,
-                model=app.analyzer.model_fingerprint(),
-                threshold=app.threshold,
-                gallery=repo.gallery_digest(session),
+                WatchAudit(
+                    purpose=purpose,
+                    outcome=AuditOutcome.failed if failure else AuditOutcome.ok,
+                    reason=failure,
+                    camera=options.camera,
+                    frames=run.frames,
+                    tracks=run.tracks,
+                    events=len(events.ended),
+                    bystander_tracks=run.tracks - len(events.ended),
+                    reconnects=backoff.count,
+                    dropped_frames=run.dropped,
+                    model=app.analyzer.model_fingerprint(),
+                    threshold=app.threshold,
+                    gallery=repo.gallery_digest(session),
+                    authorisation_ref=matcher.authorisation_ref,
+                ),
             )
     return WatchReport(
         camera=options.camera,
         source=source if "://" not in source else source.split("://")[0] + "://…",
         purpose=purpose,
-        frames=frames,
-        tracks=tracks,
-        events=state.events,
-        reconnects=reconnects,
-        dropped_frames=dropped,
+        frames=run.frames,
+        tracks=run.tracks,
+        events=events.ended,
+        reconnects=backoff.count,
+        dropped_frames=run.dropped,
         seconds=round(time.perf_counter() - t0, 2),
         stopped=stopped,
     )

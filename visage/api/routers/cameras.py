@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from visage.api.deps import Admin, Core, require
@@ -37,20 +37,15 @@ class CameraPatch(BaseModel):
     enabled: bool
 
 
-def _supervisor(request: Request) -> cameras_uc.CameraSupervisor | None:
-    supervisor: cameras_uc.CameraSupervisor | None = request.app.state.cameras
-    return supervisor
-
-
 @router.post(
     "/cameras",
     response_model=cameras_uc.CameraOut,
     status_code=201,
     summary="Add a camera; the server starts watching it if enabled",
 )
-def add_camera(body: CameraIn, request: Request, core: Core, who: Admin) -> cameras_uc.CameraOut:
+def add_camera(body: CameraIn, core: Core, who: Admin) -> cameras_uc.CameraOut:
     return cameras_uc.add_camera(
-        core, body.name, body.source, body.purpose, body.enabled, who.actor, _supervisor(request)
+        core, body.name, body.source, body.purpose, body.enabled, who.actor
     )
 
 
@@ -59,8 +54,8 @@ def add_camera(body: CameraIn, request: Request, core: Core, who: Admin) -> came
     response_model=list[cameras_uc.CameraOut],
     summary="Cameras with their worker status",
 )
-def list_cameras(request: Request, core: Core, _: Admin) -> list[cameras_uc.CameraOut]:
-    return cameras_uc.list_cameras(core, _supervisor(request))
+def list_cameras(core: Core, _: Admin) -> list[cameras_uc.CameraOut]:
+    return cameras_uc.list_cameras(core)
 
 
 @router.patch(
@@ -69,14 +64,14 @@ def list_cameras(request: Request, core: Core, _: Admin) -> list[cameras_uc.Came
     summary="Enable or disable a camera",
 )
 def update_camera(
-    camera_id: str, body: CameraPatch, request: Request, core: Core, who: Admin
+    camera_id: str, body: CameraPatch, core: Core, who: Admin
 ) -> cameras_uc.CameraOut:
-    return cameras_uc.set_enabled(core, camera_id, body.enabled, who.actor, _supervisor(request))
+    return cameras_uc.set_enabled(core, camera_id, body.enabled, who.actor)
 
 
 @router.delete("/cameras/{camera_id}", status_code=204, summary="Remove a camera")
-def delete_camera(camera_id: str, request: Request, core: Core, who: Admin) -> None:
-    cameras_uc.delete_camera(core, camera_id, who.actor, _supervisor(request))
+def delete_camera(camera_id: str, core: Core, who: Admin) -> None:
+    cameras_uc.delete_camera(core, camera_id, who.actor)
 
 
 @router.get(

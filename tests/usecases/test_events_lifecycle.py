@@ -1,0 +1,103 @@
+"""Camera events follow Frigate's shape: someone at a door is an event at once (``event.start``,
+row written), updated while they stay, closed when they leave (``event.end``)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import make_app
+from visage.app import Visage
+from visage.store.schema import EventRow
+from visage.usecases.enroll import enroll
+from visage.usecases.subjects import add_subject, make_consent
+from visage.usecases.watch import StopReason, WatchOptions, watch
+
+PURPOSE = "stage-door"
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def receiver() -> Iterator[tuple[str, list[dict[str, object]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    received: list[dict[str, object]] = []
+    server.received = received  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_event_starts_when_the_track_is_first_recognised(
+    tmp_path: Path,
+    shared_app: Visage,
+    data: Path,
+    receiver: tuple[str, list[dict[str, object]]],
+) -> None:
+    url, received = receiver
+    core = make_app(tmp_path / "home", webhook_urls=[url])
+    core._analyzer = shared_app.analyzer
+    sid = add_subject(core, "Lin Manuel", make_consent("F-1", [PURPOSE])).id
+    assert enroll(core, sid, sorted((data / "people/lin_manuel_miranda").iterdir())).enrolled
+
+    # While the clip plays: the stored row and the messages the receiver already has.
+    first_seen: dict[str, tuple[int, datetime, int]] = {}  # row id: (frame, ended_at, frames)
+    starts_seen_at: list[int] = []
+
+    def progress(n: int) -> None:
+        with core.store.session() as session:
+            for row in session.scalars(select(EventRow)):
+                first_seen.setdefault(row.id, (n, row.ended_at, row.frames))
+        if any(m["type"] == "event.start" for m in list(received)):
+            starts_seen_at.append(n)
+
+    report = watch(
+        core,
+        str(data / "video/hamilton_clip.mp4"),
+        PURPOSE,
+        WatchOptions(camera="door", max_frames=100, event_update_s=0.2),
+        progress=progress,
+    )
+    core.notifier.flush()
+    assert report.stopped is StopReason.frame_limit
+    event = next(e for e in report.events if e.subject_id == sid)
+    assert event.event_id is not None
+
+    # The row existed while the track was still going, and was updated as it went on.
+    frame, ended_at, frames = first_seen[event.event_id]
+    assert frame < report.frames and ended_at < event.ended_at and frames < event.frames
+    with core.store.session() as session:
+        stored = session.get(EventRow, event.event_id)
+        assert stored is not None
+        assert (stored.ended_at, stored.frames) == (event.ended_at, event.frames)
+    # The receiver had the start before the run was over.
+    assert starts_seen_at and starts_seen_at[0] < report.frames
+
+    # start, then updates, then end, for the same event id; ids only, never a name.
+    messages = [m for m in received if str(m["type"]).startswith("event.")]
+    mine = [m for m in messages if m["event_id"] == event.event_id]
+    kinds = [m["type"] for m in mine]
+    assert kinds[0] == "event.start" and kinds[-1] == "event.end", kinds
+    assert kinds.count("event.start") == 1 == kinds.count("event.end")
+    assert "event.update" in kinds
+    assert all(m["subject_id"] == sid and m["camera"] == "door" for m in mine)
+    assert mine[-1]["frames"] == event.frames
+    assert "Lin" not in json.dumps(received)
+    core.close()
