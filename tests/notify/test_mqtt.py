@@ -72,3 +72,36 @@ def test_watch_events_are_published(
     assert topic == "doors/event.start"  # at once, when the track is first recognised
     assert payload["subject_id"] == sid and payload["camera"] == "cam"
     assert "Lin" not in json.dumps(payload)
+
+
+def test_messages_published_just_before_close_reach_the_broker(broker: int) -> None:
+    """A CLI command's last message (published, then the process closes the core at
+    once) is acknowledged by the broker before the client disconnects."""
+    from visage.notify.mqtt import MqttPublisher
+
+    received: list[str] = []
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2)
+    listener.on_message = lambda _c, _u, m: received.append(json.loads(m.payload)["n"])
+    listener.connect("127.0.0.1", broker)
+    listener.subscribe("last/#", qos=1)
+    listener.loop_start()
+    time.sleep(0.3)  # the subscription is in place
+    publisher = MqttPublisher(f"mqtt://127.0.0.1:{broker}", "last")
+    for n in range(5):
+        publisher.send("event.end", {"n": n})
+    publisher.close()  # immediately: nothing may be left unacknowledged
+    assert publisher.unacknowledged() == 0
+    deadline = time.monotonic() + 10
+    while len(received) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    listener.loop_stop()
+    assert sorted(received) == [0, 1, 2, 3, 4]
+
+
+def test_a_bad_mqtt_url_is_refused_without_echoing_its_password() -> None:
+    from visage.errors import VisageError
+    from visage.notify.mqtt import MqttPublisher
+
+    with pytest.raises(VisageError) as refused:
+        MqttPublisher("http://bob:hunter2@127.0.0.1:1883")
+    assert "hunter2" not in str(refused.value)
