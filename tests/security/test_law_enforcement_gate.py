@@ -93,6 +93,29 @@ def test_cli_identify_needs_the_authorisation_ref_too(core: Visage, data: Path) 
     assert _identify_entries(core)[-1].details["authorisation_ref"] == "WARRANT-7"
 
 
+def test_cli_anonymize_keep_enrolled_needs_the_authorisation_ref_too(
+    core: Visage, data: Path, tmp_path: Path
+) -> None:
+    """--keep-enrolled recognises people, so it is a 1:N search like identify: without
+    the reference it is refused (and audited), with it the reference is audited."""
+    out = tmp_path / "anon.jpg"
+
+    def cli(*args: str) -> Result:
+        env = {"VISAGE_HOME": str(core.home)}
+        argv = ["anonymize", str(data / FRAME), str(out), "--keep-enrolled", "--purpose"]
+        return CliRunner().invoke(cli_app, [*argv, PURPOSE, *args], env=env)
+
+    r = cli()
+    assert r.exit_code == 2 and "--authorisation-ref" in r.stderr, r.stderr
+    assert not out.exists()
+    assert audit_log.entries(core, operation="anonymize")[-1].outcome == "refused"
+    r = cli("--authorisation-ref", "WARRANT-9", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert out.is_file()
+    last = audit_log.entries(core, operation="anonymize")[-1]
+    assert last.outcome == "ok" and last.details["authorisation_ref"] == "WARRANT-9"
+
+
 def test_frames_one_by_one_are_refused_after_the_ceiling(
     core: Visage, client: TestClient, data: Path
 ) -> None:

@@ -68,6 +68,14 @@ def anonymize(
     purpose: Annotated[
         str | None, typer.Option("--purpose", help="Purpose for --keep-enrolled.")
     ] = None,
+    authorisation_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--authorisation-ref",
+            help="Reference of the authorisation for this search (AI Act Art. 26(10)); "
+            "required for a law-enforcement operator in a public space.",
+        ),
+    ] = None,
     codec: Annotated[
         str | None,
         typer.Option("--codec", help="Video codec: libx264 (mp4/mkv/avi), libvpx-vp9 (webm)."),
@@ -94,6 +102,7 @@ def anonymize(
             options=options,
             keep_enrolled=keep_enrolled,
             purpose=purpose,
+            authorisation_ref=authorisation_ref,
             codec=codec,
             crf=crf,
             progress=progress,
@@ -135,6 +144,14 @@ def watch(
             "--max-reconnects", help="Give up after this many reconnects (default: never)."
         ),
     ] = None,
+    authorisation_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--authorisation-ref",
+            help="Reference of the authorisation for this search (AI Act Art. 26(10)); "
+            "required for a law-enforcement operator in a public space.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Recognise enrolled, consenting people in a video or live stream; events only for them."""
@@ -164,6 +181,7 @@ def watch(
                 ),
                 stop=stop,
                 progress=progress,
+                authorisation_ref=authorisation_ref,
             )
     finally:
         for s, handler in previous.items():
