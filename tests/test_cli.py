@@ -1,31 +1,21 @@
-"""Black-box tests of the `visage` command: the public contract (JSON, exit codes, errors)."""
+"""Black-box tests of the `visage` command: the public contract (JSON, exit codes, errors).
+
+Most run the command in this process (:func:`tests.cli_runner.run`, seconds faster per call);
+``test_the_real_executable_keeps_the_contract`` holds the same contract for a real process.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.cli_runner import run, run_process
 from tests.media.test_image import huge_png
-
-
-def run(home: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISAGE_")}
-    env["VISAGE_HOME"] = str(home)
-    env.update(extra_env)
-    return subprocess.run(
-        [sys.executable, "-m", "visage", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +147,27 @@ def test_detect_json(home: Path, data: Path) -> None:
     assert set(faces[0]) == {"box", "score", "landmarks", "quality"}
 
 
+def test_the_real_executable_keeps_the_contract(
+    home: Path, data: Path, bad_files: dict[str, Path]
+) -> None:
+    """``python -m visage`` as a process: one JSON document on stdout and nothing on stderr,
+    exit 1 for a negative answer, one line on stderr and exit 2 for bad input."""
+    r = run_process(home, "detect", str(data / "scenes/kit_with_rose.jpg"), "--json")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert len(json.loads(r.stdout)["faces"]) == 2
+    r = run_process(
+        home,
+        "verify",
+        str(data / "people/kit_harington/1.jpg"),
+        str(data / "people/rose_leslie/1.jpg"),
+        "--json",
+    )
+    assert r.returncode == 1 and json.loads(r.stdout)["same"] is False, r.stderr
+    r = run_process(home, "identify", str(bad_files["truncated"]), "--purpose", "access-control")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("visage: error:"), r.stderr
+
+
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory: pytest.TempPathFactory, data: Path) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("bad")
@@ -268,12 +279,30 @@ def test_profile_gate_from_the_cli(tmp_path: Path, data: Path) -> None:
     assert r.returncode == 2 and "yes or no" in r.stderr
 
 
+def _short_copy(clip: Path, dst: Path, seconds: float) -> None:
+    """The first ``seconds`` of ``clip``, packets copied as they are (no re-encoding)."""
+    with av.open(str(clip)) as src, av.open(str(dst), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None or packet.dts * packet.time_base >= seconds:
+                continue  # the demuxer's flush packets, and everything after the cut
+            packet.stream = copies[packet.stream.index]
+            out.mux(packet)
+
+
 def test_demo_job_end_to_end(tmp_path: Path, data: Path) -> None:
-    """The main job behind `make demo`: enrol, identify, anonymise, report."""
+    """The main job behind `make demo`: enrol, identify, anonymise, report. The folder has
+    the layout of shared/faces with the first seconds of its clip (the full clip is
+    anonymised and judged in tests/media/test_video.py)."""
+    folder = tmp_path / "faces"
+    (folder / "video").mkdir(parents=True)
+    for part in ("people", "scenes"):
+        (folder / part).symlink_to(data / part, target_is_directory=True)
+    _short_copy(data / "video/hamilton_clip.mp4", folder / "video/hamilton_clip.mp4", 2.0)
     home = tmp_path / "demo"
     r = run(home, "init")
     assert r.returncode == 0, r.stderr
-    r = run(home, "demo", "--data", str(data), "--json")
+    r = run(home, "demo", "--data", str(folder), "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["subjects"] >= 10 and report["audit_intact"] is True
