@@ -6,14 +6,15 @@ import json
 import shutil
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run
 from tests.conftest import make_app
-from tests.test_cli import run
 from visage.app import Visage
 from visage.config import Settings
 from visage.governance import audit, signing, witness
@@ -27,10 +28,12 @@ from visage.usecases.subjects import add_subject, make_consent
 from visage.usecases.verify import verify
 
 
-@pytest.fixture()
-def logged(tmp_path: Path, shared_app: Visage, data: Path) -> Visage:
-    """A data dir whose log holds real operations (checkpoint every 4 entries)."""
-    app = make_app(tmp_path / "home", audit_checkpoint_every=4)
+@pytest.fixture(scope="module")
+def logged_home(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage, data: Path) -> Path:
+    """A data dir whose log holds real operations (checkpoint every 4 entries), built once
+    per module: the models run here, not in every test."""
+    home = tmp_path_factory.mktemp("audit-logged") / "home"
+    app = make_app(home, audit_checkpoint_every=4)
     app._analyzer = shared_app.analyzer
     sid = add_subject(app, "Joe Biden", make_consent("F-1", ["door"])).id
     enroll(app, sid, [data / "people/joe_biden/1.jpg"])
@@ -39,7 +42,19 @@ def logged(tmp_path: Path, shared_app: Visage, data: Path) -> Visage:
     detect(app, data / "scenes/two_people.jpg")
     for _ in range(4):
         identify(app, data / "people/joe_biden/2.jpg", "door")
-    return app
+    app.close()
+    return home
+
+
+@pytest.fixture()
+def logged(logged_home: Path, tmp_path: Path, shared_app: Visage) -> Iterator[Visage]:
+    """A copy of ``logged_home`` of this test's own, opened."""
+    home = tmp_path / "home"
+    shutil.copytree(logged_home, home)
+    app = Visage(Settings(home=home, audit_checkpoint_every=4))
+    app._analyzer = shared_app.analyzer
+    yield app
+    app.close()
 
 
 @pytest.fixture()
