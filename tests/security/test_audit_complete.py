@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from tests.cli_runner import run
 from tests.conftest import make_app
-from tests.test_cli import run
 from visage.api.app import create_app
 from visage.app import Visage
 from visage.config import Settings
