@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tests.test_cli import run
+from tests.cli_runner import run
 from visage.config import Settings
 
 

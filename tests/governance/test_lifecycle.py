@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests.cli_runner import run
 from tests.conftest import make_app
-from tests.test_cli import run
 from visage.app import Visage
 from visage.config import Settings
 from visage.usecases import audit_log, report, retention

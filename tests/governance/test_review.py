@@ -149,7 +149,7 @@ def test_only_reviewers_decide(setup, data: Path) -> None:  # type: ignore[no-un
 
 
 def test_cli_review_needs_a_reviewer_key(setup, data: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from tests.test_cli import run
+    from tests.cli_runner import run
 
     client, keys, _, core = setup
     rid = _candidate(client, keys, data)

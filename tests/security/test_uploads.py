@@ -304,7 +304,7 @@ def test_inflating_metadata_chunks_are_a_413(
 
 
 def test_inflating_metadata_chunk_is_exit_2_on_the_cli(tmp_path: Path, data: Path) -> None:
-    from tests.test_cli import run
+    from tests.cli_runner import run
 
     home = tmp_path / "home"
     assert run(home, "init", "--json").returncode == 0
