@@ -3,8 +3,10 @@ once); bad media fail clearly and fast."""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -20,11 +22,20 @@ from visage.usecases.anonymize import anonymize
 from visage.usecases.enroll import enroll
 from visage.usecases.subjects import add_subject, make_consent
 
+JUDGE_EVERY = 5
+"""The video test judges every 5th frame of the anonymised clip."""
 
-def hog_faces(pixels: np.ndarray) -> int:  # type: ignore[type-arg]
+
+@functools.cache
+def _hog() -> Any:
+    """The judge, built once per process (building it costs more than judging a frame)."""
     import dlib
 
-    return len(dlib.get_frontal_face_detector()(np.ascontiguousarray(pixels), 1))
+    return dlib.get_frontal_face_detector()
+
+
+def hog_faces(pixels: np.ndarray) -> int:  # type: ignore[type-arg]
+    return len(_hog()(np.ascontiguousarray(pixels), 1))
 
 
 @pytest.fixture()
@@ -52,13 +63,17 @@ def test_video_has_no_face_left_and_keeps_audio(app: Visage, clip: Path, tmp_pat
     with VideoReader(str(clip)) as original, VideoReader(str(out)) as masked:
         assert masked.info.width == 640 and masked.info.height == 360
         sample = [f.pixels for f in original.frames() if f.index % 10 == 0]
-        frames = [f.pixels for f in masked.frames()]
+        frames = [(f.index, f.pixels) for f in masked.frames()]
     assert len(frames) == 275
-    with ProcessPoolExecutor(2) as pool:  # the judge is slow: every frame, two processes
+    # The judge is slow (about 0.15 s a frame): it looks at every 5th frame, in two processes.
+    # Masks follow tracks that span many frames, so a face left bare for a stretch of frames
+    # is still seen; the bench (bench/anonymize.py) judges every frame.
+    judged = [(i, pixels) for i, pixels in frames if i % JUDGE_EVERY == 0]
+    with ProcessPoolExecutor(2) as pool:
         before = sum(pool.map(hog_faces, sample))
-        left = list(pool.map(hog_faces, frames, chunksize=8))
+        left = list(pool.map(hog_faces, [pixels for _, pixels in judged], chunksize=4))
     assert before > 10  # the judge does see faces in the original
-    assert sum(left) == 0, [i for i, n in enumerate(left) if n]
+    assert sum(left) == 0, [i for (i, _), n in zip(judged, left, strict=True) if n]
 
 
 @pytest.mark.parametrize(
