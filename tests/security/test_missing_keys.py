@@ -8,16 +8,14 @@ key was destroyed may be finished, and exactly once.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.cli_runner import run
 from tests.conftest import make_app
 from visage.app import Visage
 from visage.config import Settings
@@ -119,15 +117,7 @@ def test_cli_exits_3_naming_the_missing_folder(tmp_path: Path) -> None:
     _populate(home, people=2, templates=1)
     before = _rows(home)
     (home / "keys").rename(tmp_path / "keys-elsewhere")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISAGE_")}
-    env["VISAGE_HOME"] = str(home)
-    r = subprocess.run(
-        [sys.executable, "-m", "visage", "subject", "list", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    r = run(home, "subject", "list", "--json")
     assert r.returncode == 3, r.stderr
     assert str(home / "keys") in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1  # one readable line, no traceback
