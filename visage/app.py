@@ -47,6 +47,13 @@ ServiceT = TypeVar("ServiceT", bound=Service)
 
 
 class Visage:
+    """The core: one configured Visage installation — settings, the lazily loaded models,
+    the store and keys, the live gallery, the audit signer, the notifier and long-lived
+    services (cameras). Every door (CLI, API, web) builds one and passes it to the
+    use-cases in :mod:`visage.usecases`; nothing else holds state. Thread-safe: lazy
+    members are created once under a lock.
+    """
+
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self._lock = threading.Lock()

@@ -51,6 +51,14 @@ def _journal_limit(size: int) -> int:
 
 
 class LiveGallery:
+    """The one search index of a data directory, shared by every call of a core.
+
+    Built lazily from the sealed templates (or loaded from its encrypted cache plus journal),
+    then kept in step: enrolments are added in memory and journalled, deletions remove the
+    rows at once and rewrite the cache under a new key. It knows nothing of consent: callers
+    pass the subjects allowed for their purpose to :meth:`search`. Thread-safe.
+    """
+
     def __init__(
         self, store: Store, keys: Keyring, model_id: str, home: Path, build_threads: int = 0
     ) -> None:

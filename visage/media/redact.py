@@ -65,6 +65,12 @@ class AdaptiveScale:
 
 
 class VideoRedactor:
+    """Masks every face of a stream of frames, one frame at a time, with no face leaking
+    between detections: detection at an adaptive scale, tracks held at their predicted
+    place when the detector misses them, an optional ``recognise`` callback that may keep
+    a consenting subject visible. One instance per video or camera run; not thread-safe.
+    """
+
     def __init__(
         self,
         detector: CenterFaceDetector,
