@@ -34,6 +34,7 @@ ImageInput = Path | str | bytes
 """A path to an image file, or the image's bytes (an upload)."""
 
 KEY_CHECK = "master_key_check"
+_NO_KEY_CHECK = "the data directory has no master-key check: initialise it again"
 
 
 class Service(Protocol):
@@ -124,9 +125,7 @@ class Visage:
                         with store.session() as session:
                             check = session.get(Meta, KEY_CHECK)
                             if check is None:
-                                raise MasterKeyError(
-                                    "data directory has no key check; re-run init"
-                                )
+                                raise MasterKeyError(_NO_KEY_CHECK)
                             crypto.verify_key_check(master, check.value)
                         self._finish_interrupted_erasures(store, master)
                     except BaseException:
