@@ -18,7 +18,7 @@ from visage.api.uploads import read_images as read_images
 from visage.api.uploads import read_upload as read_upload
 from visage.app import Visage
 from visage.governance import access
-from visage.governance.access import Principal, Role, UseCase
+from visage.governance.access import Principal, UseCase
 from visage.usecases import keys as keys_uc
 
 
@@ -45,15 +45,6 @@ Caller = Annotated[Principal, Depends(principal)]
 """Any valid key (the use-case decides what it may see)."""
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
-    """A dependency: the caller, if its role is one of ``roles``."""
-
-    def check(who: Caller) -> Principal:
-        return access.require_role(who, *roles)
-
-    return check
-
-
 def allowed(use_case: UseCase) -> Callable[[Principal], Principal]:
     """A dependency: the caller, if :data:`~visage.governance.access.POLICY` lets its role
     use ``use_case``."""
@@ -64,7 +55,6 @@ def allowed(use_case: UseCase) -> Callable[[Principal], Principal]:
     return check
 
 
-Admin = Annotated[Principal, Depends(require(Role.admin))]
 KeyAdmin = Annotated[Principal, Depends(allowed(UseCase.keys))]
 ProfileAdmin = Annotated[Principal, Depends(allowed(UseCase.profile))]
 RetentionAdmin = Annotated[Principal, Depends(allowed(UseCase.retention))]

@@ -5,18 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from visage.api.deps import Admin, Core, require
+from visage.api.deps import CameraAdmin, Core, EventReader
 from visage.api.problems import PROBLEM_RESPONSES
-from visage.governance.access import Principal, Role
 from visage.usecases import cameras as cameras_uc
 from visage.usecases import events as events_uc
 
 router = APIRouter(prefix="/v1", tags=["cameras"], responses=PROBLEM_RESPONSES)
-
-EventReader = Annotated[Principal, Depends(require(Role.operator, Role.auditor, Role.admin))]
 
 
 class CameraIn(BaseModel):
@@ -43,7 +40,7 @@ class CameraPatch(BaseModel):
     status_code=201,
     summary="Add a camera; the server starts watching it if enabled",
 )
-def add_camera(body: CameraIn, core: Core, who: Admin) -> cameras_uc.CameraOut:
+def add_camera(body: CameraIn, core: Core, who: CameraAdmin) -> cameras_uc.CameraOut:
     return cameras_uc.add_camera(
         core, body.name, body.source, body.purpose, body.enabled, who.actor
     )
@@ -54,7 +51,7 @@ def add_camera(body: CameraIn, core: Core, who: Admin) -> cameras_uc.CameraOut:
     response_model=list[cameras_uc.CameraOut],
     summary="Cameras with their worker status",
 )
-def list_cameras(core: Core, _: Admin) -> list[cameras_uc.CameraOut]:
+def list_cameras(core: Core, _: CameraAdmin) -> list[cameras_uc.CameraOut]:
     return cameras_uc.list_cameras(core)
 
 
@@ -64,13 +61,13 @@ def list_cameras(core: Core, _: Admin) -> list[cameras_uc.CameraOut]:
     summary="Enable or disable a camera",
 )
 def update_camera(
-    camera_id: str, body: CameraPatch, core: Core, who: Admin
+    camera_id: str, body: CameraPatch, core: Core, who: CameraAdmin
 ) -> cameras_uc.CameraOut:
     return cameras_uc.set_enabled(core, camera_id, body.enabled, who.actor)
 
 
 @router.delete("/cameras/{camera_id}", status_code=204, summary="Remove a camera")
-def delete_camera(camera_id: str, core: Core, who: Admin) -> None:
+def delete_camera(camera_id: str, core: Core, who: CameraAdmin) -> None:
     cameras_uc.delete_camera(core, camera_id, who.actor)
 
 
