@@ -7,7 +7,7 @@ calibrated score instead: a logistic function of the cosine, fitted on the 4,950
 two faces are the same person under equal priors, on data like LFW.
 
 The default threshold 0.925 (cosine 0.9150) was chosen for a false-match rate of at most
-1e-3 on lfw10: there it measured FMR 0.0007 (3 of 4,500 impostor pairs), FNMR 0.027 and
+1e-3 on lfw10: there it measured FMR 0.0007 (3 of 4,500 impostor pairs), FNMR 0.024 and
 accuracy 0.997. It was tuned on the same pairs it is reported on; `visage eval` on your own
 labelled pairs gives the thresholds for FMR 1e-2 and 1e-3 there.
 """
