@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from _common import REPO, data_dir, emit
 
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.media.video import VideoReader, VideoWriter
 from visage.usecases.anonymize import anonymize
 from visage.usecases.setup import init

@@ -20,8 +20,8 @@ from _common import emit, timed
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.gallery import repository as repo
 from visage.governance.consent import consent_in_force
 from visage.store.schema import SubjectRow

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from _common import data_dir, emit
 
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.usecases.evaluate import evaluate
 from visage.usecases.setup import init
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.usecases.enroll import enroll
 from visage.usecases.profile import ProfileChanges, set_profile
 from visage.usecases.setup import init

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_app
 from visage.api.app import create_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance.access import Role
 from visage.usecases.keys import create_key
 

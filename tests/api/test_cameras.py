@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from tests.api.conftest import auth
 from tests.conftest import make_app
 from visage.api.app import create_app
-from visage.app import Visage
 from visage.cli import app as cli_app
+from visage.core import Visage
 from visage.governance.access import Role
 from visage.usecases.cameras import add_camera, list_cameras
 from visage.usecases.enroll import enroll

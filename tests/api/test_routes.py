@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import PURPOSE, auth, image
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance.access import Role
 from visage.usecases.profile import ProfileChanges, set_profile
 

@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import auth
 from visage.api.app import create_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance.access import Role
 
 ROLE_OF_TAG = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.gallery import repository as repo
 from visage.governance.consent import ConsentRecord
 from visage.store.meta import get_meta
@@ -74,8 +74,8 @@ def test_answers_are_reused_until_a_change_then_recomputed(fresh_app: Visage) ->
 
 
 def test_time_alone_ends_an_answer(fresh_app: Visage) -> None:
-    now = datetime.now(UTC)
-    today = now.date()
+    today = datetime.now(UTC).date()
+    now = datetime.combine(today, time(12), UTC)  # noon: an hour later is still today
     add_subject(fresh_app, "Last day", make_consent("a", ["door"], expires_on=today))
     withdrawal = now + timedelta(hours=1)
     with fresh_app.store.session() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.gallery import repository as repo
 from visage.gallery.live import CACHE_FILE, JOURNAL_FILE
 from visage.store.schema import SubjectRow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.gallery import repository as repo
 from visage.governance.consent import ConsentRecord
 from visage.usecases.subjects import make_consent

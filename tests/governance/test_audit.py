@@ -15,8 +15,8 @@ import pytest
 
 from tests.cli_runner import run
 from tests.conftest import make_app
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.governance import audit, signing, witness
 from visage.governance.audit_ops import DetectAudit
 from visage.store.db import DB_FILE

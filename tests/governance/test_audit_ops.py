@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance import audit
 from visage.governance.access import Role
 from visage.governance.audit_ops import (

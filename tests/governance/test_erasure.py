@@ -17,8 +17,8 @@ from sqlalchemy import select
 from tests.api.conftest import auth
 from tests.conftest import make_app
 from visage.api.app import create_app
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.governance.access import Role
 from visage.governance.erasure import ErasureCertificate
 from visage.store.schema import SubjectRow, TemplateRow
@@ -141,7 +141,7 @@ def test_an_old_backup_cannot_be_read_after_erasure(
 
 KILLER = """
 import sys
-from visage.app import Visage
+from visage.core import Visage
 from visage.config import Settings
 from visage.usecases.erase import erase
 app = Visage(Settings(home=sys.argv[1]))

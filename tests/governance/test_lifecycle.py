@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from tests.cli_runner import run
 from tests.conftest import make_app
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.usecases import audit_log, report, retention
 from visage.usecases.enroll import enroll
 from visage.usecases.evaluate import evaluate

@@ -13,8 +13,8 @@ from typer.testing import CliRunner, Result
 
 from tests.conftest import make_app
 from visage.api.app import create_app
-from visage.app import Visage
 from visage.cli import app as cli_app
+from visage.core import Visage
 from visage.errors import VisageError
 from visage.governance.access import (
     POLICY,

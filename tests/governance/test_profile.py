@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import make_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import VisageError
 from visage.governance.profile import DeploymentProfile, GateError, Jurisdiction
 from visage.usecases.identify import identify

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import InputError
 from visage.media.blur import BlurMode, MaskShape
 from visage.media.redact import RedactOptions

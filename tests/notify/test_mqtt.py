@@ -15,7 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import make_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.usecases.enroll import enroll
 from visage.usecases.subjects import add_subject, make_consent
 from visage.usecases.watch import WatchOptions, watch

@@ -24,8 +24,8 @@ from sqlalchemy import select
 from tests.cli_runner import run
 from tests.conftest import make_app
 from visage.api.app import create_app
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.governance import audit, signing, witness
 from visage.governance.access import Role
 from visage.store.db import DB_FILE

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_app
 from visage.api.app import create_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import MasterKeyError
 from visage.gallery import repository as repo
 from visage.governance.access import Role

@@ -24,8 +24,8 @@ from sqlalchemy import select
 from tests.api.conftest import auth
 from tests.conftest import DATA, make_app
 from visage.api.app import create_app
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.gallery import repository as repo
 from visage.gallery.live import CACHE_FILE, INDEX_KEY, JOURNAL_FILE
 from visage.governance import review as gov

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from visage.api.app import create_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance import review as review_gov
 from visage.governance.access import Role
 from visage.store.schema import ReviewRow

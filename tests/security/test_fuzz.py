@@ -26,7 +26,7 @@ from PIL import Image
 
 from tests.conftest import DATA, make_app
 from visage.api.app import create_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import InputError
 from visage.governance.access import Role
 from visage.media.image import decode_image

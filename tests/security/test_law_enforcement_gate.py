@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from tests.api.conftest import auth
 from visage.api.app import create_app
-from visage.app import Visage
 from visage.cli import app as cli_app
+from visage.core import Visage
 from visage.errors import VisageError
 from visage.governance.access import Role
 from visage.governance.audit import Actor

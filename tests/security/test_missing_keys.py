@@ -17,8 +17,8 @@ import pytest
 
 from tests.cli_runner import run
 from tests.conftest import make_app
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
 from visage.governance.erasure import KeyMaterialMissingError, record_intent

@@ -24,8 +24,8 @@ from tests.api.conftest import auth
 from tests.conftest import make_app
 from tests.governance.test_review import Receiver
 from visage.api.app import create_app
-from visage.app import Visage
 from visage.cli import app as cli_app
+from visage.core import Visage
 from visage.governance.access import Role
 from visage.store.schema import AuditEntryRow, EventRow, ReviewRow
 from visage.usecases.keys import create_key

@@ -30,8 +30,8 @@ from PIL import Image
 from tests.conftest import make_app
 from visage.api.app import create_app
 from visage.api.uploads import FRAMING
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.errors import ImageTooLargeError
 from visage.governance.access import Role
 from visage.media.image import decode_image

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.errors import MasterKeyError
 from visage.store import crypto
 

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conftest import PEOPLE_PURPOSE
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.usecases.identify import identify
 from visage.usecases.verify import verify
 

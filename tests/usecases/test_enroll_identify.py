@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import PEOPLE_PURPOSE
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import ConsentError, InputError, NotFoundError
 from visage.store.schema import ConsentRow
 from visage.usecases.enroll import enroll

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import make_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.store.schema import EventRow
 from visage.usecases.enroll import enroll
 from visage.usecases.subjects import add_subject, make_consent

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance.audit import Actor
 from visage.governance.profile import GateError
 from visage.media.tracking import Track

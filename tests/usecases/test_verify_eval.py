@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import FaceNotFoundError, InputError
 from visage.usecases.evaluate import evaluate, read_pairs, threshold_for_fmr
 from visage.usecases.verify import verify

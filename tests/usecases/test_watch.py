@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import make_app
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import InputError
 from visage.store.schema import EventRow, ReviewRow, TemplateRow
 from visage.usecases import audit_log

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.vision.dlib_format import DlibFormatError, read_dlib_net
 from visage.vision.embed import DlibEmbedder, OnnxEmbedder
 

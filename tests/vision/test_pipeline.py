@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import ModelMissingError
 from visage.vision.detect import ScalePolicy
 from visage.vision.model import package_file

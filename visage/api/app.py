@@ -17,7 +17,7 @@ from visage.api.deps import RateLimiter
 from visage.api.metrics import Metrics
 from visage.api.routers import admin, audit, cameras, health, recognition, reviews, subjects
 from visage.api.scheduler import Housekeeping
-from visage.app import Visage
+from visage.core import Visage
 from visage.usecases.cameras import supervisor as camera_supervisor
 
 log = logging.getLogger("visage.access")

@@ -16,7 +16,7 @@ from visage.api.problems import RateLimitedError
 from visage.api.uploads import read_form as read_form
 from visage.api.uploads import read_images as read_images
 from visage.api.uploads import read_upload as read_upload
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance import access
 from visage.governance.access import Principal, UseCase
 from visage.usecases import keys as keys_uc

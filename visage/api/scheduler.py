@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance.audit import Actor
 from visage.usecases import audit_log as audit_uc
 from visage.usecases import retention as retention_uc

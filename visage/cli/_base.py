@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from visage.app import Visage
 from visage.config import Settings
+from visage.core import Visage
 from visage.errors import VisageError
 
 app = typer.Typer(

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from visage.app import Visage
 from visage.cli._base import JsonFlag, _core, _emit_json, _Exit, app, err, guarded, out, subject_app
+from visage.core import Visage
 from visage.errors import VisageError
 from visage.governance import signing
 from visage.governance.access import Principal, UseCase, authorize

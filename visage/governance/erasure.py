@@ -170,7 +170,7 @@ class AuditAppender(Protocol):
 
 @dataclass(frozen=True)
 class Eraser:
-    """Everything an erasure touches. Built by the app (and, before the store is handed
+    """Everything an erasure touches. Built by the core (and, before the store is handed
     out, by the store opening), so that the steps live here and nowhere else."""
 
     store: Store

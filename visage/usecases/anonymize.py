@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import InputError
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import AnonymizeAudit
@@ -61,7 +61,7 @@ def _recogniser(matcher: PurposeMatcher) -> tuple[Recognise, set[str]]:
 
 
 def anonymize(
-    app: Visage,
+    core: Visage,
     source: Path,
     output: Path,
     *,
@@ -87,7 +87,7 @@ def anonymize(
     seen: set[str] = set()
     if keep_enrolled and purpose:
         matcher = PurposeMatcher(
-            app, purpose, actor, MatchOperation.anonymize, authorisation_ref=authorisation_ref
+            core, purpose, actor, MatchOperation.anonymize, authorisation_ref=authorisation_ref
         )
         matcher.check_gate()
         purpose, authorisation_ref = matcher.purpose, matcher.authorisation_ref
@@ -98,13 +98,13 @@ def anonymize(
     suffix = source.suffix.lower()
     out_suffix = output.suffix.lower()
     if suffix in IMAGE_SUFFIXES or (suffix not in VIDEO_SUFFIXES and out_suffix in IMAGE_SUFFIXES):
-        report = _image(app, source, output, options, recognise)
+        report = _image(core, source, output, options, recognise)
     else:
-        report = _video(app, source, output, options, recognise, codec, crf, progress)
+        report = _video(core, source, output, options, recognise, codec, crf, progress)
     report.seconds = round(time.perf_counter() - started, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds else 0.0
-    with app.store.session() as session:
-        app.audit(
+    with core.store.session() as session:
+        core.audit(
             session,
             actor,
             AnonymizeAudit(
@@ -121,12 +121,12 @@ def anonymize(
 
 
 def _image(
-    app: Visage, source: Path, output: Path, options: RedactOptions, recognise: Recognise | None
+    core: Visage, source: Path, output: Path, options: RedactOptions, recognise: Recognise | None
 ) -> AnonymizeReport:
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise InputError(f"{output}: write an image as one of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    pixels = app.load_image(source).pixels.copy()
-    detections = app.analyzer.detector.detect(pixels, options.threshold)
+    pixels = core.load_image(source).pixels.copy()
+    detections = core.analyzer.detector.detect(pixels, options.threshold)
     keep = [
         d
         for d in detections
@@ -160,7 +160,7 @@ def _image(
 
 
 def _video(
-    app: Visage,
+    core: Visage,
     source: Path,
     output: Path,
     options: RedactOptions,
@@ -172,7 +172,9 @@ def _video(
     tmp = output.with_name(f".{output.stem}.part{output.suffix}")
     with VideoReader(str(source), keep_audio=True) as reader:
         info = reader.info
-        redactor = VideoRedactor(app.analyzer.detector, info.width, info.height, options, recognise)
+        redactor = VideoRedactor(
+            core.analyzer.detector, info.width, info.height, options, recognise
+        )
         writer = VideoWriter(tmp, reader, codec=codec, crf=crf)
         frames = 0
         try:

@@ -10,54 +10,54 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance import audit, signing, witness
 from visage.governance.audit import AuditEntry, Checkpoint, VerifyReport
 from visage.governance.witness import Witness, WitnessError
 from visage.store.schema import AuditCheckpointRow, AuditEntryRow
 
 
-def witness_path(app: Visage) -> Path:
+def witness_path(core: Visage) -> Path:
     """``audit_witness``, else ``witness/audit-head.json`` in the data dir."""
-    return app.witness_path
+    return core.witness_path
 
 
-def witness_head(app: Visage, head: Checkpoint) -> None:
+def witness_head(core: Visage, head: Checkpoint) -> None:
     """Write a newly signed head to the witness file and send it to the webhooks."""
-    app.witness_head(head)
+    core.witness_head(head)
 
 
-def signing_key_path(app: Visage) -> Path:
-    return app.settings.signing_key_file or app.home / signing.SIGNING_KEY_FILE
+def signing_key_path(core: Visage) -> Path:
+    return core.settings.signing_key_file or core.home / signing.SIGNING_KEY_FILE
 
 
-def pin_signing_key(app: Visage, session: Session) -> str:
+def pin_signing_key(core: Visage, session: Session) -> str:
     """At ``init``: pin the signing key's fingerprint in the meta table and in the witness
     file; refuse a key file that is not the one pinned before."""
-    signer = app.signer
+    signer = core.signer
     pinned = audit.pinned_fingerprint(session)
     if pinned is not None and pinned != signer.fingerprint:
         raise WitnessError(
-            f"signing key {signing_key_path(app)} (key id {signer.key_id}) is not the key "
+            f"signing key {signing_key_path(core)} (key id {signer.key_id}) is not the key "
             f"pinned at init ({pinned[:16]}); restore the right key file"
         )
     audit.pin_key(session, signer.fingerprint)
-    witness.ensure(witness_path(app), signer.public_raw)
+    witness.ensure(witness_path(core), signer.public_raw)
     return signer.fingerprint
 
 
-def verify(app: Visage, public_key: bytes | None = None) -> VerifyReport:
+def verify(core: Visage, public_key: bytes | None = None) -> VerifyReport:
     """Check the chain against a pinned key (``public_key`` if given, else the fingerprint
     recorded at ``init``) and the head witnessed outside the database. A signing key file
     that is not the pinned key fails: the key on disk is never trusted by itself."""
-    path = witness_path(app)
+    path = witness_path(core)
     try:
         seen = witness.read(path)  # before the database: the witness may only lag behind it
         problem = None
     except WitnessError as exc:
         seen, problem = None, exc.message
-    disk = signing.load_existing(signing_key_path(app))
-    with app.store.session() as session:
+    disk = signing.load_existing(signing_key_path(core))
+    with core.store.session() as session:
         if problem is not None:
             return _refused(session, problem)
         pinned = audit.pinned_fingerprint(session)
@@ -73,7 +73,7 @@ def verify(app: Visage, public_key: bytes | None = None) -> VerifyReport:
             audit.pin_key(session, pinned)
             seen = seen or witness.ensure(path, first)
         trusted = signing.fingerprint(public_key) if public_key else pinned
-        problem = _key_problem(app, trusted, pinned, seen, disk)
+        problem = _key_problem(core, trusted, pinned, seen, disk)
         key = _trusted_key(trusted, public_key, seen, disk)
         if problem is not None or key is None:
             return _refused(
@@ -86,14 +86,14 @@ def verify(app: Visage, public_key: bytes | None = None) -> VerifyReport:
             session,
             key,
             witnessed=seen.head if seen else None,
-            checkpoint_every=app.settings.audit_checkpoint_every,
+            checkpoint_every=core.settings.audit_checkpoint_every,
         )
         report.pinned_now = pinned_now
         return report
 
 
 def _key_problem(
-    app: Visage,
+    core: Visage,
     trusted: str,
     pinned: str,
     seen: Witness | None,
@@ -103,12 +103,12 @@ def _key_problem(
     if pinned != trusted:
         return f"the key pinned at init ({pinned[:16]}) is not the key given ({short})"
     if seen is None:
-        return f"the audit witness {witness_path(app)} is missing (deleted?)"
+        return f"the audit witness {witness_path(core)} is missing (deleted?)"
     if seen.key_fingerprint != trusted:
         return f"the audit witness pins another key ({seen.key_fingerprint[:16]}, not {short})"
     if disk is not None and disk.fingerprint != trusted:
         return (
-            f"signing key {signing_key_path(app)} (key id {disk.key_id}) is not the pinned "
+            f"signing key {signing_key_path(core)} (key id {disk.key_id}) is not the pinned "
             f"key ({short}): it was replaced"
         )
     return None
@@ -136,14 +136,14 @@ def _refused(session: Session, problem: str) -> VerifyReport:
 
 
 def entries(
-    app: Visage,
+    core: Visage,
     *,
     since: datetime | None = None,
     after_seq: int = 0,
     operation: str | None = None,
     limit: int | None = None,
 ) -> list[AuditEntry]:
-    with app.store.session() as session:
+    with core.store.session() as session:
         return list(
             audit.entries(
                 session, since=since, after_seq=after_seq, operation=operation, limit=limit
@@ -151,11 +151,11 @@ def entries(
         )
 
 
-def export_lines(app: Visage, since: datetime | None = None) -> Iterator[str]:
+def export_lines(core: Visage, since: datetime | None = None) -> Iterator[str]:
     """JSON Lines: every entry, then every checkpoint (``"checkpoint": true``) and purge
     marker (``"purge": true``), so that an auditor can re-check the chain and the signatures
     outside Visage."""
-    with app.store.session() as session:
+    with core.store.session() as session:
         for entry in audit.entries(session, since=since):
             yield entry.model_dump_json()
         for cp in audit.checkpoints(session):
@@ -164,16 +164,16 @@ def export_lines(app: Visage, since: datetime | None = None) -> Iterator[str]:
             yield '{"purge": true, ' + marker.model_dump_json()[1:]
 
 
-def checkpoint(app: Visage) -> Checkpoint | None:
+def checkpoint(core: Visage) -> Checkpoint | None:
     """Sign the head now (the scheduler does this on every run). If it is already signed,
     make sure the witness has it (a witness write that failed earlier is made good)."""
-    with app.store.session() as session:
-        cp = audit.checkpoint(session, app.signer, partial(witness_head, app))
+    with core.store.session() as session:
+        cp = audit.checkpoint(session, core.signer, partial(witness_head, core))
         newest = None if cp is not None else audit.newest_checkpoint(session)
     if newest is not None:
-        witness_head(app, newest)
+        witness_head(core, newest)
     return cp
 
 
-def public_key_pem(app: Visage) -> str:
-    return app.signer.public_pem
+def public_key_pem(core: Visage) -> str:
+    return core.signer.public_pem

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import NotFoundError, VisageError
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import CameraCreateAudit, CameraDeleteAudit, CameraUpdateAudit
@@ -81,30 +81,30 @@ class CameraOut(BaseModel):
     status: CameraStatus
 
 
-def _source_key(app: Visage) -> bytes:
+def _source_key(core: Visage) -> bytes:
     """A key of its own for camera sources, derived from the master key."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"visage camera source")
-    return hkdf.derive(app.master_key)
+    return hkdf.derive(core.master_key)
 
 
-def _seal(app: Visage, camera_id: str, source: str) -> bytes:
-    return crypto.seal(_source_key(app), source.encode(), b"camera-source:" + camera_id.encode())
+def _seal(core: Visage, camera_id: str, source: str) -> bytes:
+    return crypto.seal(_source_key(core), source.encode(), b"camera-source:" + camera_id.encode())
 
 
-def camera_source(app: Visage, row: CameraRow) -> str:
+def camera_source(core: Visage, row: CameraRow) -> str:
     """The camera's real source URL, credentials included (for FFmpeg only)."""
     if row.source_sealed is None:
         return row.source
     ad = b"camera-source:" + row.id.encode()
-    return crypto.open_sealed(_source_key(app), row.source_sealed, ad).decode()
+    return crypto.open_sealed(_source_key(core), row.source_sealed, ad).decode()
 
 
-def seal_plaintext_sources(app: Visage, session: Session) -> int:
+def seal_plaintext_sources(core: Visage, session: Session) -> int:
     """Upgrade step: seal the source of every camera stored before sealing existed and keep
     only its masked form in clear. Returns how many rows were sealed."""
     rows = list(session.scalars(select(CameraRow).where(CameraRow.source_sealed.is_(None))))
     for row in rows:
-        row.source_sealed = _seal(app, row.id, row.source)
+        row.source_sealed = _seal(core, row.id, row.source)
         row.source = mask_source(row.source)
     return len(rows)
 
@@ -245,7 +245,7 @@ def _out(row: CameraRow, supervisor: CameraSupervisor) -> CameraOut:
 
 
 def add_camera(
-    app: Visage,
+    core: Visage,
     name: str,
     source: str,
     purpose: str,
@@ -255,7 +255,7 @@ def add_camera(
     """Add a camera. The source must pass the allow-list; it is stored sealed."""
     source = check_camera_source(source)
     purpose = normalise_purpose(purpose)
-    with app.store.session() as session:
+    with core.store.session() as session:
         if session.scalar(select(CameraRow).where(CameraRow.name == name)) is not None:
             raise VisageError(f"a camera named {name!r} exists already")
         camera_id = uuid.uuid4().hex
@@ -263,63 +263,63 @@ def add_camera(
             id=camera_id,
             name=name,
             source=mask_source(source),
-            source_sealed=_seal(app, camera_id, source),
+            source_sealed=_seal(core, camera_id, source),
             purpose=purpose,
             enabled=enabled,
             created_at=datetime.now(UTC),
         )
         session.add(row)
-        app.audit(
+        core.audit(
             session,
             actor or Actor.local(),
             CameraCreateAudit(
                 purpose=purpose, camera=name, source=mask_source(source), enabled=enabled
             ),
         )
-    cameras = supervisor(app)
+    cameras = supervisor(core)
     cameras.refresh()
-    with app.store.session() as session:
+    with core.store.session() as session:
         return _out(session.get(CameraRow, row.id) or row, cameras)
 
 
-def list_cameras(app: Visage) -> list[CameraOut]:
+def list_cameras(core: Visage) -> list[CameraOut]:
     """Every camera with its worker's status in this process."""
-    cameras = supervisor(app)
-    with app.store.session() as session:
-        seal_plaintext_sources(app, session)
+    cameras = supervisor(core)
+    with core.store.session() as session:
+        seal_plaintext_sources(core, session)
         rows = session.scalars(select(CameraRow).order_by(CameraRow.created_at))
         return [_out(r, cameras) for r in rows]
 
 
 def set_enabled(
-    app: Visage,
+    core: Visage,
     camera_id: str,
     enabled: bool,
     actor: Actor | None = None,
 ) -> CameraOut:
-    with app.store.session() as session:
+    with core.store.session() as session:
         row = session.get(CameraRow, camera_id)
         if row is None:
             raise NotFoundError(f"no camera {camera_id}")
         row.enabled = enabled
-        app.audit(
+        core.audit(
             session, actor or Actor.local(), CameraUpdateAudit(camera=row.name, enabled=enabled)
         )
-    cameras = supervisor(app)
+    cameras = supervisor(core)
     cameras.refresh()
-    with app.store.session() as session:
+    with core.store.session() as session:
         return _out(session.get(CameraRow, camera_id), cameras)  # type: ignore[arg-type]
 
 
 def delete_camera(
-    app: Visage,
+    core: Visage,
     camera_id: str,
     actor: Actor | None = None,
 ) -> None:
-    with app.store.session() as session:
+    with core.store.session() as session:
         row = session.get(CameraRow, camera_id)
         if row is None:
             raise NotFoundError(f"no camera {camera_id}")
         session.delete(row)
-        app.audit(session, actor or Actor.local(), CameraDeleteAudit(camera=row.name))
-    supervisor(app).refresh()
+        core.audit(session, actor or Actor.local(), CameraDeleteAudit(camera=row.name))
+    supervisor(core).refresh()

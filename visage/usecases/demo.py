@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import InputError
 from visage.governance.consent import LegalBasis
 from visage.usecases import audit_log
@@ -51,14 +51,14 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> DemoReport:
+def demo(core: Visage, data: Path, step: Callable[[str], None] | None = None) -> DemoReport:
     people, scenes = data / "people", data / "scenes"
     if not people.is_dir() or not scenes.is_dir():
         raise InputError(f"{data}: expected folders people/ and scenes/ (see shared/faces)")
-    if get_profile(app).identification_refusal() is not None:
+    if get_profile(core).identification_refusal() is not None:
         # The demo data dir holds public test images only; its profile says so.
-        set_profile(app, ProfileChanges(dpia_ref=DEMO_DPIA))
-    existing = {s.name: s for s in list_subjects(app)}
+        set_profile(core, ProfileChanges(dpia_ref=DEMO_DPIA))
+    existing = {s.name: s for s in list_subjects(core)}
     templates, rejected = 0, []
     for folder in sorted(p for p in people.iterdir() if p.is_dir()):
         name = folder.name.replace("_", " ").title()
@@ -71,21 +71,21 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
             existing[name].id
             if name in existing
             else add_subject(
-                app,
+                core,
                 name,
                 make_consent(
                     f"test-data:people/{folder.name}", [DEMO_PURPOSE], LegalBasis.research.value
                 ),
             ).id
         )
-        report = enroll(app, subject_id, _images(folder))
+        report = enroll(core, subject_id, _images(folder))
         templates += len(report.enrolled)
         rejected += [f"{r.image}: {r.reason}" for r in report.rejected]
     matches = []
     for scene in _images(scenes):
         if step:
             step(f"identifying {scene.name}")
-        result = identify(app, scene, DEMO_PURPOSE)
+        result = identify(core, scene, DEMO_PURPOSE)
         for face in result.faces:
             best = face.candidates[0] if face.candidates else None
             matches.append(
@@ -101,15 +101,15 @@ def demo(app: Visage, data: Path, step: Callable[[str], None] | None = None) -> 
     if video.is_file():
         if step:
             step(f"anonymising {video.name}")
-        anonymized = app.home / "demo-anonymized.mp4"
-        anonymize(app, video, anonymized)
+        anonymized = core.home / "demo-anonymized.mp4"
+        anonymize(core, video, anonymized)
     if step:
         step("writing the transparency report")
-    published = app.home / "transparency.html"
-    published.write_text(render_transparency(transparency(app), ReportFormat.html))
-    check = audit_log.verify(app)
+    published = core.home / "transparency.html"
+    published.write_text(render_transparency(transparency(core), ReportFormat.html))
+    check = audit_log.verify(core)
     return DemoReport(
-        subjects=len(list_subjects(app)),
+        subjects=len(list_subjects(core)),
         templates=templates,
         rejected=rejected,
         matches=matches,

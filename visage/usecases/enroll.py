@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel
 
-from visage.app import ImageInput, Visage
+from visage.core import ImageInput, Visage
 from visage.errors import ConsentError, VisageError
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
@@ -68,47 +68,47 @@ def check_enrolable(faces: list[Face], min_face_px: int) -> Face:
 
 
 def enroll(
-    app: Visage,
+    core: Visage,
     subject_id: str,
     images: Sequence[ImageInput],
     progress: Callable[[int], None] | None = None,
     actor: Actor | None = None,
 ) -> EnrollReport:
     report = EnrollReport(subject_id=subject_id, enrolled=[], rejected=[])
-    with app.store.session() as session:
+    with core.store.session() as session:
         subject = repo.get_subject(session, subject_id)
         if not repo.has_valid_consent(subject):
             raise ConsentError(f"subject {subject_id} has no valid consent record; cannot enrol")
     for i, image in enumerate(images):
         label = _label(image, i)
         try:
-            loaded = app.load_image(image)
-            face = check_enrolable(app.analyzer.analyze(loaded.pixels), app.settings.min_face_px)
+            loaded = core.load_image(image)
+            face = check_enrolable(core.analyzer.analyze(loaded.pixels), core.settings.min_face_px)
             assert face.embedding is not None
-            with app.store.session() as session:
+            with core.store.session() as session:
                 subject = repo.get_subject(session, subject_id)
                 template_id = repo.add_template(
                     session,
-                    app.keyring,
+                    core.keyring,
                     subject,
                     face.embedding,
-                    model_id=app.analyzer.model_id,
+                    model_id=core.analyzer.model_id,
                     quality=face.quality.score,
                 )
                 version = repo.gallery_version(session)
-                app.audit(
+                core.audit(
                     session,
                     actor or Actor.local(),
                     EnrollAudit(
                         subject_id=subject_id,
                         template_id=template_id,
                         input_sha256=loaded.sha256,
-                        model=app.analyzer.model_fingerprint(),
+                        model=core.analyzer.model_fingerprint(),
                         quality=round(face.quality.score, 3),
                         gallery=repo.gallery_digest(session),
                     ),
                 )
-            app.gallery.added(subject_id, face.embedding, version)
+            core.gallery.added(subject_id, face.embedding, version)
             report.enrolled.append(
                 Enrolled(image=label, template_id=template_id, quality=round(face.quality.score, 3))
             )

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import InputError, VisageError
 from visage.gallery.matching import calibrate_array
 from visage.store.db import DB_FILE
@@ -83,13 +83,13 @@ def read_pairs(path: Path) -> list[Pair]:
 
 
 def embed_images(
-    app: Visage, root: Path, names: list[str], progress: ProgressFn | None = None
+    core: Visage, root: Path, names: list[str], progress: ProgressFn | None = None
 ) -> dict[str, NDArray[np.float32] | None]:
     out: dict[str, NDArray[np.float32] | None] = {}
     for i, name in enumerate(names):
         try:
-            loaded = app.load_image(root / name)
-            face = primary_face(app.analyzer.analyze(loaded.pixels), loaded.width, loaded.height)
+            loaded = core.load_image(root / name)
+            face = primary_face(core.analyzer.analyze(loaded.pixels), loaded.width, loaded.height)
             out[name] = None if face is None else face.embedding
         except VisageError:
             out[name] = None
@@ -110,7 +110,7 @@ def threshold_for_fmr(impostor: NDArray[np.float64], target: float) -> float:
 
 
 def evaluate(
-    app: Visage,
+    core: Visage,
     pairs_csv: Path,
     root: Path,
     plot: Path | None = None,
@@ -119,7 +119,7 @@ def evaluate(
     started = time.perf_counter()
     pairs = read_pairs(pairs_csv)
     names = sorted({p.a for p in pairs} | {p.b for p in pairs})
-    vectors = embed_images(app, root, names, progress)
+    vectors = embed_images(core, root, names, progress)
     same = np.array([p.same for p in pairs])
     acquired = np.array([vectors[p.a] is not None and vectors[p.b] is not None for p in pairs])
     cos = np.array(
@@ -130,7 +130,7 @@ def evaluate(
         dtype=np.float32,
     )
     scores = calibrate_array(cos)
-    threshold = app.threshold
+    threshold = core.threshold
     match = acquired & (scores >= threshold)
     correct = (match == same) & acquired
     imp_scores = scores[acquired & ~same]
@@ -173,7 +173,7 @@ def evaluate(
         draw_det(gen_scores, imp_scores, threshold, plot)
         report.plot = str(plot)
     report.seconds = round(time.perf_counter() - started, 2)
-    remember(app, report, pairs_csv)
+    remember(core, report, pairs_csv)
     return report
 
 
@@ -189,21 +189,21 @@ class StoredEvaluation(BaseModel):
     report: EvalReport
 
 
-def remember(app: Visage, report: EvalReport, pairs_csv: Path) -> None:
+def remember(core: Visage, report: EvalReport, pairs_csv: Path) -> None:
     """Keep the figures in the data dir, if there is one (eval also runs without)."""
-    if not (app.home / DB_FILE).is_file():
+    if not (core.home / DB_FILE).is_file():
         return
     stored = StoredEvaluation(
         measured_at=datetime.now(UTC),
         dataset=str(pairs_csv),
-        model=app.analyzer.model_fingerprint(),
+        model=core.analyzer.model_fingerprint(),
         report=report,
     )
-    with app.store.session() as session:
+    with core.store.session() as session:
         put_meta(session, LAST_EVALUATION, stored.model_dump_json().encode())
 
 
-def last_evaluation(app: Visage) -> StoredEvaluation | None:
-    with app.store.session() as session:
+def last_evaluation(core: Visage) -> StoredEvaluation | None:
+    with core.store.session() as session:
         value = get_meta(session, LAST_EVALUATION)
     return None if value is None else StoredEvaluation.model_validate_json(value)

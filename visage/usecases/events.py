@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance.access import ForbiddenError, Principal, Role
 from visage.governance.events import list_events
 
@@ -42,7 +42,7 @@ def visible_purposes(viewer: Principal | None) -> frozenset[str] | None:
 
 
 def events(
-    app: Visage,
+    core: Visage,
     *,
     viewer: Principal | None = None,
     subject_id: str | None = None,
@@ -52,7 +52,7 @@ def events(
 ) -> list[EventOut]:
     """Events newest first, limited to what ``viewer`` may see (None: the local user)."""
     purposes = visible_purposes(viewer)
-    with app.store.session() as session:
+    with core.store.session() as session:
         rows = list_events(
             session,
             subject_id=subject_id,

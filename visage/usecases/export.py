@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance import audit
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import ExportAudit
@@ -74,11 +74,11 @@ def _dump(data: Any) -> str:
 
 
 def build_export(
-    app: Visage, subject_id: str, actor: Actor | None = None
+    core: Visage, subject_id: str, actor: Actor | None = None
 ) -> tuple[bytes, ExportSummary]:
-    detail = show_subject(app, subject_id)  # NotFoundError for an unknown id
-    keys = app.keyring
-    with app.store.session() as session:
+    detail = show_subject(core, subject_id)  # NotFoundError for an unknown id
+    keys = core.keyring
+    with core.store.session() as session:
         events = [
             {
                 "id": e.id,
@@ -142,8 +142,8 @@ def build_export(
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, content in files.items():
             zf.writestr(zipfile.ZipInfo(name, date_time=stamp), content)
-    with app.store.session() as session:
-        app.audit(
+    with core.store.session() as session:
+        core.audit(
             session,
             actor or Actor.local(),
             ExportAudit(
@@ -163,8 +163,10 @@ def build_export(
     return buffer.getvalue(), summary
 
 
-def export_to(app: Visage, subject_id: str, out: Path, actor: Actor | None = None) -> ExportSummary:
-    data, summary = build_export(app, subject_id, actor)
+def export_to(
+    core: Visage, subject_id: str, out: Path, actor: Actor | None = None
+) -> ExportSummary:
+    data, summary = build_export(core, subject_id, actor)
     tmp = out.with_name(out.name + ".part")
     tmp.write_bytes(data)
     tmp.replace(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from visage.app import ImageInput, Visage
+from visage.core import ImageInput, Visage
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import DetectAudit
 from visage.vision.types import Face
@@ -67,11 +67,11 @@ def primary_face(faces: list[Face], width: int, height: int) -> Face | None:
     return min((f for f in faces if f.detection.box.area >= largest / 2), key=off_centre)
 
 
-def detect(app: Visage, image: ImageInput, actor: Actor | None = None) -> DetectResult:
-    loaded = app.load_image(image)
-    faces = app.analyzer.analyze(loaded.pixels, embed=False)
-    with app.store.session() as session:
-        app.audit(
+def detect(core: Visage, image: ImageInput, actor: Actor | None = None) -> DetectResult:
+    loaded = core.load_image(image)
+    faces = core.analyzer.analyze(loaded.pixels, embed=False)
+    with core.store.session() as session:
+        core.audit(
             session,
             actor or Actor.local(),
             DetectAudit(input_sha256=loaded.sha256, faces=len(faces)),

@@ -20,7 +20,7 @@ from enum import StrEnum
 import numpy as np
 from pydantic import BaseModel, Field
 
-from visage.app import ImageInput, Visage
+from visage.core import ImageInput, Visage
 from visage.gallery import repository as repo
 from visage.governance import review as review_gov
 from visage.governance.access import owner_of
@@ -65,7 +65,7 @@ class IdentifyResult(BaseModel):
 
 
 def identify(
-    app: Visage,
+    core: Visage,
     image: ImageInput,
     purpose: str,
     actor: Actor | None = None,
@@ -73,7 +73,7 @@ def identify(
     authorisation_ref: str | None = None,
 ) -> IdentifyResult:
     matcher = PurposeMatcher(
-        app,
+        core,
         purpose,
         actor or Actor.local(),
         MatchOperation.identify,
@@ -81,17 +81,17 @@ def identify(
     )
     matcher.check_gate()
     purpose, actor, watchlist = matcher.purpose, matcher.actor, matcher.watchlist
-    loaded = app.load_image(image)
-    faces = app.analyzer.analyze(loaded.pixels)
+    loaded = core.load_image(image)
+    faces = core.analyzer.analyze(loaded.pixels)
     out: list[IdentifiedFace] = []
     if faces:
         queries = np.vstack([f.embedding for f in faces if f.embedding is not None])
-        found = matcher.candidates(queries, app.settings.top_k)
+        found = matcher.candidates(queries, core.settings.top_k)
         names: dict[str, str] = {}
         if not watchlist:  # a watchlist candidate's name is opened only on release
-            with app.store.session() as session:
+            with core.store.session() as session:
                 wanted = {m.subject_id for face_hits in found for m in face_hits}
-                names = repo.subject_names(session, app.keyring, wanted)
+                names = repo.subject_names(session, core.keyring, wanted)
         for face, face_hits in zip(faces, found, strict=True):
             candidates = [
                 Candidate(
@@ -103,19 +103,19 @@ def identify(
             ]
             out.append(IdentifiedFace(box=face.detection.box.as_list(), candidates=candidates))
     matched = [i for i, f in enumerate(out) if f.candidates]
-    with app.store.session() as session:
+    with core.store.session() as session:
         matched_subjects = []
         for i in matched:
             best = out[i].candidates[0]
             if watchlist:
                 item = review_gov.open_review(
                     session,
-                    app.keyring,
+                    core.keyring,
                     review_gov.Candidate(
                         subject_id=best.subject_id,
                         purpose=purpose,
                         score=best.score,
-                        threshold=app.threshold,
+                        threshold=core.threshold,
                         quality=round(faces[i].quality.score, 3),
                         source="identify",
                         requested_by=actor.id,
@@ -144,14 +144,14 @@ def identify(
                 )
                 out[i].status = MatchStatus.match
                 matched_subjects.append(best.subject_id)
-        app.audit(
+        core.audit(
             session,
             actor,
             IdentifyAudit(
                 purpose=purpose,
                 input_sha256=loaded.sha256,
-                model=app.analyzer.model_fingerprint(),
-                threshold=app.threshold,
+                model=core.analyzer.model_fingerprint(),
+                threshold=core.threshold,
                 gallery=repo.gallery_digest(session),
                 faces=len(out),
                 matches=len(matched),
@@ -161,4 +161,4 @@ def identify(
                 authorisation_ref=matcher.authorisation_ref,
             ),
         )
-    return IdentifyResult(purpose=purpose, threshold=app.threshold, faces=out)
+    return IdentifyResult(purpose=purpose, threshold=core.threshold, faces=out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance import access
 from visage.governance.access import KeyCreated, KeyInfo, Principal, Role
 from visage.governance.audit import Actor
@@ -31,7 +31,7 @@ class NewKey(BaseModel):
 
 
 def create_key(
-    app: Visage,
+    core: Visage,
     role: Role,
     purposes: list[str],
     name: str = "",
@@ -39,9 +39,9 @@ def create_key(
     *,
     owner: str = "",
 ) -> KeyCreated:
-    with app.store.session() as session:
+    with core.store.session() as session:
         created = access.create_key(session, role, purposes, name, owner)
-        app.audit(
+        core.audit(
             session,
             actor or Actor.local(),
             KeyCreateAudit(
@@ -54,28 +54,28 @@ def create_key(
         return created
 
 
-def list_keys(app: Visage) -> list[KeyInfo]:
-    with app.store.session() as session:
+def list_keys(core: Visage) -> list[KeyInfo]:
+    with core.store.session() as session:
         return access.list_keys(session)
 
 
-def revoke_key(app: Visage, key_id: str, actor: Actor | None = None) -> KeyInfo:
-    with app.store.session() as session:
+def revoke_key(core: Visage, key_id: str, actor: Actor | None = None) -> KeyInfo:
+    with core.store.session() as session:
         info = access.revoke_key(session, key_id)
-        app.audit(session, actor or Actor.local(), KeyRevokeAudit(key_id=key_id))
+        core.audit(session, actor or Actor.local(), KeyRevokeAudit(key_id=key_id))
         return info
 
 
-def authenticate(app: Visage, token: str | None) -> Principal:
-    with app.store.session() as session:
+def authenticate(core: Visage, token: str | None) -> Principal:
+    with core.store.session() as session:
         return access.authenticate(session, token)
 
 
-def bootstrap_admin(app: Visage) -> KeyCreated | None:
+def bootstrap_admin(core: Visage) -> KeyCreated | None:
     """A first admin key when none exists (printed once by ``visage serve``)."""
-    with app.store.session() as session:
+    with core.store.session() as session:
         if access.has_keys(session, Role.admin):
             return None
         created = access.create_key(session, Role.admin, [], name="first admin (created at start)")
-        app.audit(session, Actor.system(), KeyCreateAudit(key_id=created.id, key_role=Role.admin))
+        core.audit(session, Actor.system(), KeyCreateAudit(key_id=created.id, key_role=Role.admin))
         return created

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import AuditOp, refused

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import VisageError
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import ProfileSetAudit
@@ -49,18 +49,18 @@ class ProfileChanges(BaseModel):
     )
 
 
-def get_profile(app: Visage) -> DeploymentProfile:
-    with app.store.session() as session:
+def get_profile(core: Visage) -> DeploymentProfile:
+    with core.store.session() as session:
         value = get_meta(session, PROFILE_KEY)
     return DeploymentProfile() if value is None else DeploymentProfile.model_validate_json(value)
 
 
 def set_profile(
-    app: Visage, changes: ProfileChanges, actor: Actor | None = None
+    core: Visage, changes: ProfileChanges, actor: Actor | None = None
 ) -> DeploymentProfile:
     """Apply ``changes`` to the stored profile and audit which fields changed."""
     given = changes.model_dump(exclude_none=True)
-    current = get_profile(app).model_dump()
+    current = get_profile(core).model_dump()
     current.update({k: (None if v == "" else v) for k, v in given.items()})
     try:
         profile = DeploymentProfile.model_validate(current)
@@ -69,9 +69,9 @@ def set_profile(
         raise VisageError(
             f"invalid profile: {'.'.join(map(str, first['loc']))}: {first['msg']}"
         ) from exc
-    with app.store.session() as session:
+    with core.store.session() as session:
         put_meta(session, PROFILE_KEY, profile.model_dump_json().encode())
-        app.audit(
+        core.audit(
             session,
             actor or Actor.local(),
             ProfileSetAudit(changed=sorted(given), profile=profile.model_dump(mode="json")),

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from visage import __version__
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance import audit
 from visage.governance.reports import TransparencyFigures, render_html, transparency_figures
 from visage.store.schema import ApiKeyRow, ConsentRow
@@ -42,11 +42,11 @@ class TransparencyReport(BaseModel):
     figures: TransparencyFigures
 
 
-def transparency(app: Visage, since: datetime | None = None) -> TransparencyReport:
-    with app.store.session() as session:
+def transparency(core: Visage, since: datetime | None = None) -> TransparencyReport:
+    with core.store.session() as session:
         figures = transparency_figures(audit.entries(session, since=since))
-    check = audit_log.verify(app)  # pinned key and witnessed head, as `audit verify`
-    profile = get_profile(app)
+    check = audit_log.verify(core)  # pinned key and witnessed head, as `audit verify`
+    profile = get_profile(core)
     generated_at = datetime.now(UTC)
     facts = {
         "period": f"{since.date() if since else 'start of log'} to {generated_at.date()}",
@@ -54,7 +54,7 @@ def transparency(app: Visage, since: datetime | None = None) -> TransparencyRepo
         "jurisdiction": profile.jurisdiction.value,
         "DPIA reference": profile.dpia_ref or "none (1:N is off)",
         "audit log": "intact" if check.ok else f"BROKEN: {check.problem}",
-        "audit signing key": app.signer.key_id,
+        "audit signing key": core.signer.key_id,
         "generated": generated_at.isoformat(timespec="seconds"),
     }
     return TransparencyReport(
@@ -74,8 +74,8 @@ def render_transparency(report: TransparencyReport, fmt: ReportFormat) -> str:
     return report.model_dump_json(indent=2) + "\n"
 
 
-def _purposes(app: Visage) -> dict[str, list[str]]:
-    with app.store.session() as session:
+def _purposes(core: Visage) -> dict[str, list[str]]:
+    with core.store.session() as session:
         consented = sorted({p for c in session.scalars(select(ConsentRow)) for p in c.purposes})
         keyed = sorted(
             {
@@ -88,8 +88,8 @@ def _purposes(app: Visage) -> dict[str, list[str]]:
     return {"consented": consented, "authorised_for_api_keys": keyed}
 
 
-def _retention(app: Visage) -> dict[str, str]:
-    s = app.settings
+def _retention(core: Visage) -> dict[str, str]:
+    s = core.settings
     return {
         "match events": f"{s.retention_events_days} days",
         "review items and probe crops": f"{s.retention_reviews_days} days",
@@ -114,16 +114,16 @@ SAFEGUARDS = [
 ]
 
 
-def processing_record(app: Visage) -> dict[str, Any]:
+def processing_record(core: Visage) -> dict[str, Any]:
     """The record of processing activities (GDPR Art. 30(1)), filled from the settings and
     the deployment profile; fields the system cannot know are marked for the controller."""
-    profile = get_profile(app)
+    profile = get_profile(core)
     todo = "(to be completed by the controller)"
     return {
         "title": "Record of processing activities — face recognition (Visage)",
         "controller": profile.controller or todo,
         "data_protection_officer": profile.dpo_contact or todo,
-        "purposes": _purposes(app),
+        "purposes": _purposes(core),
         "watchlist_purposes": profile.watchlist_purposes,
         "categories_of_data_subjects": [
             "enrolled subjects who gave a consent record (or another Art. 9(2) basis)",
@@ -137,9 +137,11 @@ def processing_record(app: Visage) -> dict[str, Any]:
             "probe face crops for two-person review (watchlist purposes only)",
         ],
         "recipients": "none outside the controller; webhooks receive subject ids only"
-        + (f" ({len(app.settings.webhook_urls)} configured)" if app.settings.webhook_urls else ""),
+        + (
+            f" ({len(core.settings.webhook_urls)} configured)" if core.settings.webhook_urls else ""
+        ),
         "third_country_transfers": "none: processing is local, models are bundled",
-        "retention": _retention(app),
+        "retention": _retention(core),
         "security_measures": SAFEGUARDS,
         "legal_framework": {
             "jurisdiction": profile.jurisdiction.value,
@@ -153,10 +155,10 @@ def processing_record(app: Visage) -> dict[str, Any]:
     }
 
 
-def dpia_pack(app: Visage) -> dict[str, Any]:
+def dpia_pack(core: Visage) -> dict[str, Any]:
     """The facts a DPIA (GDPR Art. 35) needs, as measured on this installation."""
-    profile = get_profile(app)
-    evaluation = last_evaluation(app)
+    profile = get_profile(core)
+    evaluation = last_evaluation(core)
     accuracy: dict[str, Any]
     if evaluation is None:
         accuracy = {
@@ -177,10 +179,10 @@ def dpia_pack(app: Visage) -> dict[str, Any]:
             "failures_to_acquire": r.failures_to_acquire,
             "operating_points": [p.model_dump() for p in r.operating_points],
         }
-    check = audit_log.verify(app)
+    check = audit_log.verify(core)
     return {
         "title": "DPIA facts pack — face recognition (Visage)",
-        "purposes": _purposes(app),
+        "purposes": _purposes(core),
         "watchlist_purposes": profile.watchlist_purposes,
         "profile": profile.model_dump(mode="json"),
         "gates": {
@@ -188,13 +190,13 @@ def dpia_pack(app: Visage) -> dict[str, Any]:
             "live_identification_refusal": profile.identification_refusal(live=True),
         },
         "threshold": {
-            "value": app.threshold,
-            "calibrated_default": app.settings.match_threshold is None,
+            "value": core.threshold,
+            "calibrated_default": core.settings.match_threshold is None,
         },
         "accuracy": accuracy,
-        "retention": _retention(app),
+        "retention": _retention(core),
         "safeguards": SAFEGUARDS,
         "audit": check.model_dump(),
-        "model": app.analyzer.model_fingerprint(),
+        "model": core.analyzer.model_fingerprint(),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.gallery import repository as repo
 from visage.governance import audit
 from visage.governance.audit import Actor
@@ -30,11 +30,11 @@ class RetentionReport(BaseModel):
     orphan_keys_destroyed: int
 
 
-def run(app: Visage, actor: Actor | None = None, now: datetime | None = None) -> RetentionReport:
-    s = app.settings
+def run(core: Visage, actor: Actor | None = None, now: datetime | None = None) -> RetentionReport:
+    s = core.settings
     now = now or datetime.now(UTC)
     actor = actor or Actor.local()
-    with app.store.session() as session:
+    with core.store.session() as session:
         events = purge_events(session, now - timedelta(days=s.retention_events_days))
         reviews = int(
             session.execute(
@@ -57,12 +57,12 @@ def run(app: Visage, actor: Actor | None = None, now: datetime | None = None) ->
         dropped = audit.purge_before(
             session,
             cutoff,
-            signer=app.signer,
+            signer=core.signer,
             rule=f"retention_audit_days={s.retention_audit_days} (older than "
             f"{cutoff.date().isoformat()})",
         )
         known = set(session.scalars(select(SubjectRow.id)))
-    keys = app.keyring
+    keys = core.keyring
     orphans = [k for k in keys.subject_ids(older_than_s=ORPHAN_KEY_AGE_S) if k not in known]
     for key_id in orphans:
         keys.destroy(key_id)
@@ -75,8 +75,8 @@ def run(app: Visage, actor: Actor | None = None, now: datetime | None = None) ->
         subjects_without_consent=expired,
         orphan_keys_destroyed=len(orphans),
     )
-    with app.store.session() as session:
-        app.audit(
+    with core.store.session() as session:
+        core.audit(
             session,
             actor,
             RetentionPurgeAudit(
@@ -89,7 +89,7 @@ def run(app: Visage, actor: Actor | None = None, now: datetime | None = None) ->
             ),
         )
     if templates:
-        app.gallery_changed()
+        core.gallery_changed()
     if events or reviews or templates or dropped:
-        app.store.truncate_wal()
+        core.store.truncate_wal()
     return report

@@ -12,7 +12,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import NotFoundError
 from visage.gallery import repository as repo
 from visage.governance import review as gov
@@ -75,10 +75,10 @@ class Outcome(BaseModel):
     decided_at: datetime | None
 
 
-def _name(app: Visage, session: Session, subject_id: str) -> str:
+def _name(core: Visage, session: Session, subject_id: str) -> str:
     """The subject's name, opened in memory ("" once erased)."""
     subject = session.get(SubjectRow, subject_id)
-    return repo.subject_name(app.keyring, subject) if subject else ""
+    return repo.subject_name(core.keyring, subject) if subject else ""
 
 
 def _item(row: ReviewRow, name: str) -> ReviewItem:
@@ -97,23 +97,23 @@ def _item(row: ReviewRow, name: str) -> ReviewItem:
     )
 
 
-def queue(app: Visage, reviewer: Principal) -> list[ReviewItem]:
+def queue(core: Visage, reviewer: Principal) -> list[ReviewItem]:
     """Pending items this reviewer may decide, without anyone else's decision."""
-    with app.store.session() as session:
+    with core.store.session() as session:
         return [
-            _item(r, _name(app, session, r.subject_id))
+            _item(r, _name(core, session, r.subject_id))
             for r in gov.queue_for(session, reviewer.actor.id, reviewer.owner)
         ]
 
 
-def history(app: Visage, status: gov.Status | None = None) -> list[ReviewRecord]:
+def history(core: Visage, status: gov.Status | None = None) -> list[ReviewRecord]:
     """All items with decisions: for auditors (and reviewers once an item is closed)."""
-    with app.store.session() as session:
+    with core.store.session() as session:
         out = []
         for r in gov.all_items(session, status):
             out.append(
                 ReviewRecord(
-                    **_item(r, _name(app, session, r.subject_id)).model_dump(),
+                    **_item(r, _name(core, session, r.subject_id)).model_dump(),
                     status=gov.Status(r.status),
                     decided_at=r.decided_at,
                     decisions=[
@@ -125,34 +125,34 @@ def history(app: Visage, status: gov.Status | None = None) -> list[ReviewRecord]
         return out
 
 
-def show(app: Visage, review_id: str, reviewer: Principal) -> ReviewItem:
+def show(core: Visage, review_id: str, reviewer: Principal) -> ReviewItem:
     """One item, for a reviewer who may review it (not the one who asked for it)."""
-    with app.store.session() as session:
+    with core.store.session() as session:
         row = gov.get_review(session, review_id)
         gov.ensure_may_review(row, reviewer.owner)
-        return _item(row, _name(app, session, row.subject_id))
+        return _item(row, _name(core, session, row.subject_id))
 
 
-def probe(app: Visage, review_id: str, reviewer: Principal | None = None) -> bytes:
+def probe(core: Visage, review_id: str, reviewer: Principal | None = None) -> bytes:
     """The probe face crop (JPEG) of a pending or confirmed item."""
-    with app.store.session() as session:
+    with core.store.session() as session:
         row = gov.get_review(session, review_id)
         if reviewer is not None:
             gov.ensure_may_review(row, reviewer.owner)
-        data = gov.probe_of(app.keyring, row)
+        data = gov.probe_of(core.keyring, row)
     if not data:
         raise NotFoundError(f"review item {review_id} has no probe image (rejected or expired)")
     return data
 
 
 def decide(
-    app: Visage, review_id: str, reviewer: Principal, decision: gov.Decision
+    core: Visage, review_id: str, reviewer: Principal, decision: gov.Decision
 ) -> DecisionResult:
     actor = reviewer.actor
-    with app.store.session() as session:
+    with core.store.session() as session:
         row = gov.decide(session, review_id, actor.id, reviewer.owner, decision)
         released = gov.Status(row.status) is gov.Status.confirmed
-        app.audit(
+        core.audit(
             session,
             actor,
             (ReviewConfirmAudit if decision is gov.Decision.confirm else ReviewRejectAudit)(
@@ -173,18 +173,18 @@ def decide(
             "at": row.decided_at,
         }
     if released:
-        app.notifier.send("match.confirmed", payload)
+        core.notifier.send("match.confirmed", payload)
     if result.status is gov.Status.rejected:
-        app.store.scrub()  # the dropped probe crop leaves no page image in the WAL
+        core.store.scrub()  # the dropped probe crop leaves no page image in the WAL
     return result
 
 
-def outcome(app: Visage, review_id: str, actor: Actor) -> Outcome:
+def outcome(core: Visage, review_id: str, actor: Actor) -> Outcome:
     """The released identity of a confirmed item, for the actor that asked or an auditor;
     refused (409) while it is pending or after a rejection. Each read is audited."""
-    with app.store.session() as session:
+    with core.store.session() as session:
         row = gov.released(gov.get_review(session, review_id), actor.id, actor.role)
-        app.audit(
+        core.audit(
             session,
             actor,
             ReviewOutcomeAudit(purpose=row.purpose, subject_id=row.subject_id, review_id=row.id),
@@ -194,7 +194,7 @@ def outcome(app: Visage, review_id: str, actor: Actor) -> Outcome:
             status=gov.Status(row.status),
             purpose=row.purpose,
             subject_id=row.subject_id,
-            name=_name(app, session, row.subject_id),
+            name=_name(core, session, row.subject_id),
             score=row.score,
             threshold=row.threshold,
             source=row.source,

@@ -7,7 +7,7 @@ import os
 
 from pydantic import BaseModel
 
-from visage.app import KEY_CHECK, Visage
+from visage.core import KEY_CHECK, Visage
 from visage.store import crypto
 from visage.store.db import DB_FILE, open_store
 from visage.store.schema import Meta
@@ -24,20 +24,20 @@ class InitReport(BaseModel):
     witness: str
 
 
-def init(app: Visage) -> InitReport:
-    home = app.home
+def init(core: Visage) -> InitReport:
+    home = core.home
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     created = False
-    if app.settings.master_key:
-        master = crypto.parse_key(app.settings.master_key)
+    if core.settings.master_key:
+        master = crypto.parse_key(core.settings.master_key)
         key_source = "environment (VISAGE_MASTER_KEY)"
-    elif app.key_path.exists():
-        master = crypto.read_key_file(app.key_path)
-        key_source = str(app.key_path)
+    elif core.key_path.exists():
+        master = crypto.read_key_file(core.key_path)
+        key_source = str(core.key_path)
     else:
-        master = crypto.create_key_file(app.key_path)
-        key_source = str(app.key_path)
+        master = crypto.create_key_file(core.key_path)
+        key_source = str(core.key_path)
         created = True
     store = open_store(home, create=True)
     try:
@@ -48,7 +48,7 @@ def init(app: Visage) -> InitReport:
                 created = True
             else:
                 crypto.verify_key_check(master, check.value)
-            fingerprint = audit_log.pin_signing_key(app, session)
+            fingerprint = audit_log.pin_signing_key(core, session)
     finally:
         store.close()
     return InitReport(
@@ -57,5 +57,5 @@ def init(app: Visage) -> InitReport:
         key_source=key_source,
         created=created,
         signing_key_fingerprint=fingerprint,
-        witness=str(audit_log.witness_path(app)),
+        witness=str(audit_log.witness_path(core)),
     )

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import ConsentError, NotFoundError
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
@@ -121,28 +121,28 @@ def make_consent(
 
 
 def add_subject(
-    app: Visage, name: str, consent: ConsentRecord, actor: Actor | None = None
+    core: Visage, name: str, consent: ConsentRecord, actor: Actor | None = None
 ) -> SubjectCreated:
-    with app.store.session() as session:
-        subject_id = repo.create_subject(session, app.keyring, name, consent)
-        _audit_consent(app, session, actor, SubjectCreateAudit, subject_id, consent)
+    with core.store.session() as session:
+        subject_id = repo.create_subject(session, core.keyring, name, consent)
+        _audit_consent(core, session, actor, SubjectCreateAudit, subject_id, consent)
         return SubjectCreated(id=subject_id)
 
 
 def _audit_consent(
-    app: Visage,
+    core: Visage,
     session: Session,
     actor: Actor | None,
     payload: type[SubjectCreateAudit | ConsentAddAudit],
     subject_id: str,
     consent: ConsentRecord,
 ) -> None:
-    app.audit(
+    core.audit(
         session,
         actor or Actor.local(),
         payload(
             subject_id=subject_id,
-            consent_reference_hash=app.keyring.blind(REFERENCE_AUDIT, consent.reference),
+            consent_reference_hash=core.keyring.blind(REFERENCE_AUDIT, consent.reference),
             purposes=list(consent.purposes),
             legal_basis=consent.legal_basis,
             expires_on=consent.expires_on,
@@ -168,11 +168,11 @@ def _consents(keys: Keyring, row: SubjectRow) -> list[ConsentOut]:
     return out
 
 
-def list_subjects(app: Visage, name: str | None = None) -> list[SubjectOut]:
+def list_subjects(core: Visage, name: str | None = None) -> list[SubjectOut]:
     """Every subject, names opened in memory; with ``name``, only those with exactly that
     name (case and spacing aside), found through the blind index."""
-    keys = app.keyring
-    with app.store.session() as session:
+    keys = core.keyring
+    with core.store.session() as session:
         wanted = None if name is None else set(repo.find_by_name(session, keys, name))
         return [
             SubjectOut(
@@ -187,9 +187,9 @@ def list_subjects(app: Visage, name: str | None = None) -> list[SubjectOut]:
         ]
 
 
-def show_subject(app: Visage, subject_id: str) -> SubjectDetail:
-    keys = app.keyring
-    with app.store.session() as session:
+def show_subject(core: Visage, subject_id: str) -> SubjectDetail:
+    keys = core.keyring
+    with core.store.session() as session:
         row = repo.get_subject(session, subject_id)
         return SubjectDetail(
             id=row.id,
@@ -207,11 +207,11 @@ def show_subject(app: Visage, subject_id: str) -> SubjectDetail:
 
 
 def add_consent(
-    app: Visage, subject_id: str, consent: ConsentRecord, actor: Actor | None = None
+    core: Visage, subject_id: str, consent: ConsentRecord, actor: Actor | None = None
 ) -> None:
-    with app.store.session() as session:
-        repo.add_consent(session, app.keyring, subject_id, consent)
-        _audit_consent(app, session, actor, ConsentAddAudit, subject_id, consent)
+    with core.store.session() as session:
+        repo.add_consent(session, core.keyring, subject_id, consent)
+        _audit_consent(core, session, actor, ConsentAddAudit, subject_id, consent)
 
 
 class WithdrawResult(BaseModel):
@@ -224,13 +224,13 @@ class WithdrawResult(BaseModel):
 
 
 def withdraw_consent(
-    app: Visage, subject_id: str, reference: str, actor: Actor | None = None
+    core: Visage, subject_id: str, reference: str, actor: Actor | None = None
 ) -> WithdrawResult:
     """Withdraw a consent record (GDPR Art. 7(3)). When no valid consent remains, the
     subject's templates are deleted at once and they vanish from searches."""
-    with app.store.session() as session:
+    with core.store.session() as session:
         subject = repo.get_subject(session, subject_id)
-        keys = app.keyring
+        keys = core.keyring
         rows = [c for c in subject.consents if repo.consent_reference(keys, c) == reference]
         if not rows:
             raise NotFoundError(f"subject {subject_id} has no consent record {reference!r}")
@@ -243,7 +243,7 @@ def withdraw_consent(
             if repo.has_valid_consent(subject, now)
             else repo.delete_templates_of(session, subject_id)
         )
-        app.audit(
+        core.audit(
             session,
             actor or Actor.local(),
             ConsentWithdrawAudit(
@@ -253,17 +253,17 @@ def withdraw_consent(
             ),
         )
     if deleted:
-        app.gallery_changed(subject_id)
-        app.store.scrub()  # no old page image of the templates left in the WAL
+        core.gallery_changed(subject_id)
+        core.store.scrub()  # no old page image of the templates left in the WAL
     return WithdrawResult(subject_id=subject_id, reference=reference, templates_deleted=deleted)
 
 
 def delete_template(
-    app: Visage, subject_id: str, template_id: str, actor: Actor | None = None
+    core: Visage, subject_id: str, template_id: str, actor: Actor | None = None
 ) -> None:
-    with app.store.session() as session:
+    with core.store.session() as session:
         repo.delete_template(session, subject_id, template_id)
-        app.audit(
+        core.audit(
             session,
             actor or Actor.local(),
             TemplateDeleteAudit(
@@ -272,15 +272,15 @@ def delete_template(
                 gallery=repo.gallery_digest(session),
             ),
         )
-    app.gallery_changed(subject_id)
-    app.store.scrub()  # no old page image of the template left in the WAL
+    core.gallery_changed(subject_id)
+    core.store.scrub()  # no old page image of the template left in the WAL
 
 
 def rename_subject(
-    app: Visage, subject_id: str, name: str, actor: Actor | None = None
+    core: Visage, subject_id: str, name: str, actor: Actor | None = None
 ) -> SubjectDetail:
-    with app.store.session() as session:
-        repo.rename_subject(session, app.keyring, subject_id, name)
+    with core.store.session() as session:
+        repo.rename_subject(session, core.keyring, subject_id, name)
         # The audit entry says that the name changed, never what it is.
-        app.audit(session, actor or Actor.local(), SubjectRenameAudit(subject_id=subject_id))
-    return show_subject(app, subject_id)
+        core.audit(session, actor or Actor.local(), SubjectRenameAudit(subject_id=subject_id))
+    return show_subject(core, subject_id)

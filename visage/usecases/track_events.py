@@ -25,7 +25,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.governance import review as review_gov
 from visage.governance.access import owner_of
 from visage.governance.audit import Actor

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from visage.app import ImageInput, Visage
+from visage.core import ImageInput, Visage
 from visage.errors import FaceNotFoundError
 from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
@@ -20,38 +20,38 @@ class VerifyResult(BaseModel):
     threshold: float
 
 
-def main_face(app: Visage, image: ImageInput, label: str) -> tuple[Face, str]:
+def main_face(core: Visage, image: ImageInput, label: str) -> tuple[Face, str]:
     """The main face of an image and the SHA-256 of the image."""
-    loaded = app.load_image(image)
-    face = primary_face(app.analyzer.analyze(loaded.pixels), loaded.width, loaded.height)
+    loaded = core.load_image(image)
+    face = primary_face(core.analyzer.analyze(loaded.pixels), loaded.width, loaded.height)
     if face is None or face.embedding is None:
         raise FaceNotFoundError(f"{loaded.source}: no face found in {label}")
     return face, loaded.sha256
 
 
 def verify(
-    app: Visage,
+    core: Visage,
     image_a: ImageInput,
     image_b: ImageInput,
     actor: Actor | None = None,
     purpose: str | None = None,
 ) -> VerifyResult:
-    a, hash_a = main_face(app, image_a, "the first image")
-    b, hash_b = main_face(app, image_b, "the second image")
+    a, hash_a = main_face(core, image_a, "the first image")
+    b, hash_b = main_face(core, image_b, "the second image")
     assert a.embedding is not None and b.embedding is not None
     score = calibrate(float(a.embedding @ b.embedding))
     result = VerifyResult(
-        same=score >= app.threshold, score=round(score, 4), threshold=app.threshold
+        same=score >= core.threshold, score=round(score, 4), threshold=core.threshold
     )
-    with app.store.session() as session:
-        app.audit(
+    with core.store.session() as session:
+        core.audit(
             session,
             actor or Actor.local(),
             VerifyAudit(
                 purpose=purpose,
                 input_sha256=[hash_a, hash_b],
-                model=app.analyzer.model_fingerprint(),
-                threshold=app.threshold,
+                model=core.analyzer.model_fingerprint(),
+                threshold=core.threshold,
                 same=result.same,
             ),
         )

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from visage.app import Visage
+from visage.core import Visage
 from visage.errors import InputError
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
@@ -100,7 +100,7 @@ _Best = BestMatch
 class _Session:
     def __init__(self, matcher: PurposeMatcher, options: WatchOptions) -> None:
         self.matcher, self.options = matcher, options
-        self.app, self.purpose, self.actor = matcher.core, matcher.purpose, matcher.actor
+        self.core, self.purpose, self.actor = matcher.core, matcher.purpose, matcher.actor
         self.watchlist = matcher.watchlist
         self.best: dict[int, _Best] = {}
 
@@ -177,7 +177,7 @@ class _Run:
             return opened + timedelta(seconds=i / fps)
 
         redactor = VideoRedactor(
-            self.state.app.analyzer.detector,
+            self.state.core.analyzer.detector,
             info.width,
             info.height,
             o.redact or RedactOptions(),
@@ -229,7 +229,7 @@ def _audit_guard(failed: bool) -> Iterator[None]:
 
 
 def watch(
-    app: Visage,
+    core: Visage,
     source: str,
     purpose: str,
     options: WatchOptions | None = None,
@@ -245,12 +245,12 @@ def watch(
     purpose = normalise_purpose(purpose)
     live = is_live(source)
     matcher = PurposeMatcher(
-        app, purpose, actor, MatchOperation.watch, live=live, authorisation_ref=authorisation_ref
+        core, purpose, actor, MatchOperation.watch, live=live, authorisation_ref=authorisation_ref
     )
     matcher.check_gate()
     state = _Session(matcher, options)
     events = TrackEvents(
-        app,
+        core,
         purpose,
         options.camera,
         actor,
@@ -291,8 +291,8 @@ def watch(
     finally:
         if run.writer is not None:
             run.writer.close()
-        with _audit_guard(failure is not None), app.store.session() as session:
-            app.audit(
+        with _audit_guard(failure is not None), core.store.session() as session:
+            core.audit(
                 session,
                 actor,
                 WatchAudit(
@@ -306,8 +306,8 @@ def watch(
                     bystander_tracks=run.tracks - len(events.ended),
                     reconnects=backoff.count,
                     dropped_frames=run.dropped,
-                    model=app.analyzer.model_fingerprint(),
-                    threshold=app.threshold,
+                    model=core.analyzer.model_fingerprint(),
+                    threshold=core.threshold,
                     gallery=repo.gallery_digest(session),
                     authorisation_ref=matcher.authorisation_ref,
                 ),

@@ -64,7 +64,7 @@ class Visage:
         self._gallery: LiveGallery | None = None
         self._signer: signing.Signer | None = None
         self.eligibility = EligibilityCache()
-        """Who may be matched for a purpose: ``app.eligibility.get(session, purpose)``."""
+        """Who may be matched for a purpose: ``core.eligibility.get(session, purpose)``."""
         s = self.settings
         self.notifier = Notifier(s.webhook_urls, s.webhook_secret, s.mqtt_url, s.mqtt_topic)
         self._services: dict[type[Service], Service] = {}
@@ -136,7 +136,7 @@ class Visage:
         return self._store
 
     def _finish_interrupted_erasures(self, store: Store, master: bytes) -> None:
-        """Before the store is handed to anyone, and exactly once per app (under the lock):
+        """Before the store is handed to anyone, and exactly once per core (under the lock):
         finish the erasures whose intent was recorded; refuse when key files are missing
         without one (see :mod:`visage.governance.erasure`)."""
         keys = Keyring(self.home, master)
@@ -204,7 +204,7 @@ class Visage:
 
     @property
     def gallery(self) -> LiveGallery:
-        """The search index over every template, shared by all calls of this app."""
+        """The search index over every template, shared by all calls of this core."""
         if self._gallery is None:
             store = self.store
             with self._lock:
