@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,26 @@ def enrolled_app(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -
         assert report.enrolled, f"nothing enrolled for {folder.name}: {report.rejected}"
     yield app
     app.close()
+
+
+class _WebhookReceiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def receiver() -> Iterator[tuple[str, list[dict[str, object]]]]:
+    """A real webhook receiver on localhost: (its URL, the JSON bodies it received)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _WebhookReceiver)
+    received: list[dict[str, object]] = []
+    server.received = received  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()

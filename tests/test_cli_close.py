@@ -7,36 +7,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import make_app
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture()
-def receiver() -> Iterator[tuple[str, list[dict[str, object]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    received: list[dict[str, object]] = []
-    server.received = received  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_webhook_sent_by_the_last_action_of_a_cli_run_is_delivered(

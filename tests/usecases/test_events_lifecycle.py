@@ -4,13 +4,9 @@ row written), updated while they stay, closed when they leave (``event.end``).""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from tests.conftest import make_app
@@ -21,28 +17,6 @@ from visage.usecases.subjects import add_subject, make_consent
 from visage.usecases.watch import StopReason, WatchOptions, watch
 
 PURPOSE = "stage-door"
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture()
-def receiver() -> Iterator[tuple[str, list[dict[str, object]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    received: list[dict[str, object]] = []
-    server.received = received  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_an_event_starts_when_the_track_is_first_recognised(

@@ -51,6 +51,14 @@ out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document, no table.")]
+AuthorisationRef = Annotated[
+    str | None,
+    typer.Option(
+        "--authorisation-ref",
+        help="Reference of the authorisation for this search (AI Act Art. 26(10)); "
+        "required for a law-enforcement operator in a public space.",
+    ),
+]
 ImageArg = Annotated[
     Path, typer.Argument(help="Image file (JPEG, PNG, WebP, BMP, TIFF).", show_default=False)
 ]

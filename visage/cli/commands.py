@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from visage.cli._base import (
+    AuthorisationRef,
     ImageArg,
     JsonFlag,
     _core,
@@ -248,14 +249,7 @@ def identify(
             help="Why you search. Only subjects whose valid consent covers it can match.",
         ),
     ],
-    authorisation_ref: Annotated[
-        str | None,
-        typer.Option(
-            "--authorisation-ref",
-            help="Reference of the authorisation for this search (AI Act Art. 26(10)); "
-            "required for a law-enforcement operator in a public space.",
-        ),
-    ] = None,
+    authorisation_ref: AuthorisationRef = None,
     as_json: JsonFlag = False,
 ) -> None:
     """1:N: every face in IMAGE against consenting subjects. Exit 1 if nobody matched."""

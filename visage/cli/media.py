@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from visage.cli._base import JsonFlag, _core, _emit_json, app, err, guarded, out
+from visage.cli._base import AuthorisationRef, JsonFlag, _core, _emit_json, app, err, guarded, out
 from visage.media.blur import BlurMode, MaskShape
 from visage.media.redact import RedactOptions
 from visage.usecases import anonymize as anonymize_uc
@@ -68,14 +68,7 @@ def anonymize(
     purpose: Annotated[
         str | None, typer.Option("--purpose", help="Purpose for --keep-enrolled.")
     ] = None,
-    authorisation_ref: Annotated[
-        str | None,
-        typer.Option(
-            "--authorisation-ref",
-            help="Reference of the authorisation for this search (AI Act Art. 26(10)); "
-            "required for a law-enforcement operator in a public space.",
-        ),
-    ] = None,
+    authorisation_ref: AuthorisationRef = None,
     codec: Annotated[
         str | None,
         typer.Option("--codec", help="Video codec: libx264 (mp4/mkv/avi), libvpx-vp9 (webm)."),
@@ -144,14 +137,7 @@ def watch(
             "--max-reconnects", help="Give up after this many reconnects (default: never)."
         ),
     ] = None,
-    authorisation_ref: Annotated[
-        str | None,
-        typer.Option(
-            "--authorisation-ref",
-            help="Reference of the authorisation for this search (AI Act Art. 26(10)); "
-            "required for a law-enforcement operator in a public space.",
-        ),
-    ] = None,
+    authorisation_ref: AuthorisationRef = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Recognise enrolled, consenting people in a video or live stream; events only for them."""
