@@ -46,9 +46,14 @@ def data() -> Path:
 TEST_DPIA = "DPIA-TEST-2026-01"
 
 
-def make_app(home: Path, *, dpia: bool = True, **overrides: object) -> Visage:
-    """An initialised data dir; with ``dpia`` its profile allows 1:N identification."""
+def make_app(
+    home: Path, *, dpia: bool = True, models: Visage | None = None, **overrides: object
+) -> Visage:
+    """An initialised data dir; with ``dpia`` its profile allows 1:N identification. With
+    ``models``, the new core reuses that core's loaded models instead of loading its own."""
     app = Visage(Settings(home=home, **overrides))  # type: ignore[arg-type]
+    if models is not None:
+        app._analyzer = models.analyzer
     init(app)
     if dpia:
         set_profile(app, ProfileChanges(dpia_ref=TEST_DPIA))
@@ -66,8 +71,7 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Visage]:
 @pytest.fixture()
 def fresh_app(tmp_path: Path, shared_app: Visage) -> Iterator[Visage]:
     """A new empty data dir that reuses the session's loaded models."""
-    app = make_app(tmp_path / "home")
-    app._analyzer = shared_app.analyzer
+    app = make_app(tmp_path / "home", models=shared_app)
     yield app
     app.close()
 
@@ -78,8 +82,7 @@ PEOPLE_PURPOSE = "access-control"
 @pytest.fixture(scope="session")
 def enrolled_app(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> Iterator[Visage]:
     """Everyone in people/ enrolled with a consent record for ``access-control``."""
-    app = make_app(tmp_path_factory.mktemp("visage-enrolled"))
-    app._analyzer = shared_app.analyzer
+    app = make_app(tmp_path_factory.mktemp("visage-enrolled"), models=shared_app)
     for folder in sorted(p for p in (DATA / "people").iterdir() if p.is_dir()):
         consent = make_consent(f"form-{folder.name}", [PEOPLE_PURPOSE])
         subject_id = add_subject(app, folder.name, consent).id
@@ -89,24 +92,38 @@ def enrolled_app(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -
     app.close()
 
 
-class _WebhookReceiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
+class Receiver:
+    """A real webhook receiver on localhost: records the headers and body of every POST."""
 
-    def log_message(self, *args: object) -> None:
-        pass
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def messages(self) -> list[dict[str, object]]:
+        """The JSON bodies received so far, in order."""
+        return [json.loads(body) for _, body in list(self.received)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture()
-def receiver() -> Iterator[tuple[str, list[dict[str, object]]]]:
-    """A real webhook receiver on localhost: (its URL, the JSON bodies it received)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _WebhookReceiver)
-    received: list[dict[str, object]] = []
-    server.received = received  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()

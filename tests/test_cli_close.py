@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import make_app
+from tests.conftest import Receiver, make_app
 
 
 def test_a_webhook_sent_by_the_last_action_of_a_cli_run_is_delivered(
-    tmp_path: Path, receiver: tuple[str, list[dict[str, object]]]
+    tmp_path: Path, receiver: Receiver
 ) -> None:
-    url, received = receiver
+    url = receiver.url
     home = tmp_path / "home"
     make_app(home).close()  # its last audit entry (the profile) is not signed yet
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISAGE_")}
@@ -31,6 +31,6 @@ def test_a_webhook_sent_by_the_last_action_of_a_cli_run_is_delivered(
     assert r.returncode == 0, r.stderr
     head = json.loads(r.stdout)
     # The process has exited: whatever reached the receiver was delivered before exit.
-    heads = [m for m in received if m.get("type") == "audit.head"]
+    heads = [m for m in receiver.messages() if m.get("type") == "audit.head"]
     assert heads, "the queued webhook was lost when the CLI exited"
     assert heads[-1]["seq"] == head["seq"]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from visage.config import Settings
 from visage.errors import MasterKeyError
+from visage.gallery import repository
 from visage.gallery.eligibility import EligibilityCache
 from visage.gallery.live import LiveGallery, discard_cache
 from visage.gallery.matching import DEFAULT_THRESHOLD
@@ -152,13 +153,11 @@ class Visage:
     def _seal_plaintext_names(self) -> None:
         # A data dir written before names and consent references were sealed: seal them now
         # and leave no plaintext copy in the write-ahead log.
-        from visage.gallery.repository import seal_plaintext
-
         assert self._store is not None
         with self._store.session() as session:
-            sealed = seal_plaintext(session, self.keyring)
+            sealed = repository.seal_plaintext(session, self.keyring)
         if sealed:
-            self._store.truncate_wal()
+            self._store.scrub()
 
     @property
     def master_key(self) -> bytes:

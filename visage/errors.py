@@ -6,6 +6,8 @@ the CLI prints that line and exits 2, the API turns it into a 4xx problem.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class VisageError(Exception):
     """Base class: something the caller can fix. ``str(err)`` is one readable line."""
@@ -70,3 +72,12 @@ class MasterKeyMissingError(MasterKeyError):
 
 class NotInitialisedError(VisageError):
     """The data directory holds no Visage database yet."""
+
+
+def hint_from(table: Mapping[type[VisageError], str], error: VisageError) -> str | None:
+    """A door's hint for ``error``: the entry of the most specific type in ``table`` that
+    ``error`` is an instance of (each door keeps its own table, in its own syntax)."""
+    for cls in type(error).__mro__:
+        if cls in table:
+            return table[cls]
+    return None

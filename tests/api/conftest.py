@@ -19,8 +19,7 @@ PURPOSE = "access-control"
 
 @pytest.fixture(scope="module")
 def api_core(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> Iterator[Visage]:
-    core = make_app(tmp_path_factory.mktemp("api-home"))
-    core._analyzer = shared_app.analyzer
+    core = make_app(tmp_path_factory.mktemp("api-home"), models=shared_app)
     yield core
     core.close()
 

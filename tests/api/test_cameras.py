@@ -64,8 +64,7 @@ def http_clip(data: Path) -> Iterator[str]:
 def test_a_camera_is_watched_and_its_events_listed(
     tmp_path: Path, shared_app: Visage, data: Path, http_clip: str
 ) -> None:
-    core = make_app(tmp_path / "home")
-    core._analyzer = shared_app.analyzer
+    core = make_app(tmp_path / "home", models=shared_app)
     sid = add_subject(core, "Lin", make_consent("F", ["stage"])).id
     enroll(core, sid, sorted((data / "people/lin_manuel_miranda").iterdir()))
     admin = auth(create_key(core, Role.admin, [], owner="admin person").key)

@@ -344,8 +344,7 @@ def test_upload_size_limit(tmp_path: Path, shared_app: Visage, data: Path) -> No
     from visage.api.app import create_app
     from visage.usecases.keys import create_key
 
-    small = make_app(tmp_path / "small", max_bytes=10_000)
-    small._analyzer = shared_app.analyzer
+    small = make_app(tmp_path / "small", max_bytes=10_000, models=shared_app)
     key = create_key(small, Role.operator, [PURPOSE]).key
     with TestClient(create_app(small)) as c:
         r = c.post("/v1/detect", headers=auth(key), content=image(data))

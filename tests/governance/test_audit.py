@@ -33,8 +33,7 @@ def logged_home(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage, da
     """A data dir whose log holds real operations (checkpoint every 4 entries), built once
     per module: the models run here, not in every test."""
     home = tmp_path_factory.mktemp("audit-logged") / "home"
-    app = make_app(home, audit_checkpoint_every=4)
-    app._analyzer = shared_app.analyzer
+    app = make_app(home, audit_checkpoint_every=4, models=shared_app)
     sid = add_subject(app, "Joe Biden", make_consent("F-1", ["door"])).id
     enroll(app, sid, [data / "people/joe_biden/1.jpg"])
     identify(app, data / "scenes/two_people.jpg", "door")

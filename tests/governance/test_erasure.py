@@ -41,8 +41,7 @@ def _scan(home: Path, needles: list[bytes]) -> list[str]:
 def test_erasure_leaves_nothing_and_is_certified(
     tmp_path: Path, shared_app: Visage, data: Path
 ) -> None:
-    core = make_app(tmp_path / "home")
-    core._analyzer = shared_app.analyzer
+    core = make_app(tmp_path / "home", models=shared_app)
     enroller = auth(create_key(core, Role.enroller, []).key)
     operator = auth(create_key(core, Role.operator, [PURPOSE]).key)
     photos = [data / f"people/joe_biden/{i}.jpg" for i in (1, 2)]
@@ -121,11 +120,10 @@ def test_an_old_backup_cannot_be_read_after_erasure(
     from visage.usecases.erase import erase
     from visage.usecases.subjects import add_subject, make_consent
 
-    core = make_app(tmp_path / "home")
-    core._analyzer = shared_app.analyzer
+    core = make_app(tmp_path / "home", models=shared_app)
     sid = add_subject(core, NAME, make_consent("F", [PURPOSE])).id
     enroll(core, sid, [data / "people/joe_biden/1.jpg"])
-    core.store.truncate_wal()
+    core.store.scrub()
     backup = tmp_path / "backup.db"
     shutil.copy(core.home / "visage.db", backup)
     erase(core, sid)
@@ -219,8 +217,7 @@ def test_crash_after_the_key_is_destroyed_is_finished_on_restart(
     from visage.usecases.enroll import enroll
     from visage.usecases.subjects import add_subject, make_consent
 
-    core = make_app(tmp_path / "home")
-    core._analyzer = shared_app.analyzer
+    core = make_app(tmp_path / "home", models=shared_app)
     sid = add_subject(core, NAME, make_consent("F", [PURPOSE])).id
     enroll(core, sid, [data / "people/joe_biden/1.jpg"])
     with core.store.session() as session:

@@ -32,8 +32,7 @@ from visage.usecases.subjects import (
 
 @pytest.fixture()
 def app(tmp_path: Path, shared_app: Visage) -> Visage:
-    core = make_app(tmp_path / "home")
-    core._analyzer = shared_app.analyzer
+    core = make_app(tmp_path / "home", models=shared_app)
     return core
 
 

@@ -32,8 +32,7 @@ def test_rules() -> None:
 def test_new_install_refuses_identify_but_verifies(
     tmp_path: Path, shared_app: Visage, data: Path
 ) -> None:
-    app = make_app(tmp_path / "h", dpia=False)
-    app._analyzer = shared_app.analyzer
+    app = make_app(tmp_path / "h", dpia=False, models=shared_app)
     with pytest.raises(GateError, match="DPIA"):
         identify(app, data / "scenes/two_people.jpg", "door")
     assert verify(app, data / "people/joe_biden/1.jpg", data / "people/joe_biden/2.jpg").same

@@ -5,16 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import auth
-from tests.conftest import make_app
+from tests.conftest import Receiver, make_app
 from visage.api.app import create_app
 from visage.core import Visage
 from visage.governance.access import Role
@@ -25,35 +23,14 @@ WATCH = "wanted"
 SECRET = "s3cret-for-tests"
 
 
-class Receiver:
-    """A real HTTP server that records what the webhooks POST."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture()
 def setup(
     tmp_path: Path, shared_app: Visage, data: Path
 ) -> Iterator[tuple[TestClient, dict[str, dict[str, str]], Receiver, Visage]]:
     receiver = Receiver()
-    core = make_app(tmp_path / "home", webhook_urls=[receiver.url], webhook_secret=SECRET)
-    core._analyzer = shared_app.analyzer
+    core = make_app(
+        tmp_path / "home", webhook_urls=[receiver.url], webhook_secret=SECRET, models=shared_app
+    )
     set_profile(core, ProfileChanges(watchlist_purposes=[WATCH]))
     keys = {
         "enroller": auth(create_key(core, Role.enroller, []).key),

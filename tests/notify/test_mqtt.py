@@ -51,8 +51,12 @@ def test_watch_events_are_published(
     listener.connect("127.0.0.1", broker)
     listener.subscribe("doors/#", qos=1)
     listener.loop_start()
-    app = make_app(tmp_path / "home", mqtt_url=f"mqtt://127.0.0.1:{broker}", mqtt_topic="doors")
-    app._analyzer = shared_app.analyzer
+    app = make_app(
+        tmp_path / "home",
+        mqtt_url=f"mqtt://127.0.0.1:{broker}",
+        mqtt_topic="doors",
+        models=shared_app,
+    )
     sid = add_subject(app, "Lin", make_consent("F", ["stage"])).id
     enroll(app, sid, sorted((data / "people/lin_manuel_miranda").iterdir()))
     report = watch(

@@ -45,8 +45,7 @@ EVERY = 4
 def pristine(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage, data: Path) -> Path:
     """A data dir with 10 entries of real operations, built once; tests attack copies."""
     home = tmp_path_factory.mktemp("audit-pristine") / "home"
-    app = make_app(home, audit_checkpoint_every=EVERY)
-    app._analyzer = shared_app.analyzer
+    app = make_app(home, audit_checkpoint_every=EVERY, models=shared_app)
     sid = add_subject(app, "Joe Biden", make_consent("F-1", ["door"])).id
     enroll(app, sid, [data / "people/joe_biden/1.jpg"])
     identify(app, data / "scenes/two_people.jpg", "door")

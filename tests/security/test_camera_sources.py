@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import auth
 from tests.conftest import make_app
 from visage.api.app import create_app
 from visage.core import Visage
@@ -33,10 +34,6 @@ PASSWORD = "Pw9s3cretQZX"
 TOKEN = "TokQ7abcXJ24"
 API_KEY = "KeyM3zzLW81v"
 SECRET_URL = f"rtsp://cam-user:{PASSWORD}@127.0.0.1:1/live?token={TOKEN}&Api_Key={API_KEY}&ch=2"
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def _closed_port() -> int:
@@ -71,15 +68,14 @@ class _Server:
 
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> Iterator[Visage]:
-    app = make_app(tmp_path_factory.mktemp("camera-sources"))
-    app._analyzer = shared_app.analyzer
+    app = make_app(tmp_path_factory.mktemp("camera-sources"), models=shared_app)
     yield app
     app.close()
 
 
 @pytest.fixture(scope="module")
 def admin(core: Visage) -> dict[str, str]:
-    return _auth(create_key(core, Role.admin, [], owner="admin person").key)
+    return auth(create_key(core, Role.admin, [], owner="admin person").key)
 
 
 @pytest.fixture(scope="module")

@@ -67,8 +67,7 @@ def populated(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> P
     """Two subjects enrolled through the API (Ada twice, Bob once), built once: the index
     cache and its journal exist, the sealed templates are in the database."""
     home = tmp_path_factory.mktemp("deletions") / "home"
-    core = make_app(home)
-    core._analyzer = shared_app.analyzer
+    core = make_app(home, models=shared_app)
     enroller = auth(create_key(core, Role.enroller, []).key)
     operator = auth(create_key(core, Role.operator, [PURPOSE]).key)
     with TestClient(

@@ -170,8 +170,7 @@ def test_decoder_raises_only_input_errors(data: bytes) -> None:
 def fuzz_client(
     tmp_path_factory: pytest.TempPathFactory, shared_app: Visage
 ) -> Iterator[tuple[TestClient, dict[str, str], dict[str, str], str]]:
-    core = make_app(tmp_path_factory.mktemp("fuzz-home"), max_pixels=MAX_PIXELS)
-    core._analyzer = shared_app.analyzer
+    core = make_app(tmp_path_factory.mktemp("fuzz-home"), max_pixels=MAX_PIXELS, models=shared_app)
     operator = {"X-API-Key": create_key(core, Role.operator, [PURPOSE]).key}
     enroller = {"X-API-Key": create_key(core, Role.enroller, []).key}
     subject = add_subject(core, "Fuzz Target", make_consent("F-FUZZ", [PURPOSE])).id

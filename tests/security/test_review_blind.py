@@ -21,8 +21,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from tests.api.conftest import auth
-from tests.conftest import make_app
-from tests.governance.test_review import Receiver
+from tests.conftest import Receiver, make_app
 from visage.api.app import create_app
 from visage.cli import app as cli_app
 from visage.core import Visage
@@ -52,8 +51,9 @@ def _key(core: Visage, role: Role, owner: str, purposes: list[str] | None = None
 @pytest.fixture()
 def w(tmp_path: Path, shared_app: Visage, data: Path) -> Iterator[World]:
     receiver = Receiver()
-    core = make_app(tmp_path / "home", webhook_urls=[receiver.url], webhook_secret="s")
-    core._analyzer = shared_app.analyzer
+    core = make_app(
+        tmp_path / "home", webhook_urls=[receiver.url], webhook_secret="s", models=shared_app
+    )
     set_profile(core, ProfileChanges(watchlist_purposes=[WATCH]))
     tokens = {
         "enroller": _key(core, Role.enroller, "Erin"),

@@ -27,6 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.api.conftest import auth
 from tests.conftest import make_app
 from visage.api.app import create_app
 from visage.api.uploads import FRAMING
@@ -43,14 +44,9 @@ SMALL = 200_000
 """The byte limit of the ``small`` data dir."""
 
 
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> Iterator[Visage]:
-    app = make_app(tmp_path_factory.mktemp("uploads-home"))
-    app._analyzer = shared_app.analyzer
+    app = make_app(tmp_path_factory.mktemp("uploads-home"), models=shared_app)
     yield app
     app.close()
 
@@ -72,8 +68,7 @@ def client(core: Visage) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> Iterator[Visage]:
-    app = make_app(tmp_path_factory.mktemp("small-home"), max_bytes=SMALL)
-    app._analyzer = shared_app.analyzer
+    app = make_app(tmp_path_factory.mktemp("small-home"), max_bytes=SMALL, models=shared_app)
     yield app
     app.close()
 
@@ -364,8 +359,7 @@ def test_every_model_route_is_rate_limited_per_key(core: Visage, keys: dict[Role
 
 
 def test_rate_limit_is_a_setting(tmp_path: Path, shared_app: Visage) -> None:
-    limited = make_app(tmp_path / "limited", rate_limit_per_minute=1)
-    limited._analyzer = shared_app.analyzer
+    limited = make_app(tmp_path / "limited", rate_limit_per_minute=1, models=shared_app)
     key = auth(create_key(limited, Role.operator, [PURPOSE]).key)
     with TestClient(create_app(limited, housekeeping=False, watch_cameras=False)) as c:
         for route in ("/v1/detect", f"/v1/identify?purpose={PURPOSE}"):

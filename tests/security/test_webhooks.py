@@ -10,28 +10,14 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
 
+from tests.conftest import Receiver
 from visage.notify import Notifier
 from visage.notify.webhooks import SIGNATURE_HEADER
 
 SECRET = "webhook-test-secret"
-
-
-class _Good(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[bytes, str]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append((body, self.headers.get(SIGNATURE_HEADER, "")))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def _garbage_server() -> tuple[socket.socket, threading.Thread]:
@@ -57,24 +43,24 @@ def _garbage_server() -> tuple[socket.socket, threading.Thread]:
 
 
 @pytest.fixture()
-def receivers() -> Iterator[tuple[str, str]]:
-    _Good.received = []
-    good = ThreadingHTTPServer(("127.0.0.1", 0), _Good)
-    threading.Thread(target=good.serve_forever, daemon=True).start()
+def receivers() -> Iterator[tuple[str, Receiver]]:
+    good = Receiver()
     bad, _ = _garbage_server()
-    yield f"http://127.0.0.1:{bad.getsockname()[1]}/hook", f"http://127.0.0.1:{good.server_port}/"
-    good.shutdown()
+    yield f"http://127.0.0.1:{bad.getsockname()[1]}/hook", good
+    good.close()
     bad.close()
 
 
-def test_a_broken_receiver_never_stops_delivery_to_the_others(receivers: tuple[str, str]) -> None:
-    bad_url, good_url = receivers
-    notifier = Notifier([bad_url, good_url], SECRET)
+def test_a_broken_receiver_never_stops_delivery_to_the_others(
+    receivers: tuple[str, Receiver],
+) -> None:
+    bad_url, good = receivers
+    notifier = Notifier([bad_url, good.url], SECRET)
     notifier.webhooks.backoff_s = 0.01
     for n in range(3):
         notifier.send("event", {"subject_id": f"s{n}"})
     notifier.flush(10)
-    assert len(_Good.received) == 3
+    assert len(good.received) == 3
     stats = {r.url: r.stats for r in notifier.webhooks.receivers}
     assert stats[bad_url].failed == 3 and stats[bad_url].delivered == 0
     assert stats[bad_url].errors  # each failed attempt was counted by its kind
@@ -82,19 +68,20 @@ def test_a_broken_receiver_never_stops_delivery_to_the_others(receivers: tuple[s
     # still alive after the failures: a fourth message gets through too
     notifier.send("event", {"subject_id": "s3"})
     notifier.flush(10)
-    assert len(_Good.received) == 4
+    assert len(good.received) == 4
     notifier.close()
 
 
-def test_every_message_carries_a_signed_id_and_time(receivers: tuple[str, str]) -> None:
-    _, good_url = receivers
-    notifier = Notifier([good_url], SECRET)
+def test_every_message_carries_a_signed_id_and_time(receivers: tuple[str, Receiver]) -> None:
+    _, good = receivers
+    notifier = Notifier([good.url], SECRET)
     before = datetime.now(UTC)
     notifier.send("match.confirmed", {"review_id": "r1"})
     notifier.send("match.confirmed", {"review_id": "r1"})
     notifier.flush(10)
     ids = set()
-    for body, signature in _Good.received:
+    for headers, body in good.received:
+        signature = headers[SIGNATURE_HEADER]
         expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(signature, expected)  # id and time are inside the MAC
         message = json.loads(body)

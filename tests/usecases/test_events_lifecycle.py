@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.conftest import make_app
+from tests.conftest import Receiver, make_app
 from visage.core import Visage
 from visage.store.schema import EventRow
 from visage.usecases.enroll import enroll
@@ -23,11 +23,10 @@ def test_an_event_starts_when_the_track_is_first_recognised(
     tmp_path: Path,
     shared_app: Visage,
     data: Path,
-    receiver: tuple[str, list[dict[str, object]]],
+    receiver: Receiver,
 ) -> None:
-    url, received = receiver
-    core = make_app(tmp_path / "home", webhook_urls=[url])
-    core._analyzer = shared_app.analyzer
+    url = receiver.url
+    core = make_app(tmp_path / "home", webhook_urls=[url], models=shared_app)
     sid = add_subject(core, "Lin Manuel", make_consent("F-1", [PURPOSE])).id
     assert enroll(core, sid, sorted((data / "people/lin_manuel_miranda").iterdir())).enrolled
 
@@ -39,7 +38,7 @@ def test_an_event_starts_when_the_track_is_first_recognised(
         with core.store.session() as session:
             for row in session.scalars(select(EventRow)):
                 first_seen.setdefault(row.id, (n, row.ended_at, row.frames))
-        if any(m["type"] == "event.start" for m in list(received)):
+        if any(m["type"] == "event.start" for m in receiver.messages()):
             starts_seen_at.append(n)
 
     report = watch(
@@ -65,7 +64,7 @@ def test_an_event_starts_when_the_track_is_first_recognised(
     assert starts_seen_at and starts_seen_at[0] < report.frames
 
     # start, then updates, then end, for the same event id; ids only, never a name.
-    messages = [m for m in received if str(m["type"]).startswith("event.")]
+    messages = [m for m in receiver.messages() if str(m["type"]).startswith("event.")]
     mine = [m for m in messages if m["event_id"] == event.event_id]
     kinds = [m["type"] for m in mine]
     assert kinds[0] == "event.start" and kinds[-1] == "event.end", kinds
@@ -73,5 +72,5 @@ def test_an_event_starts_when_the_track_is_first_recognised(
     assert "event.update" in kinds
     assert all(m["subject_id"] == sid and m["camera"] == "door" for m in mine)
     assert mine[-1]["frames"] == event.frames
-    assert "Lin" not in json.dumps(received)
+    assert "Lin" not in json.dumps(receiver.messages())
     core.close()

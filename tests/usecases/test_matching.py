@@ -43,8 +43,7 @@ Recogniser = Callable[[Path], list[str | None]]
 
 
 def _core(tmp_path: Path, shared_app: Visage, *, dpia: bool = True) -> Visage:
-    core = make_app(tmp_path / "home", dpia=dpia)
-    core._analyzer = shared_app.analyzer
+    core = make_app(tmp_path / "home", dpia=dpia, models=shared_app)
     return core
 
 

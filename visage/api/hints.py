@@ -6,7 +6,7 @@ The core's messages name no door's syntax; this table is the API's own (the CLI 
 
 from __future__ import annotations
 
-from visage.errors import VisageError
+from visage.errors import VisageError, hint_from
 from visage.governance.access import (
     KeyOwnerRequiredError,
     KeyPurposeRequiredError,
@@ -31,8 +31,4 @@ HINTS: dict[type[VisageError], str] = {
 
 
 def hint_for(error: VisageError) -> str | None:
-    """The hint of the most specific known type ``error`` is an instance of."""
-    for cls in type(error).__mro__:
-        if cls in HINTS:
-            return HINTS[cls]
-    return None
+    return hint_from(HINTS, error)

@@ -7,7 +7,7 @@ own table (:mod:`visage.api.hints`).
 
 from __future__ import annotations
 
-from visage.errors import MasterKeyMissingError, NotInitialisedError, VisageError
+from visage.errors import MasterKeyMissingError, NotInitialisedError, VisageError, hint_from
 from visage.governance.access import (
     KeyOwnerRequiredError,
     KeyPurposeRequiredError,
@@ -35,8 +35,4 @@ HINTS: dict[type[VisageError], str] = {
 
 
 def hint_for(error: VisageError) -> str | None:
-    """The hint of the most specific known type ``error`` is an instance of."""
-    for cls in type(error).__mro__:
-        if cls in HINTS:
-            return HINTS[cls]
-    return None
+    return hint_from(HINTS, error)

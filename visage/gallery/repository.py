@@ -51,29 +51,30 @@ def _reference_aad(subject_id: str, consent_id: str) -> bytes:
     return f"consent-reference:{subject_id}:{consent_id}".encode()
 
 
-def subject_name(keys: Keyring, row: SubjectRow) -> str:
-    """The subject's name, opened in memory. ``""`` once their key is destroyed (an erasure
-    in progress); the plaintext column only for a row not yet sealed."""
-    if row.name_sealed is None:
-        return row.name
+def _open_or_blank(keys: Keyring, subject_id: str, sealed: bytes, aad: bytes) -> str:
+    """A sealed text field opened in memory; ``""`` once the subject's key is destroyed
+    (an erasure in progress)."""
     try:
-        key = keys.get(row.id)
+        key = keys.get(subject_id)
     except KeyDestroyedError:
         return ""
-    return crypto.open_sealed(key, row.name_sealed, _name_aad(row.id)).decode()
+    return crypto.open_sealed(key, sealed, aad).decode()
+
+
+def subject_name(keys: Keyring, row: SubjectRow) -> str:
+    """The subject's name, opened in memory; the plaintext column only for a row not yet
+    sealed."""
+    if row.name_sealed is None:
+        return row.name
+    return _open_or_blank(keys, row.id, row.name_sealed, _name_aad(row.id))
 
 
 def consent_reference(keys: Keyring, row: ConsentRow) -> str:
     """The consent record's reference (proof of consent), opened in memory."""
     if row.reference_sealed is None:
         return row.reference
-    try:
-        key = keys.get(row.subject_id)
-    except KeyDestroyedError:
-        return ""
-    return crypto.open_sealed(
-        key, row.reference_sealed, _reference_aad(row.subject_id, row.id)
-    ).decode()
+    aad = _reference_aad(row.subject_id, row.id)
+    return _open_or_blank(keys, row.subject_id, row.reference_sealed, aad)
 
 
 def _seal_name(keys: Keyring, key: bytes, row: SubjectRow, name: str) -> None:

@@ -133,10 +133,6 @@ class Store:
             attempts=attempt,
         )
 
-    def truncate_wal(self) -> ScrubResult:
-        """Alias of :meth:`scrub` (kept for callers that only want the log cut)."""
-        return self.scrub()
-
     def close(self) -> None:
         self.engine.dispose()
 

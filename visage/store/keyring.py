@@ -40,6 +40,8 @@ REFERENCE_INDEX = "visage-consent-reference-index"
 """HKDF label of the key of ``consents.reference_index``."""
 REFERENCE_AUDIT = "visage-consent-reference-audit"
 """HKDF label of the key that hashes consent references in audit entries."""
+CAMERA_SOURCE = "visage camera source"
+"""HKDF label of the key that seals camera source URLs (``cameras.source_sealed``)."""
 
 
 def derive_key(master: bytes, label: str) -> bytes:

@@ -26,8 +26,6 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,6 +39,7 @@ from visage.governance.profile import GateError
 from visage.media.sources import check_camera_source, mask_source, scrub
 from visage.media.video import SourceOpenError, StreamError
 from visage.store import crypto
+from visage.store.keyring import CAMERA_SOURCE, derive_key
 from visage.store.schema import CameraRow
 from visage.usecases.watch import WatchOptions, watch
 
@@ -83,20 +82,22 @@ class CameraOut(BaseModel):
 
 def _source_key(core: Visage) -> bytes:
     """A key of its own for camera sources, derived from the master key."""
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"visage camera source")
-    return hkdf.derive(core.master_key)
+    return derive_key(core.master_key, CAMERA_SOURCE)
+
+
+def _source_aad(camera_id: str) -> bytes:
+    return b"camera-source:" + camera_id.encode()
 
 
 def _seal(core: Visage, camera_id: str, source: str) -> bytes:
-    return crypto.seal(_source_key(core), source.encode(), b"camera-source:" + camera_id.encode())
+    return crypto.seal(_source_key(core), source.encode(), _source_aad(camera_id))
 
 
 def camera_source(core: Visage, row: CameraRow) -> str:
     """The camera's real source URL, credentials included (for FFmpeg only)."""
     if row.source_sealed is None:
         return row.source
-    ad = b"camera-source:" + row.id.encode()
-    return crypto.open_sealed(_source_key(core), row.source_sealed, ad).decode()
+    return crypto.open_sealed(_source_key(core), row.source_sealed, _source_aad(row.id)).decode()
 
 
 def seal_plaintext_sources(core: Visage, session: Session) -> int:

@@ -91,5 +91,5 @@ def run(core: Visage, actor: Actor | None = None, now: datetime | None = None) -
     if templates:
         core.gallery_changed()
     if events or reviews or templates or dropped:
-        core.store.truncate_wal()
+        core.store.scrub()
     return report
