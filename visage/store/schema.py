@@ -102,6 +102,9 @@ class TemplateRow(Base):
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     quality: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reference: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The aligned face crop (JPEG) the template was made from, sealed with the subject's
+    data key: what a reviewer compares a probe with. Not the enrolment photo."""
     subject: Mapped[SubjectRow] = relationship(back_populates="templates")
 
 
@@ -239,3 +242,53 @@ class CameraRow(Base):
     purpose: Mapped[str] = mapped_column(String(64))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UserRow(Base):
+    """A named person who signs in to the web console, with one role (and, for an
+    operator, the purposes it may use). The password is kept as an argon2id hash; the TOTP
+    secret, when set, is sealed with the master key."""
+
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    purposes: Mapped[list[str]] = mapped_column(JSON)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WebSessionRow(Base):
+    """A signed-in browser: the SHA-256 of its session token (the token lives only in the
+    HttpOnly cookie), its CSRF token and when it was last used (idle timeout)."""
+
+    __tablename__ = "web_sessions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SignInFailureRow(Base):
+    """A failed sign-in, kept a short while for throttling (by name and by client)."""
+
+    __tablename__ = "sign_in_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class HaltRow(Base):
+    """An active stop of 1:N processing (AI Act Art. 14(4)(e)): ``all``, ``camera:<name>``
+    or ``purpose:<purpose>``. Deleted when processing is explicitly resumed."""
+
+    __tablename__ = "halts"
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
