@@ -56,6 +56,13 @@ class AuditOp(StrEnum):
     retention_purge = "retention.purge"
     key_create = "key.create"
     key_revoke = "key.revoke"
+    user_create = "user.create"
+    user_update = "user.update"
+    user_disable = "user.disable"
+    sign_in = "sign_in"
+    sign_out = "sign_out"
+    halt = "halt"
+    resume = "resume"
 
 
 class AuditOutcome(StrEnum):
@@ -363,6 +370,59 @@ class KeyCreateAudit(AuditPayload):
 class KeyRevokeAudit(AuditPayload):
     op = AuditOp.key_revoke
     key_id: str
+
+
+# -- people and the stop switch --------------------------------------------------------------
+
+
+class UserCreateAudit(AuditPayload):
+    """A console account was created (its name is the actor id ``user:<name>`` elsewhere)."""
+
+    op = AuditOp.user_create
+    user: str
+    user_role: Role
+    purposes: list[str]
+
+
+class UserUpdateAudit(AuditPayload):
+    """A console account changed: ``change`` is e.g. ``password``, ``totp``, ``enable``."""
+
+    op = AuditOp.user_update
+    user: str
+    change: str
+
+
+class UserDisableAudit(AuditPayload):
+    op = AuditOp.user_disable
+    user: str
+
+
+class SignInAudit(AuditPayload):
+    """A console sign-in; a refusal (wrong password, throttled, disabled) is ``refused``."""
+
+    op = AuditOp.sign_in
+    outcome: AuditOutcome = AuditOutcome.ok
+    user: str
+    reason: str = ""
+
+
+class SignOutAudit(AuditPayload):
+    op = AuditOp.sign_out
+    user: str
+
+
+class HaltAudit(AuditPayload):
+    """1:N processing stopped (AI Act Art. 14(4)(e)): ``scope`` is ``all``,
+    ``camera:<name>`` or ``purpose:<purpose>``."""
+
+    op = AuditOp.halt
+    scope: str
+    reason: str
+
+
+class ResumeAudit(AuditPayload):
+    op = AuditOp.resume
+    scope: str
 
 
 P = TypeVar("P", bound=AuditPayload)
