@@ -57,6 +57,9 @@ class UseCase(StrEnum):
     cameras = "cameras"
     events = "events"  # match events (an operator sees only its purposes)
     metrics = "metrics"
+    users = "users"  # console user accounts
+    halt = "halt"  # stop and resume 1:N processing (AI Act Art. 14(4)(e))
+    overview = "overview"  # the console's overview page: profile, gates, counts, halts
 
 
 POLICY: dict[UseCase, frozenset[Role]] = {
@@ -71,6 +74,9 @@ POLICY: dict[UseCase, frozenset[Role]] = {
     UseCase.cameras: frozenset({Role.admin}),
     UseCase.events: frozenset({Role.operator, Role.auditor, Role.admin}),
     UseCase.metrics: frozenset({Role.auditor, Role.admin}),
+    UseCase.users: frozenset({Role.admin}),
+    UseCase.halt: frozenset({Role.admin}),
+    UseCase.overview: frozenset(Role),
 }
 """Which roles may use which use-case: the one table every door checks against."""
 
