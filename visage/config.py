@@ -100,6 +100,23 @@ class Settings(BaseSettings):
         "verify and enrol share one budget, identify has its own of the same size (`visage "
         "serve --identify-per-minute` overrides it). Over it: 429 with Retry-After.",
     )
+    web_idle_minutes: int = Field(
+        default=30,
+        ge=1,
+        le=24 * 60,
+        description="A console session unused for this many minutes is signed out.",
+    )
+    web_secure_cookies: bool = Field(
+        default=False,
+        description="Mark the console's cookies `Secure` (set it when Visage is served "
+        "behind HTTPS; browsers then never send them over plain HTTP).",
+    )
+    sign_in_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Failed console sign-ins allowed per user name, and per client address, "
+        "in 15 minutes; after that, sign-in is refused until the window has passed.",
+    )
     metrics_public: bool = Field(
         default=False,
         description="Serve `/metrics` without a key; by default it needs an auditor or admin "
