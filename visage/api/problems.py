@@ -101,6 +101,17 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def classify(exc: VisageError) -> tuple[int, str]:
+    """The HTTP status and title of a domain error, as the API answers it; the web console
+    uses the same mapping for its error pages."""
+    if isinstance(exc, RateLimitedError):
+        return 429, "Too many requests"
+    for cls, status, _kind, title in _STATUS:
+        if isinstance(exc, cls):
+            return status, title
+    return 400, "Bad request"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(VisageError)
     async def visage_error(_: Request, exc: VisageError) -> JSONResponse:
