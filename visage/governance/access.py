@@ -21,6 +21,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -104,16 +105,19 @@ class ReviewerWithoutOwnerError(ForbiddenError):
 
 class Principal(BaseModel):
     """Who is calling: what the API's dependencies check roles and purposes against.
-    ``owner`` is the named person the key belongs to ("" for an older key without one)."""
+    ``owner`` is the named person the key belongs to ("" for an older key without one).
+    A console user (``kind="user"``) has its name as both ``key_id`` and ``owner``, so that
+    a user and a key owned by the same name count as one person in two-person review."""
 
     key_id: str
     role: Role
     purposes: tuple[str, ...]
     owner: str = ""
+    kind: Literal["key", "user"] = "key"
 
     @property
     def actor(self) -> Actor:
-        return Actor(f"key:{self.key_id}", self.role.value)
+        return Actor(f"{self.kind}:{self.key_id}", self.role.value)
 
 
 def require_role(principal: Principal, *roles: Role) -> Principal:
@@ -230,12 +234,13 @@ def authenticate(session: Session, token: str | None) -> Principal:
 
 def owner_of(session: Session, actor_id: str) -> str:
     """The person behind an actor id: a key's owner (``key:<id>`` when the key names none),
-    the OS user of a local actor (``local:<user>``), else the actor id itself."""
+    a console user's name (``user:<name>``), the OS user of a local actor
+    (``local:<user>``), else the actor id itself."""
     kind, _, ident = actor_id.partition(":")
     if kind == "key":
         owner = session.scalar(select(ApiKeyRow.owner).where(ApiKeyRow.id == ident))
         return owner or actor_id
-    if kind == "local":
+    if kind in ("user", "local"):
         return ident
     return actor_id
 
