@@ -9,6 +9,11 @@ Names and consent references are sealed like templates, under the subject's data
 person was. An exact name or reference is found through a keyed blind index
 (``name_index``, ``reference_index``: HMAC under a key derived from the master key). Every
 reader goes through :func:`subject_name` and :func:`consent_reference`.
+
+Each template may carry its reference crop (``templates.reference``: the aligned face chip as
+JPEG, what a reviewer compares a probe with), sealed under the same key and bound to the
+subject and template ids (:func:`reference_of`): it goes with the template row, and is
+unreadable once the key is destroyed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,22 @@ def new_id() -> str:
 
 def _aad(subject_id: str, template_id: str, model_id: str) -> bytes:
     return f"template:{subject_id}:{template_id}:{model_id}".encode()
+
+
+def _crop_aad(subject_id: str, template_id: str) -> bytes:
+    return f"template-reference:{subject_id}:{template_id}".encode()
+
+
+def reference_of(keys: Keyring, row: TemplateRow) -> bytes | None:
+    """The template's reference crop (JPEG), opened in memory; ``None`` when it has none
+    (enrolled before references were kept) or the subject's key is destroyed."""
+    if row.reference is None:
+        return None
+    try:
+        key = keys.get(row.subject_id)
+    except KeyDestroyedError:
+        return None
+    return crypto.open_sealed(key, row.reference, _crop_aad(row.subject_id, row.id))
 
 
 SEALED = ""
@@ -188,8 +209,10 @@ def add_template(
     *,
     model_id: str,
     quality: float,
+    reference_jpeg: bytes | None = None,
 ) -> str:
-    """Seal and store one template; refused unless the subject has a valid consent."""
+    """Seal and store one template, with its reference crop if given; refused unless the
+    subject has a valid consent."""
     if not has_valid_consent(subject):
         raise ConsentError(f"subject {subject.id} has no valid consent record; cannot enrol")
     template_id = new_id()
@@ -197,6 +220,9 @@ def add_template(
     sealed = crypto.seal(
         key, vector.astype("<f4").tobytes(), _aad(subject.id, template_id, model_id)
     )
+    reference = None
+    if reference_jpeg:
+        reference = crypto.seal(key, reference_jpeg, _crop_aad(subject.id, template_id))
     session.add(
         TemplateRow(
             id=template_id,
@@ -205,6 +231,7 @@ def add_template(
             sealed=sealed,
             quality=quality,
             created_at=datetime.now(UTC),
+            reference=reference,
         )
     )
     bump_gallery_version(session, f"+{template_id}")
@@ -334,11 +361,27 @@ def delete_templates_of(session: Session, subject_id: str) -> int:
     return len(rows)
 
 
-def delete_template(session: Session, subject_id: str, template_id: str) -> int:
+def get_template(session: Session, subject_id: str, template_id: str) -> TemplateRow:
     row = session.get(TemplateRow, template_id)
     if row is None or row.subject_id != subject_id:
         raise NotFoundError(f"subject {subject_id} has no template {template_id}")
-    session.delete(row)
+    return row
+
+
+def templates_of(session: Session, subject_id: str) -> list[TemplateRow]:
+    """A subject's templates, best quality first (``NotFoundError`` for an unknown id)."""
+    get_subject(session, subject_id)
+    stmt = (
+        select(TemplateRow)
+        .where(TemplateRow.subject_id == subject_id)
+        .order_by(TemplateRow.quality.desc(), TemplateRow.created_at)
+    )
+    return list(session.scalars(stmt))
+
+
+def delete_template(session: Session, subject_id: str, template_id: str) -> int:
+    """Delete one template and, with its row, its sealed reference crop."""
+    session.delete(get_template(session, subject_id, template_id))
     return bump_gallery_version(session, f"-{template_id}")
 
 

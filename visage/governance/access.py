@@ -61,6 +61,7 @@ class UseCase(StrEnum):
     users = "users"  # console user accounts
     halt = "halt"  # stop and resume 1:N processing (AI Act Art. 14(4)(e))
     overview = "overview"  # the console's overview page: profile, gates, counts, halts
+    references = "references"  # a subject's sealed reference face crops (enrol and review)
 
 
 POLICY: dict[UseCase, frozenset[Role]] = {
@@ -78,6 +79,7 @@ POLICY: dict[UseCase, frozenset[Role]] = {
     UseCase.users: frozenset({Role.admin}),
     UseCase.halt: frozenset({Role.admin}),
     UseCase.overview: frozenset(Role),
+    UseCase.references: frozenset({Role.enroller, Role.reviewer}),
 }
 """Which roles may use which use-case: the one table every door checks against."""
 

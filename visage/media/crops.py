@@ -1,6 +1,7 @@
-"""Pixels out: the probe crop a reviewer sees, and images re-encoded for writing.
+"""Pixels out: the probe crop a reviewer sees, the reference crop kept at enrolment, and
+images re-encoded for writing.
 
-Both start from decoded pixels, never from the input file's bytes, so nothing of the
+All start from decoded pixels, never from the input file's bytes, so nothing of the
 original container (EXIF, GPS, thumbnails) survives; the crop masks every other face of the
 frame before cutting, so a reviewer sees only the candidate.
 """
@@ -19,6 +20,9 @@ PROBE_MARGIN = 0.4
 """Margin around the face in a probe crop, as a fraction of the face box on each side."""
 
 PROBE_JPEG_QUALITY = 90
+
+REFERENCE_JPEG_QUALITY = 90
+"""The reference crop is the embedder's aligned 150x150 chip: about 5-8 kB at this quality."""
 
 
 def encode_image(pixels: RGBImage, suffix: str, *, jpeg_quality: int | None = None) -> bytes:
@@ -43,3 +47,10 @@ def probe_crop(pixels: RGBImage, face: Box, others: Iterable[Box] = ()) -> bytes
         return encode_image(canvas[y0:y1, x0:x1], ".jpg", jpeg_quality=PROBE_JPEG_QUALITY)
     except InputError:
         return b""  # an empty crop (a box outside the frame): the review shows no image
+
+
+def reference_crop(chip: RGBImage) -> bytes:
+    """JPEG of an aligned face chip (the one the template was computed from): the reference
+    a reviewer compares a probe with. The chip is cut tight around the one enrolled face;
+    the enrolment photo itself is not kept."""
+    return encode_image(chip, ".jpg", jpeg_quality=REFERENCE_JPEG_QUALITY)

@@ -1,27 +1,61 @@
 """Enrolment: one template per image, only for a subject with a valid consent record.
 
-An image is rejected, with the reason, when it cannot be read, shows no face, shows more
-than one face large enough to matter, or its face is too small or poor to be a reliable
-template. Photos are never kept: only the sealed template.
+An image is rejected, with a reason and a machine-readable :class:`RejectCode` (which a
+console translates), when it cannot be read, shows no face, shows more than one face large
+enough to matter, or its face is too small, turned away or blurred. Photos are never kept:
+only the sealed template and its reference crop (the aligned face chip the template was
+computed from, JPEG, sealed under the subject's data key: what a reviewer compares a probe
+with; see :mod:`visage.usecases.references`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 
 from pydantic import BaseModel
 
 from visage.core import ImageInput, Visage
-from visage.errors import ConsentError, VisageError
+from visage.errors import (
+    ConsentError,
+    ImageTooLargeError,
+    InputError,
+    UploadTooLargeError,
+    VisageError,
+)
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import EnrollAudit
+from visage.media.crops import reference_crop
+from visage.vision.quality import weakest
 from visage.vision.types import Face
 
 MIN_QUALITY = 0.35
 """Quality score below which a face is refused for enrolment (see vision.quality)."""
 
 MAX_YAW = 0.45
+
+
+class RejectCode(StrEnum):
+    """Why a photo was not enrolled, for a door to translate (``reason`` is the English)."""
+
+    unreadable = "unreadable"  # not an image, truncated, unsupported format
+    too_large = "too_large"  # more bytes or pixels than the configured limits
+    no_face = "no_face"
+    several_faces = "several_faces"
+    too_small = "too_small"
+    turned_away = "turned_away"
+    blurred = "blurred"
+    consent = "consent"  # no valid consent record (any more)
+    other = "other"
+
+
+class NotEnrolableError(InputError):
+    """A photo that cannot make a reliable template; ``code`` says why."""
+
+    def __init__(self, code: RejectCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Enrolled(BaseModel):
@@ -32,6 +66,7 @@ class Enrolled(BaseModel):
 
 class Rejected(BaseModel):
     image: str
+    code: RejectCode
     reason: str
 
 
@@ -41,28 +76,55 @@ class EnrollReport(BaseModel):
     rejected: list[Rejected]
 
 
+def reject_code(error: VisageError) -> RejectCode:
+    """The code for an error raised while enrolling one photo."""
+    if isinstance(error, NotEnrolableError):
+        return error.code
+    if isinstance(error, ConsentError):
+        return RejectCode.consent
+    if isinstance(error, ImageTooLargeError | UploadTooLargeError):
+        return RejectCode.too_large
+    if isinstance(error, InputError):
+        return RejectCode.unreadable
+    return RejectCode.other
+
+
+_LOW_QUALITY_CODE = {
+    "size": RejectCode.too_small,
+    "sharpness": RejectCode.blurred,
+    "pose": RejectCode.turned_away,
+}
+
+
 def _label(image: ImageInput, index: int) -> str:
     return f"upload #{index + 1}" if isinstance(image, bytes) else str(image)
 
 
 def check_enrolable(faces: list[Face], min_face_px: int) -> Face:
-    """The one usable face, or a VisageError saying why there is none."""
+    """The one usable face, or a :class:`NotEnrolableError` saying why there is none."""
     if not faces:
-        raise VisageError("no face found")
+        raise NotEnrolableError(RejectCode.no_face, "no face found")
     relevant = [f for f in faces if f.detection.box.width >= min_face_px]
     if len(relevant) > 1:
-        raise VisageError(f"{len(relevant)} faces found; an enrolment photo must show one person")
+        raise NotEnrolableError(
+            RejectCode.several_faces,
+            f"{len(relevant)} faces found; an enrolment photo must show one person",
+        )
     face = relevant[0] if relevant else faces[0]
     q = face.quality
     if face.detection.box.width < min_face_px:
-        raise VisageError(
-            f"face too small ({face.detection.box.width:.0f} px wide, minimum {min_face_px})"
+        raise NotEnrolableError(
+            RejectCode.too_small,
+            f"face too small ({face.detection.box.width:.0f} px wide, minimum {min_face_px})",
         )
     if abs(q.yaw) > MAX_YAW:
-        raise VisageError(f"face turned too far from the camera (yaw {q.yaw:+.2f})")
+        raise NotEnrolableError(
+            RejectCode.turned_away, f"face turned too far from the camera (yaw {q.yaw:+.2f})"
+        )
     if q.score < MIN_QUALITY:
-        raise VisageError(
-            f"face quality too low ({q.score:.2f} < {MIN_QUALITY}; sharpness {q.sharpness:.0f})"
+        raise NotEnrolableError(
+            _LOW_QUALITY_CODE[weakest(q)],
+            f"face quality too low ({q.score:.2f} < {MIN_QUALITY}; sharpness {q.sharpness:.0f})",
         )
     return face
 
@@ -85,6 +147,7 @@ def enroll(
             loaded = core.load_image(image)
             face = check_enrolable(core.analyzer.analyze(loaded.pixels), core.settings.min_face_px)
             assert face.embedding is not None
+            reference = reference_crop(face.chip) if face.chip is not None else None
             with core.store.session() as session:
                 subject = repo.get_subject(session, subject_id)
                 template_id = repo.add_template(
@@ -94,6 +157,7 @@ def enroll(
                     face.embedding,
                     model_id=core.analyzer.model_id,
                     quality=face.quality.score,
+                    reference_jpeg=reference,
                 )
                 version = repo.gallery_version(session)
                 core.audit(
@@ -114,7 +178,7 @@ def enroll(
             )
         except VisageError as exc:
             reason = exc.message.removeprefix(f"{label}: ")
-            report.rejected.append(Rejected(image=label, reason=reason))
+            report.rejected.append(Rejected(image=label, code=reject_code(exc), reason=reason))
         if progress is not None:
             progress(i + 1)
     return report

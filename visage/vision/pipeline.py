@@ -63,6 +63,6 @@ class FaceAnalyzer:
             return [Face(d, q) for d, q in zip(detections, qualities, strict=True)]
         vectors = self.embedder.embed(chips)
         return [
-            Face(d, q, vectors[i])
+            Face(d, q, vectors[i], chips[i])
             for i, (d, q) in enumerate(zip(detections, qualities, strict=True))
         ]

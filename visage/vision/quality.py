@@ -7,6 +7,7 @@ what someone is.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import cv2
 
@@ -52,3 +53,13 @@ def _sharpness(chip: RGBImage) -> float:
     """Variance of the Laplacian of the aligned chip (blurred faces score low)."""
     gray = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def weakest(quality: Quality) -> Literal["size", "sharpness", "pose"]:
+    """Which component pulls ``quality.score`` down most: why a face scored low."""
+    size = min(quality.interocular_px / _GOOD_INTEROCULAR_PX, 1.0)
+    sharp = min(quality.sharpness / _GOOD_SHARPNESS, 1.0)
+    pose = max(0.0, 1.0 - abs(quality.yaw) / _MAX_YAW)
+    if sharp <= size and sharp <= pose:
+        return "sharpness"
+    return "size" if size <= pose else "pose"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,8 +79,13 @@ class Quality:
 
 @dataclass(frozen=True, slots=True)
 class Face:
-    """A detected face with its quality and, once embedded, its template vector."""
+    """A detected face with its quality and, once embedded, its template vector.
+
+    ``chip`` is the aligned crop the embedding was computed from (kept in memory only: the
+    enrolment use-case seals it as the template's reference crop; nothing else keeps it).
+    """
 
     detection: Detection
     quality: Quality
     embedding: Embedding | None = None
+    chip: RGBImage | None = field(default=None, repr=False, compare=False)
