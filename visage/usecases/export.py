@@ -4,7 +4,10 @@ The zip holds ``subject.json`` (identity, consent records, template metadata —
 templates, which are meaningless outside this installation), ``events.json``,
 ``reviews.json``, ``audit.json`` (entries that name this subject's id) and
 ``snapshots/<review id>.jpg``: the probe face crops of confirmed matches, in which every other
-face was masked when they were taken.
+face was masked when they were taken, and ``references/<template id>.jpg``: the reference face
+crop kept with each template (the aligned face the template was computed from; the template
+ids are those of ``subject.json``). Files in the zip rather than base64 in the JSON: a person
+can open them as they are.
 
 Only confirmed material goes in. A pending or rejected review item is a candidate that two
 people have not (or not yet) confirmed: its probe crop may show someone else, whom the
@@ -25,6 +28,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from visage.core import Visage
+from visage.gallery import repository as repo
 from visage.governance import audit
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import ExportAudit
@@ -39,6 +43,8 @@ events.json   - each time they were recognised (purpose, time, score, camera)
 reviews.json  - 1:N matches confirmed by two-person review, with the decisions
 audit.json    - audit log entries that refer to this subject (by id only)
 snapshots/    - probe face crops of confirmed matches; all other faces were masked
+references/   - the reference face crop kept with each template (named by template id),
+                which reviewers compare a match with; the enrolment photos were not kept
 Templates are not included: they are encrypted numbers usable only inside this system.
 """
 
@@ -113,6 +119,11 @@ def build_export(
             probe = probe_of(keys, r)
             if probe:
                 snapshots[f"snapshots/{r.id}.jpg"] = probe
+        references = {
+            f"references/{t.id}.jpg": crop
+            for t in repo.templates_of(session, subject_id)
+            if (crop := repo.reference_of(keys, t))
+        }
         own: set[str] = {subject_id, *(str(r["id"]) for r in reviews)}
         own |= {str(e["id"]) for e in events}
         unconfirmed = set(
@@ -136,6 +147,7 @@ def build_export(
         "reviews.json": _dump(reviews).encode(),
         "audit.json": _dump(entries).encode(),
         **snapshots,
+        **references,
     }
     buffer = io.BytesIO()
     stamp = datetime.now(UTC).timetuple()[:6]

@@ -16,10 +16,14 @@ from visage.core import Visage
 from visage.errors import NotFoundError
 from visage.gallery import repository as repo
 from visage.governance import review as gov
-from visage.governance.access import Principal
+from visage.governance.access import Principal, UseCase, authorize
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import ReviewConfirmAudit, ReviewOutcomeAudit, ReviewRejectAudit
 from visage.store.schema import ReviewRow, SubjectRow
+from visage.usecases.references import best_references
+
+MAX_REFERENCES = 3
+"""Reference crops shown beside a probe: the candidate's best templates."""
 
 
 class ReviewItem(BaseModel):
@@ -37,6 +41,21 @@ class ReviewItem(BaseModel):
     source: str
     camera: str | None
     has_probe: bool = Field(description="a probe face crop can be fetched for this item")
+
+
+class ReviewMaterial(BaseModel):
+    """The faces a reviewer compares before answering "same person?": the probe crop and the
+    candidate's reference crops. Deliberately no name and no score (blind review: those are
+    in :class:`ReviewItem`, which the console shows only once the reviewer has answered)."""
+
+    id: str
+    probe_jpeg: bytes | None = Field(
+        description="the probe face crop, other faces masked; none once rejected"
+    )
+    references: list[bytes] = Field(
+        description=f"the candidate's reference face crops, best quality first, at most "
+        f"{MAX_REFERENCES}"
+    )
 
 
 class DecisionOut(BaseModel):
@@ -143,6 +162,19 @@ def probe(core: Visage, review_id: str, reviewer: Principal | None = None) -> by
     if not data:
         raise NotFoundError(f"review item {review_id} has no probe image (rejected or expired)")
     return data
+
+
+def review_material(core: Visage, principal: Principal, review_id: str) -> ReviewMaterial:
+    """Probe and reference crops of one item, for a reviewer who may review it (not the one
+    who asked for it). Like :func:`probe`, reading it is not an audited operation."""
+    authorize(principal, UseCase.review)
+    with core.store.session() as session:
+        row = gov.get_review(session, review_id)
+        gov.ensure_may_review(row, principal.owner)
+        probe_jpeg = gov.probe_of(core.keyring, row) or None
+        subject_id = row.subject_id
+    references = best_references(core, subject_id, MAX_REFERENCES)
+    return ReviewMaterial(id=review_id, probe_jpeg=probe_jpeg, references=references)
 
 
 def decide(
