@@ -15,7 +15,16 @@ from visage import __version__
 from visage.api import problems
 from visage.api.deps import RateLimiter
 from visage.api.metrics import Metrics
-from visage.api.routers import admin, audit, cameras, health, recognition, reviews, subjects
+from visage.api.routers import (
+    admin,
+    audit,
+    cameras,
+    halts,
+    health,
+    recognition,
+    reviews,
+    subjects,
+)
 from visage.api.scheduler import Housekeeping
 from visage.core import Visage
 from visage.usecases.cameras import supervisor as camera_supervisor
@@ -69,7 +78,7 @@ def create_app(
     }
     app.state.rate_limiter = app.state.rate_limits["identify"]
     problems.install(app)
-    for module in (recognition, subjects, reviews, audit, cameras, admin, health):
+    for module in (recognition, subjects, reviews, audit, cameras, admin, halts, health):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -65,6 +65,7 @@ Auditor = Annotated[Principal, Depends(allowed(UseCase.audit))]
 OutcomeReader = Annotated[Principal, Depends(allowed(UseCase.review_outcome))]
 CameraAdmin = Annotated[Principal, Depends(allowed(UseCase.cameras))]
 EventReader = Annotated[Principal, Depends(allowed(UseCase.events))]
+HaltAdmin = Annotated[Principal, Depends(allowed(UseCase.halt))]
 
 
 def purpose_of_operator(

@@ -23,6 +23,7 @@ from visage.errors import (
     VisageError,
 )
 from visage.governance.access import AuthError, ForbiddenError
+from visage.governance.halt import HaltedError
 from visage.governance.profile import GateError, IdentifyRateError
 from visage.governance.review import ReviewConflictError
 from visage.store.keyring import KeyDestroyedError
@@ -41,6 +42,9 @@ _STATUS: list[tuple[type[VisageError], int, str, str]] = [
     (ForbiddenError, 403, "forbidden", "Not allowed for this key"),
     (IdentifyRateError, 429, "rate-limited", "Too many requests"),
     (GateError, 403, "deployment-gate", "Refused by the deployment profile"),
+    # 423, not 503: a halt is a person's deliberate decision, not a fault of the server;
+    # retrying does not help until an admin resumes, and health checks stay green.
+    (HaltedError, 423, "halted", "1:N processing halted by an admin"),
     (ModelMissingError, 503, "model-missing", "Model not installed"),
     (MasterKeyError, 503, "key-problem", "Master key problem"),
 ]
@@ -68,7 +72,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-PROBLEM_RESPONSES = documented(400, 401, 403, 404, 409, 410, 413, 422, 429, 503)
+PROBLEM_RESPONSES = documented(400, 401, 403, 404, 409, 410, 413, 422, 423, 429, 503)
 """The error responses every /v1 route may give, for the OpenAPI document."""
 
 

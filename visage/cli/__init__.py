@@ -2,6 +2,7 @@
 
 from visage.cli import commands as commands
 from visage.cli import governance as governance
+from visage.cli import halt as halt
 from visage.cli import media as media
 from visage.cli import settings as settings
 from visage.cli._base import app

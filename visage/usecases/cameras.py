@@ -8,6 +8,11 @@ stream cannot be opened, the profile refuses live 1:N) is restarted with backoff
 state is visible in the camera's status. Adding, enabling, disabling or deleting a camera
 takes effect at once in a running supervisor.
 
+A halt (:mod:`visage.usecases.halt`: ``all``, ``camera:<name>`` or ``purpose:<its purpose>``),
+set by any door or process, stops a running worker's watch within about a second and keeps
+the source closed; the status says ``halted`` (and which halt). The worker reads the halts
+once a second while halted, and starts watching again when an admin resumes.
+
 A source must pass the allow-list of :mod:`visage.media.sources` (network cameras and local
 video devices only, never a path or another FFmpeg protocol). Sources may carry credentials
 (``rtsp://user:pass@…``, ``?token=…``): the URL is stored sealed under a key derived from the
@@ -41,7 +46,8 @@ from visage.media.video import SourceOpenError, StreamError
 from visage.store import crypto
 from visage.store.keyring import CAMERA_SOURCE, derive_key
 from visage.store.schema import CameraRow
-from visage.usecases.watch import WatchOptions, watch
+from visage.usecases.halt import HaltedError, blocking
+from visage.usecases.watch import StopReason, WatchOptions, watch
 
 log = logging.getLogger("visage.cameras")
 OPEN_FAILED = "could not open the camera source"
@@ -54,6 +60,8 @@ class CameraState(StrEnum):
     running = "running"
     retrying = "retrying"
     refused = "refused"
+    halted = "halted"
+    """An admin halted 1:N processing for this camera, its purpose, or all (Art. 14(4)(e))."""
     stopped = "stopped"
     unsupervised = "unsupervised"
     """Enabled, but this process watches no camera (a CLI; the server watches them)."""
@@ -61,9 +69,10 @@ class CameraState(StrEnum):
 
 class CameraStatus(BaseModel):
     state: CameraState = Field(
-        description="starting, running, retrying, refused, stopped, or unsupervised "
+        description="starting, running, retrying, refused, halted, stopped, or unsupervised "
         "(enabled, but not watched by this process)"
     )
+    halt: str | None = Field(default=None, description="the scope of the halt that stops it")
     frames: int = 0
     events: int = 0
     restarts: int = 0
@@ -124,8 +133,16 @@ def public_error(exc: BaseException, source: str) -> str:
 class CameraSupervisor:
     """One watcher thread per enabled camera, restarted with backoff when it fails."""
 
-    def __init__(self, core: Visage, *, backoff_s: float = 2.0, max_backoff_s: float = 60.0):
+    def __init__(
+        self,
+        core: Visage,
+        *,
+        backoff_s: float = 2.0,
+        max_backoff_s: float = 60.0,
+        halt_poll_s: float = 1.0,
+    ):
         self.core, self.backoff_s, self.max_backoff_s = core, backoff_s, max_backoff_s
+        self.halt_poll_s = halt_poll_s
         self._workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self.status: dict[str, CameraStatus] = {}
         self._lock = threading.Lock()
@@ -146,7 +163,11 @@ class CameraSupervisor:
         status = self.status[camera.id]
         backoff = self.backoff_s
         while not stop.is_set():
-            status.state = CameraState.running
+            if (halt := blocking(self.core, camera.purpose, camera.name)) is not None:
+                status.state, status.halt, status.last_error = CameraState.halted, halt.scope, None
+                stop.wait(self.halt_poll_s)  # the source stays closed until resumed
+                continue
+            status.state, status.halt = CameraState.running, None
             try:
                 report = watch(
                     self.core,
@@ -159,6 +180,10 @@ class CameraSupervisor:
                 )
                 status.events += len(report.events)
                 status.last_error = None
+                if report.stopped is StopReason.halted:
+                    continue  # not a failure: the next turn shows the halt and waits
+            except HaltedError:
+                continue  # halted between the check above and the watch's own gate
             except Exception as exc:  # keep supervising; the error is shown in the status
                 status.last_error = public_error(exc, source)
                 status.state = (

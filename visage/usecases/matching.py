@@ -6,7 +6,9 @@ purpose?* — and answer it here, with one behaviour:
 
 - **The gate** is the deployment profile's, checked once per run by :meth:`check_gate`. A
   refusal is audited under the caller's operation before it is raised, whichever door
-  asked. Live sources meet the live rule; a law-enforcement operator in a publicly
+  asked. An admin's halt (:mod:`visage.usecases.halt`: ``all``, the purpose, or the camera
+  of a ``watch``) refuses the run first, as :class:`~visage.governance.halt.HaltedError`.
+  Live sources meet the live rule; a law-enforcement operator in a publicly
   accessible space needs an authorisation reference for every caller (a recording searched
   by ``watch`` or ``anonymize`` is post-remote identification as much as a still image is),
   and still-image searches are also held to the per-caller ceiling, so that a camera's
@@ -34,6 +36,8 @@ from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import AuditOp, refused
 from visage.governance.consent import normalise_purpose
+from visage.governance.halt import HaltedError
+from visage.governance.halt import blocking as blocking_halt
 from visage.governance.profile import DeploymentProfile, GateError, IdentifyRateError
 from visage.store.schema import AuditEntryRow
 from visage.usecases.profile import get_profile
@@ -82,8 +86,10 @@ class PurposeMatcher:
         *,
         live: bool = False,
         authorisation_ref: str | None = None,
+        camera: str | None = None,
     ) -> None:
         self.core, self.actor, self.operation, self.live = core, actor, operation, live
+        self.camera = camera
         self.purpose = normalise_purpose(purpose)
         ref = authorisation_ref.strip() if authorisation_ref else None
         self.authorisation_ref = ref or None
@@ -106,12 +112,16 @@ class PurposeMatcher:
         return self.core.threshold
 
     def check_gate(self) -> None:
-        """Raise :class:`GateError` (audited first) when the profile refuses this search."""
+        """Raise :class:`HaltedError` when an admin halted this purpose (or camera), else
+        :class:`GateError` when the profile refuses this search; audited first either way."""
         profile = get_profile(self.core)
-        error = profile.identification_gate(live=self.live) or profile.authorisation_gate(
-            self.authorisation_ref
-        )
+        error: GateError | HaltedError | None = profile.identification_gate(
+            live=self.live
+        ) or profile.authorisation_gate(self.authorisation_ref)
         with self.core.store.session() as session:
+            halt = blocking_halt(session, self.purpose, self.camera)
+            if halt is not None:
+                error = HaltedError(halt)
             if error is None and profile.post_remote_only:
                 error = self._ceiling_error(session, profile)
             if error is not None:
@@ -121,7 +131,9 @@ class PurposeMatcher:
                     refused(
                         AuditOp(self.operation.value),
                         purpose=self.purpose,
-                        reason=error.message,
+                        reason=f"halted: {error.scope}"
+                        if isinstance(error, HaltedError)
+                        else error.message,
                         authorisation_ref=self.authorisation_ref,
                     ),
                 )

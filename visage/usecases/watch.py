@@ -15,6 +15,10 @@ backoff by one policy (:class:`_Backoff`; a source that never played is an error
 stop event (SIGINT or SIGTERM in the CLI, the camera supervisor) ends the loop cleanly between
 frames. Every run is audited, as failed when it raised; a failure to write that entry is
 logged and never replaces the run's own error.
+
+An admin's halt (:mod:`visage.usecases.halt`) covering the purpose or the camera refuses a new
+run, and ends a running one between frames within about a second (the halts are read at most
+once a second, not per frame); the report then says ``halted``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from visage.media.image import RGBImage
 from visage.media.redact import RedactOptions, VideoRedactor
 from visage.media.tracking import Track
 from visage.media.video import Prefetch, StreamError, VideoReader, VideoWriter, is_live
+from visage.usecases.halt import HaltPoll
 from visage.usecases.matching import MatchOperation, PurposeMatcher
 from visage.usecases.track_events import BestMatch, FrameTime, TrackEvents, WatchEvent
 from visage.vision.types import Detection
@@ -59,6 +64,8 @@ class StopReason(StrEnum):
     stop_requested = "stop requested"
     frame_limit = "frame limit"
     reconnect_limit = "stream ended; reconnect limit reached"
+    halted = "halted"
+    """An admin halted 1:N processing for this purpose or camera (AI Act Art. 14(4)(e))."""
 
 
 class WatchReport(BaseModel):
@@ -74,7 +81,8 @@ class WatchReport(BaseModel):
     )
     seconds: float
     stopped: StopReason = Field(
-        description="end of input, stop requested, frame limit, or reconnect limit reached"
+        description="end of input, stop requested, frame limit, reconnect limit reached, "
+        "or halted (by an admin)"
     )
 
 
@@ -165,6 +173,13 @@ class _Run:
         self.frames = self.tracks = self.dropped = 0
         self.writer: VideoWriter | None = None
         self.limit_reached = False
+        self.halts = HaltPoll(state.core, state.purpose, self.options.camera)
+        self.halted = False
+
+    def check_halt(self) -> bool:
+        """Whether an admin halted this run (read from the store at most once a second)."""
+        self.halted = self.halted or self.halts.check() is not None
+        return self.halted
 
     def play(self, reader: VideoReader) -> None:
         """One opening of the source: frames until it ends or drops, or a stop is asked."""
@@ -186,6 +201,8 @@ class _Run:
         source_frames = Prefetch(reader.frames(), 4, drop_oldest=self.live)
         try:
             for frame in source_frames:
+                if self.check_halt():
+                    break
                 pixels = np.array(frame.pixels)
                 redactor.process(frame.index, pixels)
                 self.events.observe(redactor.tracker.tracks, frame_time)
@@ -245,7 +262,13 @@ def watch(
     purpose = normalise_purpose(purpose)
     live = is_live(source)
     matcher = PurposeMatcher(
-        core, purpose, actor, MatchOperation.watch, live=live, authorisation_ref=authorisation_ref
+        core,
+        purpose,
+        actor,
+        MatchOperation.watch,
+        live=live,
+        authorisation_ref=authorisation_ref,
+        camera=options.camera,
     )
     matcher.check_gate()
     state = _Session(matcher, options)
@@ -264,7 +287,7 @@ def watch(
     played = False  # the source opened at least once
     failure: str | None = None
     try:
-        while not stop.is_set():
+        while not stop.is_set() and not run.check_halt():
             try:
                 reader = VideoReader(source, timeout_s=options.timeout_s)
             except InputError:
@@ -276,12 +299,14 @@ def watch(
             backoff.reset()
             with reader:
                 run.play(reader)
-            if stop.is_set() or not live:
+            if stop.is_set() or not live or run.halted:
                 break
             if not backoff.wait():
                 stopped = StopReason.reconnect_limit
                 break
-        if run.limit_reached:
+        if run.halted:
+            stopped = StopReason.halted
+        elif run.limit_reached:
             stopped = StopReason.frame_limit
         elif stop.is_set():
             stopped = StopReason.stop_requested
