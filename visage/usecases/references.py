@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from visage.core import Visage
 from visage.errors import NotFoundError
@@ -20,6 +20,8 @@ from visage.governance.access import Principal, UseCase, authorize
 
 class TemplateRef(BaseModel):
     """One template of a subject as the console's subject page shows it."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     template_id: str
     quality: float

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from visage.core import Visage
@@ -47,6 +47,8 @@ class ReviewMaterial(BaseModel):
     """The faces a reviewer compares before answering "same person?": the probe crop and the
     candidate's reference crops. Deliberately no name and no score (blind review: those are
     in :class:`ReviewItem`, which the console shows only once the reviewer has answered)."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     id: str
     probe_jpeg: bytes | None = Field(
