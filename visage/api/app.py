@@ -15,16 +15,7 @@ from visage import __version__
 from visage.api import problems
 from visage.api.deps import RateLimiter
 from visage.api.metrics import Metrics
-from visage.api.routers import (
-    admin,
-    audit,
-    cameras,
-    halts,
-    health,
-    recognition,
-    reviews,
-    subjects,
-)
+from visage.api.routers import admin, audit, cameras, halts, health, recognition, reviews, subjects
 from visage.api.scheduler import Housekeeping
 from visage.core import Visage
 from visage.usecases.cameras import supervisor as camera_supervisor
