@@ -31,6 +31,7 @@ from visage.governance.users import ThrottledError as ThrottledError
 from visage.governance.users import TotpCodeError as TotpCodeError
 from visage.governance.users import TotpRequiredError as TotpRequiredError
 from visage.governance.users import UserExistsError as UserExistsError
+from visage.governance.users import new_password as new_password
 from visage.store.schema import UserRow
 
 FIRST_ADMIN = "admin"
