@@ -64,6 +64,9 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
     ("PATCH", "/v1/cameras/{cid}", {Role.admin}),
     ("DELETE", "/v1/cameras/{cid}", {Role.admin}),
     ("GET", "/v1/events", {Role.operator, Role.auditor, Role.admin}),
+    ("GET", "/v1/halts", {Role.admin}),
+    ("POST", "/v1/halts", {Role.admin}),
+    ("DELETE", "/v1/halts/{halt}", {Role.admin}),
     ("GET", "/metrics", {Role.auditor, Role.admin}),
 ]
 
@@ -144,10 +147,15 @@ class _Ids(dict[str, str]):
             value = c.post("/v1/keys", json={"role": "auditor"}, headers=admin).json()["id"]
         elif name == "cid":
             value = c.post("/v1/cameras", json=_camera(), headers=admin).json()["id"]
+        elif name == "halt":  # a camera's halt: identify in the other tests is not halted
+            value = c.post("/v1/halts", json=_HALT, headers=admin).json()["scope"]
         else:
             raise KeyError(name)
         self[name] = value
         return value
+
+
+_HALT = {"scope": "camera:role-matrix", "reason": "role matrix"}
 
 
 def _camera() -> dict[str, object]:
@@ -184,6 +192,8 @@ def _call(
         kwargs["json"] = {"role": "auditor"}
     elif method == "POST" and path == "/v1/cameras":
         kwargs["json"] = _camera()
+    elif method == "POST" and path == "/v1/halts":
+        kwargs["json"] = _HALT
     elif method == "PATCH" and path.startswith("/v1/cameras"):
         kwargs["json"] = {"enabled": False}
     elif method == "PATCH" and path.startswith("/v1/subjects"):
