@@ -32,6 +32,7 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
     ("POST", "/v1/subjects/{sid}/templates", {Role.enroller}),
     ("GET", "/v1/subjects/{sid}/templates", {Role.enroller}),
     ("DELETE", "/v1/subjects/{sid}/templates/{tid}", {Role.enroller}),
+    ("GET", "/v1/subjects/{sid}/templates/{tid}/reference", {Role.enroller, Role.reviewer}),
     ("DELETE", "/v1/subjects/{sid}", {Role.enroller}),
     ("POST", "/v1/identify?purpose=" + PURPOSE, {Role.operator}),
     ("POST", "/v1/verify?purpose=" + PURPOSE, {Role.operator}),

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from visage.api.deps import Core, Enroller, ModelRateLimit, read_upload
+from visage.api.deps import Core, Enroller, ModelRateLimit, allowed, read_upload
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.api.routers.recognition import image_body
+from visage.governance.access import Principal, UseCase
 from visage.governance.erasure import ErasureCertificate
 from visage.usecases import enroll as enroll_uc
 from visage.usecases import erase as erase_uc
 from visage.usecases import export as export_uc
+from visage.usecases import references as references_uc
 from visage.usecases import subjects as subjects_uc
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"], responses=PROBLEM_RESPONSES)
@@ -135,3 +139,19 @@ def list_templates(subject_id: str, core: Core, _: Enroller) -> list[subjects_uc
 )
 def delete_template(subject_id: str, template_id: str, core: Core, who: Enroller) -> None:
     subjects_uc.delete_template(core, subject_id, template_id, who.actor)
+
+
+ReferenceReader = Annotated[Principal, Depends(allowed(UseCase.references))]
+
+
+@router.get(
+    "/{subject_id}/templates/{template_id}/reference",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "the reference face crop"}},
+    summary="The aligned face crop kept with a template (enrollers and reviewers)",
+)
+def template_reference(
+    subject_id: str, template_id: str, core: Core, who: ReferenceReader
+) -> Response:
+    data = references_uc.reference_image(core, subject_id, template_id, who)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
