@@ -65,8 +65,9 @@ def _default_warning_filters() -> None:
     warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
 
 
-def run(home: Path, *args: str, **env: str) -> CliResult:
-    """``visage ARGS`` with ``VISAGE_HOME=home`` (and ``env``), in this process.
+def run(home: Path, *args: str, input: str | None = None, **env: str) -> CliResult:
+    """``visage ARGS`` with ``VISAGE_HOME=home`` (and ``env``), in this process; ``input``
+    is what the command reads on standard input.
 
     An exception that escapes the command (a bug in the CLI's own error handling, which a
     process would show as a traceback) is raised here rather than folded into a status.
@@ -79,7 +80,11 @@ def run(home: Path, *args: str, **env: str) -> CliResult:
     ):
         _default_warning_filters()
         result = runner.invoke(
-            cli_app, list(args), env={"VISAGE_HOME": str(home), **env}, catch_exceptions=False
+            cli_app,
+            list(args),
+            input=input,
+            env={"VISAGE_HOME": str(home), **env},
+            catch_exceptions=False,
         )
     shown = "".join(
         warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught
