@@ -371,25 +371,36 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the REST API. Creates the data dir if needed and prints a first admin key."""
+    """Run the web console and the REST API. Creates the data dir if needed; on the first
+    start, prints a one-time password for the console's first admin user and a first admin
+    API key, each shown once."""
     import logging
 
     import uvicorn
 
-    from visage.api.app import create_app
+    from visage.usecases import users as users_uc
+    from visage.web.app import create_server
 
     core = _core()
     report = setup_uc.init(core)
     admin = keys_uc.bootstrap_admin(core)
-    out.print(f"Visage {report.home}: serving on http://{host}:{port}  (docs: /docs)")
+    first_password = users_uc.first_admin(core)
+    out.print(
+        f"Visage {report.home}: console on http://{host}:{port}/  (API docs: /docs)"
+    )
+    if first_password is not None:
+        out.print(
+            "first console user: [bold]admin[/], one-time password, shown once: "
+            f"[bold]{first_password}[/] (you choose your own at first sign-in)"
+        )
     if admin is not None:
-        out.print(f"first admin key, shown once: [bold]{admin.key}[/]")
+        out.print(f"first admin API key, shown once: [bold]{admin.key}[/]")
     refusal = profile_uc.get_profile(core).identification_refusal()
     if refusal:
         out.print(f"[yellow]note[/]: {refusal}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     uvicorn.run(
-        create_app(core, identify_per_minute=identify_per_minute),
+        create_server(core, identify_per_minute=identify_per_minute),
         host=host,
         port=port,
         log_level="warning",
