@@ -27,6 +27,7 @@ from visage.errors import VisageError
 from visage.governance.access import Role
 from visage.governance.audit import AuditEntry
 from visage.governance.consent import LegalBasis
+from visage.governance.review import BlindAnswer
 from visage.governance.review import Status as ReviewStatus
 
 
@@ -46,6 +47,7 @@ class AuditOp(StrEnum):
     erase = "erase"
     review_confirm = "review.confirm"
     review_reject = "review.reject"
+    review_inconclusive = "review.inconclusive"
     review_outcome = "review.outcome"
     watch = "watch"
     anonymize = "anonymize"
@@ -294,10 +296,14 @@ class EraseAudit(AuditPayload):
 
 
 class _ReviewDecisionAudit(AuditPayload):
+    omit_if_none = frozenset({"blind_answer", "reason"})
     purpose: str
     subject_id: str
     review_id: str
     status: ReviewStatus
+    blind_answer: BlindAnswer | None = None
+    """The answer to "same person?" given before the name and score were shown (console)."""
+    reason: str | None = None
 
 
 class ReviewConfirmAudit(_ReviewDecisionAudit):
@@ -306,6 +312,10 @@ class ReviewConfirmAudit(_ReviewDecisionAudit):
 
 class ReviewRejectAudit(_ReviewDecisionAudit):
     op = AuditOp.review_reject
+
+
+class ReviewInconclusiveAudit(_ReviewDecisionAudit):
+    op = AuditOp.review_inconclusive
 
 
 class ReviewOutcomeAudit(AuditPayload):
@@ -328,9 +338,15 @@ class CameraCreateAudit(AuditPayload):
 
 
 class CameraUpdateAudit(AuditPayload):
+    """Enabled or disabled; or edited (``changed`` names the fields, ``source`` masked)."""
+
     op = AuditOp.camera_update
+    omit_if_none = frozenset({"changed", "purpose", "source"})
     camera: str
     enabled: bool
+    changed: list[str] | None = None
+    purpose: str | None = None
+    source: str | None = None
 
 
 class CameraDeleteAudit(AuditPayload):

@@ -41,6 +41,17 @@ class Status(StrEnum):
 class Decision(StrEnum):
     confirm = "confirm"
     reject = "reject"
+    inconclusive = "inconclusive"
+    """The reviewer cannot tell: recorded (they may not decide again), never counted as a
+    confirmation, the item stays pending for other reviewers."""
+
+
+class BlindAnswer(StrEnum):
+    """A reviewer's answer to "same person?", given before the name and score are shown."""
+
+    same = "same"
+    different = "different"
+    cannot_tell = "cannot-tell"
 
 
 class ReviewConflictError(VisageError):

@@ -13,17 +13,31 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from visage.core import Visage
-from visage.errors import NotFoundError
+from visage.errors import InputError, NotFoundError
 from visage.gallery import repository as repo
 from visage.governance import review as gov
 from visage.governance.access import Principal, UseCase, authorize
 from visage.governance.audit import Actor
-from visage.governance.audit_ops import ReviewConfirmAudit, ReviewOutcomeAudit, ReviewRejectAudit
+from visage.governance.audit_ops import (
+    ReviewConfirmAudit,
+    ReviewInconclusiveAudit,
+    ReviewOutcomeAudit,
+    ReviewRejectAudit,
+)
 from visage.store.schema import ReviewRow, SubjectRow
 from visage.usecases.references import best_references
 
 MAX_REFERENCES = 3
 """Reference crops shown beside a probe: the candidate's best templates."""
+
+MAX_REASON = 1000
+"""Characters of a reviewer's stated reason kept in the audit log."""
+
+_DECISION_AUDIT = {
+    gov.Decision.confirm: ReviewConfirmAudit,
+    gov.Decision.reject: ReviewRejectAudit,
+    gov.Decision.inconclusive: ReviewInconclusiveAudit,
+}
 
 
 class ReviewItem(BaseModel):
@@ -180,8 +194,16 @@ def review_material(core: Visage, principal: Principal, review_id: str) -> Revie
 
 
 def decide(
-    core: Visage, review_id: str, reviewer: Principal, decision: gov.Decision
+    core: Visage,
+    review_id: str,
+    reviewer: Principal,
+    decision: gov.Decision,
+    *,
+    reason: str | None = None,
+    blind_answer: gov.BlindAnswer | None = None,
 ) -> DecisionResult:
+    """Record one reviewer's decision (audited, with the reason and the blind answer when
+    given). ``inconclusive`` is recorded like the others but never releases anything."""
     actor = reviewer.actor
     with core.store.session() as session:
         row = gov.decide(session, review_id, actor.id, reviewer.owner, decision)
@@ -189,11 +211,13 @@ def decide(
         core.audit(
             session,
             actor,
-            (ReviewConfirmAudit if decision is gov.Decision.confirm else ReviewRejectAudit)(
+            _DECISION_AUDIT[decision](
                 purpose=row.purpose,
                 subject_id=row.subject_id,
                 review_id=review_id,
                 status=gov.Status(row.status),
+                blind_answer=blind_answer,
+                reason=reason,
             ),
         )
         result = DecisionResult(id=row.id, status=gov.Status(row.status), released=released)
@@ -211,6 +235,25 @@ def decide(
     if result.status is gov.Status.rejected:
         core.store.scrub()  # the dropped probe crop leaves no page image in the WAL
     return result
+
+
+def decide_with_reason(
+    core: Visage,
+    review_id: str,
+    reviewer: Principal,
+    decision: gov.Decision,
+    reason: str,
+    blind_answer: gov.BlindAnswer,
+) -> DecisionResult:
+    """A decision made in the console: after the blind answer, and with a stated reason
+    (required, at most :data:`MAX_REASON` characters), both kept in the audit entry."""
+    authorize(reviewer, UseCase.review)
+    reason = reason.strip()
+    if not reason:
+        raise InputError("a reason is required: say why you decided this")
+    if len(reason) > MAX_REASON:
+        raise InputError(f"the reason has more than {MAX_REASON} characters")
+    return decide(core, review_id, reviewer, decision, reason=reason, blind_answer=blind_answer)
 
 
 def outcome(core: Visage, review_id: str, actor: Actor) -> Outcome:
