@@ -285,7 +285,9 @@ def prune_sessions(session: Session, idle: timedelta, now: datetime) -> None:
 
 
 def _name_key(name: str) -> str:
-    return name.lower()[:64]
+    """What a failure row keeps of the typed name: its SHA-256 (case folded), as what is
+    typed there is sometimes a password."""
+    return hashlib.sha256(name.lower().encode()).hexdigest()
 
 
 def _client_key(client: str) -> str:
