@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import func, select
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from visage.core import Visage
+from visage.errors import InputError
 from visage.governance import audit, signing, witness
 from visage.governance.audit import AuditEntry, Checkpoint, VerifyReport
 from visage.governance.witness import Witness, WitnessError
@@ -177,3 +179,94 @@ def checkpoint(core: Visage) -> Checkpoint | None:
 
 def public_key_pem(core: Visage) -> str:
     return core.signer.public_pem
+
+
+# -- browsing (the console's Audit screen) -------------------------------------------
+
+
+class AuditQuery(BaseModel):
+    """Which entries to show: every filter is optional; ``until`` is inclusive (the whole
+    day, UTC). ``actor`` matches an actor id (``user:ada``) or the name after its prefix
+    (``ada``)."""
+
+    operation: str | None = Field(default=None, max_length=32)
+    actor: str | None = Field(default=None, max_length=64)
+    purpose: str | None = Field(default=None, max_length=64)
+    since: date | None = None
+    until: date | None = None
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    per_page: int = Field(default=50, ge=1, le=500)
+
+
+class AuditPage(BaseModel):
+    """One page of matching entries, newest first."""
+
+    entries: list[AuditEntry]
+    total: int
+    page: int
+    pages: int
+
+
+class ChainState(BaseModel):
+    """What the chain looks like without walking it (see :func:`verify` for the check)."""
+
+    entries: int
+    first_seq: int | None
+    last_seq: int | None
+    newest_checkpoint: Checkpoint | None
+    key_id: str
+    key_fingerprint: str
+
+
+def search(core: Visage, query: AuditQuery) -> AuditPage:
+    """Entries matching ``query``, newest first, one page at a time."""
+    if query.since and query.until and query.until < query.since:
+        raise InputError("the end date is before the start date")
+    conditions: list[ColumnElement[bool]] = []
+    if query.operation:
+        conditions.append(AuditEntryRow.operation == query.operation)
+    if query.actor:
+        conditions.append(
+            or_(
+                AuditEntryRow.actor == query.actor,
+                AuditEntryRow.actor.endswith(":" + query.actor, autoescape=True),
+            )
+        )
+    if query.purpose:
+        conditions.append(AuditEntryRow.purpose == query.purpose)
+    if query.since:
+        conditions.append(AuditEntryRow.at >= datetime.combine(query.since, time(), UTC))
+    if query.until:
+        end = datetime.combine(query.until + timedelta(days=1), time(), UTC)
+        conditions.append(AuditEntryRow.at < end)
+    with core.store.session() as session:
+        total = (
+            session.scalar(select(func.count()).select_from(AuditEntryRow).where(*conditions)) or 0
+        )
+        pages = max(1, -(-total // query.per_page))
+        page = min(query.page, pages)
+        stmt = (
+            select(AuditEntryRow)
+            .where(*conditions)
+            .order_by(AuditEntryRow.seq.desc())
+            .offset((page - 1) * query.per_page)
+            .limit(query.per_page)
+        )
+        rows = [AuditEntry.model_validate(r, from_attributes=True) for r in session.scalars(stmt)]
+    return AuditPage(entries=rows, total=total, page=page, pages=pages)
+
+
+def chain_state(core: Visage) -> ChainState:
+    with core.store.session() as session:
+        count, first, last = session.execute(
+            select(func.count(), func.min(AuditEntryRow.seq), func.max(AuditEntryRow.seq))
+        ).one()
+        newest = audit.newest_checkpoint(session)
+    return ChainState(
+        entries=count or 0,
+        first_seq=first,
+        last_seq=last,
+        newest_checkpoint=newest,
+        key_id=core.signer.key_id,
+        key_fingerprint=core.signer.fingerprint,
+    )
