@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from visage.core import Visage
 from visage.governance import users as gov
@@ -165,7 +166,6 @@ def set_password(
     """A new password for ``name`` (by an admin, or the user through the console). Ends
     the account's sessions but ``keep_token``'s. ``must_change``: the password was
     generated for an admin to pass on, so its owner must replace it."""
-    gov.check_name(name)
     with core.store.session() as session:
         row = gov.require_user(session, name)
         gov.check_password(row.name, password)
@@ -181,15 +181,16 @@ def change_own_password(core: Visage, token: str, old: str, new: str) -> None:
     web = resume_session(core, token)
     name = web.principal.key_id
     now = datetime.now(UTC)
+    client = f"password-change:{name.lower()}"  # its failures count for the name, as sign-in's
     with core.store.session() as session:
-        wait = gov.retry_after(session, name, "", core.settings.sign_in_attempts, now)
+        wait = gov.retry_after(session, name, client, core.settings.sign_in_attempts, now)
         row = gov.require_user(session, name)
         current_hash = row.password_hash
     if wait is not None:
         raise ThrottledError("too many wrong passwords: try again later", wait)
     if not gov.verify_password(current_hash, old):
         with core.store.session() as session:
-            gov.record_failure(session, name, "", now)
+            gov.record_failure(session, name, client, now)
         raise AuthError("the current password is wrong")
     if new == old:
         raise PasswordRuleError("the new password must differ from the current one")
@@ -348,13 +349,16 @@ def first_admin(core: Visage) -> str | None:
     """When no account exists: an ``admin`` account with a random one-time password, which
     is returned (to be shown once) and must be changed at first sign-in. Else None."""
     password = gov.new_password()
-    with core.store.session() as session:
-        if gov.has_users(session):
-            return None
-        row = gov.create_user(session, FIRST_ADMIN, Role.admin, [], password, must_change=True)
-        core.audit(
-            session,
-            Actor.system(),
-            UserCreateAudit(user=row.name, user_role=Role.admin, purposes=[]),
-        )
+    try:
+        with core.store.session() as session:
+            if gov.has_users(session):
+                return None
+            row = gov.create_user(session, FIRST_ADMIN, Role.admin, [], password, must_change=True)
+            core.audit(
+                session,
+                Actor.system(),
+                UserCreateAudit(user=row.name, user_role=Role.admin, purposes=[]),
+            )
+    except IntegrityError:  # another process created it at the same instant
+        return None
     return password
