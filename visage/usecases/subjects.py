@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
 
 from visage.core import Visage
-from visage.errors import ConsentError, NotFoundError
+from visage.errors import ConsentError, InputError, NotFoundError
 from visage.gallery import repository as repo
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import (
@@ -24,8 +25,10 @@ from visage.governance.audit_ops import (
     TemplateDeleteAudit,
 )
 from visage.governance.consent import ConsentRecord, LegalBasis
-from visage.store.keyring import REFERENCE_AUDIT, Keyring
-from visage.store.schema import SubjectRow
+from visage.governance.erasure import ErasureCertificate
+from visage.store.keyring import REFERENCE_AUDIT, Keyring, normalise_text
+from visage.store.schema import SubjectRow, TemplateRow
+from visage.usecases import erase as erase_uc
 
 
 class ConsentOut(BaseModel):
@@ -284,3 +287,105 @@ def rename_subject(
         # The audit entry says that the name changed, never what it is.
         core.audit(session, actor or Actor.local(), SubjectRenameAudit(subject_id=subject_id))
     return show_subject(core, subject_id)
+
+
+class SubjectSummary(BaseModel):
+    """One row of a page of subjects: enough to pick a person, nothing sealed but the name."""
+
+    id: str
+    name: str
+    created_at: datetime
+    templates: int
+    consent_valid: bool = Field(description="at least one consent record is in force")
+
+
+class SubjectPage(BaseModel):
+    subjects: list[SubjectSummary]
+    total: int = Field(description="subjects matching the search, on every page")
+    page: int
+    per_page: int
+    query: str = ""
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+MAX_PER_PAGE = 200
+
+
+def _search_ids(session: Session, keys: Keyring, query: str) -> list[str]:
+    """Subjects a search finds without opening a single name: the exact name (case and
+    spacing aside) through the blind index, or an id (its first 6 or more hex digits)."""
+    found = repo.find_by_name(session, keys, query)
+    text = query.strip().lower()
+    if 6 <= len(text) <= 32 and all(c in "0123456789abcdef" for c in text):
+        stmt = select(SubjectRow.id).where(SubjectRow.id.startswith(text, autoescape=True))
+        found += [i for i in session.scalars(stmt) if i not in found]
+    return found
+
+
+def page_subjects(core: Visage, page: int = 1, per_page: int = 50, query: str = "") -> SubjectPage:
+    """One page of subjects, newest first, opening only that page's names (so a page costs
+    the same at 10,000 subjects as at 10). ``query``: see :func:`_search_ids` — names are
+    sealed, so a search matches a whole name, never a part of one."""
+    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    page = max(page, 1)
+    query = query.strip()
+    keys = core.keyring
+    with core.store.session() as session:
+        where = []
+        if query:
+            where.append(SubjectRow.id.in_(_search_ids(session, keys, query)))
+        total = session.scalar(select(func.count()).select_from(SubjectRow).where(*where)) or 0
+        rows = list(
+            session.scalars(
+                select(SubjectRow)
+                .where(*where)
+                .options(selectinload(SubjectRow.consents))
+                .order_by(SubjectRow.created_at.desc(), SubjectRow.id)
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            )
+        )
+        ids = [row.id for row in rows]
+        stmt = (
+            select(TemplateRow.subject_id, func.count())
+            .where(TemplateRow.subject_id.in_(ids))
+            .group_by(TemplateRow.subject_id)
+        )
+        counts = {sid: int(n) for sid, n in session.execute(stmt)}
+        now = datetime.now(UTC)
+        return SubjectPage(
+            subjects=[
+                SubjectSummary(
+                    id=row.id,
+                    name=repo.subject_name(keys, row),
+                    created_at=row.created_at,
+                    templates=counts.get(row.id, 0),
+                    consent_valid=repo.has_valid_consent(row, now),
+                )
+                for row in rows
+            ],
+            total=total,
+            page=page,
+            per_page=per_page,
+            query=query,
+        )
+
+
+class NameMismatchError(InputError):
+    """The name typed to confirm an erasure is not the subject's: nothing was erased."""
+
+
+def erase_named(
+    core: Visage, subject_id: str, typed_name: str, actor: Actor | None = None
+) -> ErasureCertificate:
+    """Erase a subject once the person asking has typed their name (case and spacing
+    aside): the console's guard against erasing the wrong person, which cannot be undone."""
+    with core.store.session() as session:
+        row = repo.get_subject(session, subject_id)
+        name = repo.subject_name(core.keyring, row)
+    if not typed_name.strip() or normalise_text(typed_name) != normalise_text(name):
+        raise NameMismatchError("the name typed does not match the subject's name; nothing erased")
+    return erase_uc.erase(core, subject_id, actor)

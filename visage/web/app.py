@@ -20,7 +20,18 @@ from visage.api.app import create_app
 from visage.api.problems import classify
 from visage.core import Visage
 from visage.errors import VisageError
-from visage.web.pages import admin, audit, auth, overview, reports
+from visage.web.pages import (
+    admin,
+    audit,
+    auth,
+    cameras,
+    events,
+    identify,
+    overview,
+    reports,
+    reviews,
+    subjects,
+)
 from visage.web.render import STATIC, page
 from visage.web.session import PasswordChangeRequired, SignInRequired
 
@@ -42,7 +53,18 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
-SCREENS: list[Any] = [auth, overview, audit, reports, admin]
+SCREENS: list[Any] = [
+    auth,
+    overview,
+    subjects,
+    identify,
+    audit,
+    reports,
+    admin,
+    reviews,
+    events,
+    cameras,
+]
 """Screen modules whose ``router`` the console includes (each screen adds itself here)."""
 
 
