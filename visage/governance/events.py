@@ -69,9 +69,18 @@ def list_events(
     since: datetime | None = None,
     limit: int = 100,
     purposes: Collection[str] | None = None,
+    purpose: str | None = None,
+    until: datetime | None = None,
+    offset: int = 0,
 ) -> list[EventRow]:
-    """Events newest first. ``purposes``: only events of these purposes (None: all)."""
-    stmt = select(EventRow).order_by(EventRow.started_at.desc()).limit(limit)
+    """Events newest first. ``purposes``: only events of these purposes (None: all);
+    ``purpose``: of this one; ``since``/``until``: started in ``[since, until)``."""
+    stmt = select(EventRow).order_by(EventRow.started_at.desc(), EventRow.id)
+    stmt = stmt.offset(offset).limit(limit)
+    if purpose is not None:
+        stmt = stmt.where(EventRow.purpose == purpose)
+    if until is not None:
+        stmt = stmt.where(EventRow.started_at < until)
     if purposes is not None:
         stmt = stmt.where(EventRow.purpose.in_(list(purposes)))
     if subject_id is not None:

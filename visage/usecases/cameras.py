@@ -41,6 +41,7 @@ from visage.governance.audit import Actor
 from visage.governance.audit_ops import CameraCreateAudit, CameraDeleteAudit, CameraUpdateAudit
 from visage.governance.consent import normalise_purpose
 from visage.governance.profile import GateError
+from visage.media.preview import LiveFeed
 from visage.media.sources import check_camera_source, mask_source, scrub
 from visage.media.video import SourceOpenError, StreamError
 from visage.store import crypto
@@ -77,6 +78,10 @@ class CameraStatus(BaseModel):
     events: int = 0
     restarts: int = 0
     last_error: str | None = None
+    fps: float = Field(default=0.0, description="frames processed per second, lately")
+    dropped_frames: int = Field(
+        default=0, description="frames skipped because processing was slower than the camera"
+    )
 
 
 class CameraOut(BaseModel):
@@ -144,6 +149,8 @@ class CameraSupervisor:
         self.core, self.backoff_s, self.max_backoff_s = core, backoff_s, max_backoff_s
         self.halt_poll_s = halt_poll_s
         self._workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self.feeds: dict[str, LiveFeed] = {}
+        """Each running camera's live view: fps, dropped frames, latest masked frame."""
         self.status: dict[str, CameraStatus] = {}
         self._lock = threading.Lock()
         self.running = False
@@ -161,6 +168,7 @@ class CameraSupervisor:
 
     def _run(self, camera: CameraRow, source: str, stop: threading.Event) -> None:
         status = self.status[camera.id]
+        feed = self.feeds.setdefault(camera.id, LiveFeed())
         backoff = self.backoff_s
         while not stop.is_set():
             if (halt := blocking(self.core, camera.purpose, camera.name)) is not None:
@@ -173,7 +181,7 @@ class CameraSupervisor:
                     self.core,
                     source,
                     camera.purpose,
-                    WatchOptions(camera=camera.name),
+                    WatchOptions(camera=camera.name, feed=feed),
                     stop=stop,
                     progress=lambda n: setattr(status, "frames", status.frames + 1),
                     actor=Actor(f"camera:{camera.name}"[:64], "system"),
@@ -190,6 +198,10 @@ class CameraSupervisor:
                     CameraState.refused if isinstance(exc, GateError) else CameraState.retrying
                 )
                 log.warning("camera %s: %s", camera.name, scrub(str(exc), source))
+            finally:
+                status.dropped_frames += feed.dropped
+                feed.stopped()
+                feed.dropped = 0
             if stop.is_set():
                 break
             status.restarts += 1
@@ -225,11 +237,21 @@ class CameraSupervisor:
                     thread, stop = self._workers.pop(cid)
                     stop.set()
                     thread.join(timeout=30)
+                    self.feeds.pop(cid, None)
             for cid, camera in cameras.items():
                 if camera.enabled and cid not in self._workers:
                     self._start(camera)
                 elif not camera.enabled:
                     self.status[cid] = CameraStatus(state=CameraState.stopped)
+
+    def restart(self, camera_id: str) -> None:
+        """The camera's settings changed: stop its worker and start it again."""
+        with self._lock:
+            worker = self._workers.pop(camera_id, None)
+            if worker is not None:
+                worker[1].set()
+                worker[0].join(timeout=30)
+        self.sync()
 
     def stop(self) -> None:
         """Stop every worker; each ends its watch between frames (its last events sent)."""
@@ -249,7 +271,20 @@ class CameraSupervisor:
         if not self.running:
             state = CameraState.unsupervised if row.enabled else CameraState.stopped
             return CameraStatus(state=state)
-        return self.status.get(row.id) or CameraStatus(state=CameraState.stopped)
+        status = self.status.get(row.id)
+        if status is None:
+            return CameraStatus(state=CameraState.stopped)
+        feed = self.feeds.get(row.id)
+        if feed is None:
+            return status.model_copy()
+        return status.model_copy(
+            update={"fps": feed.fps, "dropped_frames": status.dropped_frames + feed.dropped}
+        )
+
+    def preview(self, camera_id: str) -> bytes | None:
+        """The latest frame of a running camera, every face masked (JPEG), or None."""
+        feed = self.feeds.get(camera_id)
+        return None if feed is None or not self.running else feed.jpeg()
 
 
 def supervisor(core: Visage) -> CameraSupervisor:
@@ -335,6 +370,74 @@ def set_enabled(
     cameras.refresh()
     with core.store.session() as session:
         return _out(session.get(CameraRow, camera_id), cameras)  # type: ignore[arg-type]
+
+
+class CameraChanges(BaseModel):
+    """An edit of a camera: a field left out (None) stays as it is."""
+
+    name: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    source: str | None = Field(default=None, min_length=1, max_length=1000)
+    purpose: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+def update_camera(
+    core: Visage,
+    camera_id: str,
+    changes: CameraChanges,
+    actor: Actor | None = None,
+) -> CameraOut:
+    """Rename a camera, or change its source (allow-list, sealed) or purpose; audited with
+    the fields that changed. A running camera restarts with the new settings."""
+    source = None if changes.source is None else check_camera_source(changes.source)
+    purpose = None if changes.purpose is None else normalise_purpose(changes.purpose)
+    with core.store.session() as session:
+        row = session.get(CameraRow, camera_id)
+        if row is None:
+            raise NotFoundError(f"no camera {camera_id}")
+        changed: list[str] = []
+        if changes.name is not None and changes.name != row.name:
+            taken = session.scalar(select(CameraRow).where(CameraRow.name == changes.name))
+            if taken is not None:
+                raise VisageError(f"a camera named {changes.name!r} exists already")
+            row.name = changes.name
+            changed.append("name")
+        if source is not None and source != camera_source(core, row):
+            row.source, row.source_sealed = mask_source(source), _seal(core, row.id, source)
+            changed.append("source")
+        if purpose is not None and purpose != row.purpose:
+            row.purpose = purpose
+            changed.append("purpose")
+        if changed:
+            core.audit(
+                session,
+                actor or Actor.local(),
+                CameraUpdateAudit(
+                    camera=row.name,
+                    enabled=row.enabled,
+                    changed=changed,
+                    purpose=row.purpose,
+                    source=row.source if "source" in changed else None,
+                ),
+            )
+    cameras = supervisor(core)
+    if changed and cameras.running:
+        cameras.restart(camera_id)
+    with core.store.session() as session:
+        return _out(session.get(CameraRow, camera_id), cameras)  # type: ignore[arg-type]
+
+
+def camera_preview(core: Visage, camera_id: str) -> bytes:
+    """The latest frame of a camera this process watches, with every face masked (JPEG);
+    :class:`NotFoundError` when there is none (unknown, stopped, halted, not yet running)."""
+    with core.store.session() as session:
+        if session.get(CameraRow, camera_id) is None:
+            raise NotFoundError(f"no camera {camera_id}")
+    jpeg = supervisor(core).preview(camera_id)
+    if jpeg is None:
+        raise NotFoundError("no live frame: the camera is not running in this server")
+    return jpeg
 
 
 def delete_camera(

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from visage.core import Visage
 from visage.governance.access import ForbiddenError, Principal, Role
+from visage.governance.consent import normalise_purpose
 from visage.governance.events import list_events
 
 SEE_ALL = frozenset({Role.auditor, Role.admin})
@@ -49,9 +50,17 @@ def events(
     camera: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
+    purpose: str | None = None,
+    until: datetime | None = None,
+    offset: int = 0,
 ) -> list[EventOut]:
-    """Events newest first, limited to what ``viewer`` may see (None: the local user)."""
+    """Events newest first, limited to what ``viewer`` may see (None: the local user).
+    Asking an operator's events for a purpose it does not hold is :class:`ForbiddenError`."""
     purposes = visible_purposes(viewer)
+    if purpose is not None:
+        purpose = normalise_purpose(purpose)
+        if purposes is not None and purpose not in purposes:
+            raise ForbiddenError(f"the events of purpose '{purpose}' are not yours to read")
     with core.store.session() as session:
         rows = list_events(
             session,
@@ -60,5 +69,8 @@ def events(
             since=since,
             limit=limit,
             purposes=purposes,
+            purpose=purpose,
+            until=until,
+            offset=offset,
         )
         return [EventOut.model_validate(r, from_attributes=True) for r in rows]

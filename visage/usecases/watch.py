@@ -44,6 +44,7 @@ from visage.governance.audit_ops import AuditOutcome, WatchAudit
 from visage.governance.consent import normalise_purpose
 from visage.media.crops import probe_crop
 from visage.media.image import RGBImage
+from visage.media.preview import LiveFeed
 from visage.media.redact import RedactOptions, VideoRedactor
 from visage.media.tracking import Track
 from visage.media.video import Prefetch, StreamError, VideoReader, VideoWriter, is_live
@@ -99,6 +100,8 @@ class WatchOptions:
     event_update_s: float = 5.0
     """A recognised track still in view updates its event at most this often (seconds of
     video), unless its score improves."""
+    feed: LiveFeed | None = None
+    """The camera's live view (fps, dropped frames, latest frame with every face masked)."""
 
 
 _Best = BestMatch
@@ -205,6 +208,9 @@ class _Run:
                     break
                 pixels = np.array(frame.pixels)
                 redactor.process(frame.index, pixels)
+                if o.feed is not None:  # every face, recognised or not, masked again there
+                    faces = [box for _, box in redactor.tracker.boxes_to_mask(frame.index)]
+                    o.feed.frame(pixels, faces, self.dropped + source_frames.dropped)
                 self.events.observe(redactor.tracker.tracks, frame_time)
                 self._end(redactor.tracker.ended, frame_time)
                 redactor.tracker.ended.clear()
