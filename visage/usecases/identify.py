@@ -27,8 +27,12 @@ from visage.governance.access import owner_of
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import IdentifyAudit
 from visage.governance.events import record_event
+from visage.media.annotate import Label, annotate
 from visage.media.crops import probe_crop
+from visage.usecases import review as review_uc
 from visage.usecases.matching import MatchOperation, PurposeMatcher
+from visage.usecases.review import Outcome
+from visage.vision.types import Box
 
 
 class MatchStatus(StrEnum):
@@ -162,3 +166,71 @@ def identify(
             ),
         )
     return IdentifyResult(purpose=purpose, threshold=core.threshold, faces=out)
+
+
+class AnnotatedIdentify(BaseModel):
+    """A search's answer with the picture an operator may see: every face that is not a
+    released match masked, matches outlined and labelled ``n: name score``, faces awaiting
+    review outlined and labelled ``n`` only (their face stays masked until release)."""
+
+    result: IdentifyResult
+    jpeg: bytes = Field(description="the annotated picture (JPEG, no metadata of the input)")
+    numbers: list[int | None] = Field(
+        description="per face of ``result.faces``: its number in the picture (None: masked)"
+    )
+    bystanders: int = Field(description="faces that matched nobody, masked and not described")
+
+
+def identify_annotated(
+    core: Visage,
+    image: ImageInput,
+    purpose: str,
+    actor: Actor | None = None,
+    *,
+    authorisation_ref: str | None = None,
+) -> AnnotatedIdentify:
+    """:func:`identify` (same gates, audit and blind review), then the annotated picture."""
+    result = identify(core, image, purpose, actor, authorisation_ref=authorisation_ref)
+    loaded = core.load_image(image)
+    labels: list[Label] = []
+    masked: list[Box] = []
+    numbers: list[int | None] = []
+    for face in result.faces:
+        box = Box(*(float(v) for v in face.box))
+        if face.status is MatchStatus.match and face.candidates:
+            best = face.candidates[0]
+            numbers.append(len(labels) + 1)
+            labels.append(Label(box, f"{len(labels) + 1}: {best.name} {best.score:.3f}"))
+            continue
+        masked.append(box)  # a bystander, or a candidate still blind until two reviewers
+        if face.status is MatchStatus.pending_review:
+            numbers.append(len(labels) + 1)
+            labels.append(Label(box, f"{len(labels) + 1}", pending=True))
+        else:
+            numbers.append(None)
+    return AnnotatedIdentify(
+        result=result,
+        jpeg=annotate(loaded.pixels, labels, masked),
+        numbers=numbers,
+        bystanders=sum(1 for f in result.faces if f.status is None),
+    )
+
+
+class PendingOutcome(BaseModel):
+    """A watchlist search's review, not (or not yet) released: its state, no identity."""
+
+    id: str
+    status: review_gov.Status
+
+
+def search_outcome(core: Visage, review_id: str, actor: Actor) -> Outcome | PendingOutcome:
+    """The released identity of a review this actor asked for
+    (:func:`visage.usecases.review.outcome`: same access check, audited), or, while it is
+    pending or after a rejection (a 409 there), only its state — for a page that says
+    "awaiting two reviewers" instead of an error."""
+    try:
+        return review_uc.outcome(core, review_id, actor)
+    except review_gov.ReviewConflictError:  # the access check passed before the conflict
+        with core.store.session() as session:
+            row = review_gov.get_review(session, review_id)
+            return PendingOutcome(id=row.id, status=review_gov.Status(row.status))

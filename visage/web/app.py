@@ -20,7 +20,17 @@ from visage.api.app import create_app
 from visage.api.problems import classify
 from visage.core import Visage
 from visage.errors import VisageError
-from visage.web.pages import admin, audit, auth, cameras, events, overview, reports, subjects
+from visage.web.pages import (
+    admin,
+    audit,
+    auth,
+    cameras,
+    events,
+    identify,
+    overview,
+    reports,
+    subjects,
+)
 from visage.web.render import STATIC, page
 from visage.web.session import PasswordChangeRequired, SignInRequired
 
@@ -42,7 +52,17 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
-SCREENS: list[Any] = [auth, overview, subjects, audit, reports, admin, events, cameras]
+SCREENS: list[Any] = [
+    auth,
+    overview,
+    subjects,
+    identify,
+    audit,
+    reports,
+    admin,
+    events,
+    cameras,
+]
 """Screen modules whose ``router`` the console includes (each screen adds itself here)."""
 
 
