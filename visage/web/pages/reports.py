@@ -30,9 +30,10 @@ REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; fram
 """The transparency document's own policy: its inline style and data: charts, nothing else."""
 
 
-def _attachment(filename: str) -> dict[str, str]:
+def _attachment(name: str, extension: str) -> dict[str, str]:
     stamp = datetime.now(UTC).strftime("%Y%m%d")
-    return {"Content-Disposition": f'attachment; filename="visage-{filename}-{stamp}"'}
+    filename = f"visage-{name}-{stamp}.{extension}"
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
 def _transparency_html(core: Visage) -> str:
@@ -58,7 +59,7 @@ async def transparency_html(
         "X-Frame-Options": "SAMEORIGIN",
     }
     if download:
-        headers.update(_attachment("transparency.html"))
+        headers.update(_attachment("transparency", "html"))
     return HTMLResponse(html, headers=headers)
 
 
@@ -67,7 +68,9 @@ async def transparency_json(core: Core, viewer: AuditViewer) -> Response:
     del viewer
     report = await run_in_threadpool(report_uc.transparency, core)
     body = report_uc.render_transparency(report, report_uc.ReportFormat.json)
-    return Response(body, media_type="application/json", headers=_attachment("transparency.json"))
+    return Response(
+        body, media_type="application/json", headers=_attachment("transparency", "json")
+    )
 
 
 @router.get("/reports/processing-record")
@@ -98,7 +101,7 @@ async def dpia_pack(request: Request, core: Core, viewer: AuditViewer) -> HTMLRe
 
 def _json_download(document: dict[str, Any], name: str) -> Response:
     body = json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n"
-    return Response(body, media_type="application/json", headers=_attachment(f"{name}.json"))
+    return Response(body, media_type="application/json", headers=_attachment(name, "json"))
 
 
 @router.get("/reports/processing-record.json")
