@@ -231,6 +231,43 @@ def test_a_halt_is_shown_as_a_423_message(olga: TestClient, enrolled: Visage, da
     assert "1:N processing halted by an admin" in html and 'name="image"' in html
 
 
+def test_a_law_enforcement_search_needs_its_authorisation_reference(
+    server: TestClient, enrolled: Visage, data: Path
+) -> None:
+    users_uc.add_user(
+        enrolled,
+        users_uc.NewUser(name="lena", role=Role.operator, purposes=[PURPOSE]),
+        PASSWORD,
+        Actor.local(),
+    )
+    set_profile(enrolled, ProfileChanges(law_enforcement=True, public_space=True))
+    try:
+        with TestClient(server.app, base_url="http://testserver") as lena:
+            sign_in(lena, "lena")
+            assert '<label for="identify-reference">Authorisation reference</label>' in (
+                lena.get("/identify").text
+            )
+            scene = (data / SCENE).read_bytes()
+            status, _, html = post_identify(lena, PURPOSE, scene).partition("\n")
+            assert status == "403" and "authorisation" in html
+            response = lena.post(
+                "/identify",
+                data={
+                    "purpose": PURPOSE,
+                    "authorisation_ref": "WARRANT-2026-117",
+                    "csrf": page_csrf(lena, "/identify"),
+                },
+                files={"image": ("scene.jpg", scene, "image/jpeg")},
+            )
+            assert response.status_code == 200 and "Joe Biden" in response.text
+    finally:
+        set_profile(enrolled, ProfileChanges(law_enforcement=False, public_space=False))
+    searches = [
+        e for e in audit_log.entries(enrolled, operation="identify") if e.actor == "user:lena"
+    ]
+    assert searches[-1].details["authorisation_ref"] == "WARRANT-2026-117"
+
+
 def test_verify_same_and_different_people(olga: TestClient, data: Path) -> None:
     def verify(a: str, b: str) -> str:
         response = olga.post(

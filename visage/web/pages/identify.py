@@ -26,6 +26,7 @@ from visage.usecases import identify as identify_uc
 from visage.usecases import review as review_uc
 from visage.usecases import verify as verify_uc
 from visage.usecases.limits import operating_point
+from visage.usecases.profile import get_profile
 from visage.web.forms import Upload, files, text
 from visage.web.render import page
 from visage.web.session import CheckedForm, OperatorViewer, OutcomeViewer, Viewer
@@ -59,6 +60,8 @@ def _screen(
     values: dict[str, Any] = {
         "purposes": list(viewer.principal.purposes),
         "chosen": "",
+        "needs_ref": get_profile(core).post_remote_only,
+        "reference": "",
         "limits": operating_point(core),
         "percent": percent,
         "error": None,
@@ -91,21 +94,39 @@ async def identify(
     request: Request, core: Core, viewer: OperatorViewer, form: CheckedForm
 ) -> HTMLResponse:
     chosen = text(form, "purpose", max_length=64)
+    reference = text(form, "authorisation_ref", max_length=200)
     try:
         purpose = access.require_purpose(viewer.principal, chosen)
         _take(request, "identify", viewer)
         data = await _one(core, form, "image", "Image")
         found = await run_in_threadpool(
-            partial(identify_uc.identify_annotated, core, data, purpose, viewer.principal.actor)
+            partial(
+                identify_uc.identify_annotated,
+                core,
+                data,
+                purpose,
+                viewer.principal.actor,
+                authorisation_ref=reference or None,
+            )
         )
     except VisageError as exc:
         status, error = _refusal(exc)
-        return _screen(request, core, viewer, status, chosen=chosen, error=error)
+        return _screen(
+            request, core, viewer, status, chosen=chosen, reference=reference, error=error
+        )
     metrics = request.app.state.metrics
     metrics.faces.inc(len(found.result.faces))
     metrics.matches.inc(sum(1 for f in found.result.faces if f.status is not None))
     picture = "data:image/jpeg;base64," + base64.b64encode(found.jpeg).decode()
-    return _screen(request, core, viewer, chosen=purpose, found=found, picture=picture)
+    return _screen(
+        request,
+        core,
+        viewer,
+        chosen=purpose,
+        reference=reference,
+        found=found,
+        picture=picture,
+    )
 
 
 @router.post("/identify/verify")
