@@ -146,6 +146,6 @@ def test_overview_in_french(as_user: Callable[[str], TestClient]) -> None:
     client.cookies.set("visage_lang", "fr")
     html = client.get("/").text
     assert '<html lang="fr"' in html
-    assert "<h1>Vue d’ensemble</h1>" in html
+    assert "<h1>Vue d\u2019ensemble</h1>" in html
     assert "Arrêter tout traitement 1:N" in html and "Profil de déploiement" in html
     assert "Stop all 1:N processing" not in html
