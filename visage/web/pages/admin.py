@@ -119,7 +119,8 @@ def add_user(
     except VisageError as exc:
         return _refused(request, core, viewer, exc)
     secret = {"kind": "password", "name": info.name, "value": password} if generated else None
-    notice = i18n.translator(viewer.lang)("User %(name)s added.", name=info.name)
+    gettext = i18n.translator(viewer.lang)
+    notice = gettext("User %(name)s added.", name=info.name)
     return _render(request, core, viewer, notice=notice, secret=secret, status_code=201)
 
 
@@ -208,7 +209,8 @@ def create_key(
     except VisageError as exc:
         return _refused(request, core, viewer, exc)
     secret = {"kind": "key", "name": created.id, "value": created.key}
-    notice = i18n.translator(viewer.lang)("API key %(id)s created.", id=created.id)
+    gettext = i18n.translator(viewer.lang)
+    notice = gettext("API key %(id)s created.", id=created.id)
     return _render(request, core, viewer, notice=notice, secret=secret, status_code=201)
 
 
@@ -221,7 +223,8 @@ def revoke_key(
         keys_uc.revoke_key(core, key_id, actor=viewer.principal.actor)
     except VisageError as exc:
         return _refused(request, core, viewer, exc)
-    notice = i18n.translator(viewer.lang)("API key %(id)s revoked.", id=key_id)
+    gettext = i18n.translator(viewer.lang)
+    notice = gettext("API key %(id)s revoked.", id=key_id)
     return _render(request, core, viewer, notice=notice)
 
 
@@ -253,7 +256,8 @@ def set_profile(
         profile_uc.set_profile(core, profile_changes(form), viewer.principal.actor)
     except VisageError as exc:
         return _refused(request, core, viewer, exc)
-    notice = i18n.translator(viewer.lang)("Deployment profile saved.")
+    gettext = i18n.translator(viewer.lang)
+    notice = gettext("Deployment profile saved.")
     return _render(request, core, viewer, notice=notice)
 
 
@@ -290,5 +294,6 @@ def totp_confirm(
             else None
         )
         return _render(request, core, viewer, status_code=status, error=exc.message, totp=again)
-    notice = i18n.translator(viewer.lang)("Two-step sign-in is on for your account.")
+    gettext = i18n.translator(viewer.lang)
+    notice = gettext("Two-step sign-in is on for your account.")
     return _render(request, core, viewer, notice=notice)
