@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.web.conftest import PASSWORD, PURPOSE, WATCHLIST, page_csrf, sign_in
+from visage.api.deps import RateLimiter
 from visage.core import Visage
 from visage.governance import review as review_gov
 from visage.governance.access import Principal, Role
@@ -266,6 +267,29 @@ def test_a_law_enforcement_search_needs_its_authorisation_reference(
         e for e in audit_log.entries(enrolled, operation="identify") if e.actor == "user:lena"
     ]
     assert searches[-1].details["authorisation_ref"] == "WARRANT-2026-117"
+
+
+def test_the_api_rate_ceiling_applies_to_the_console_too(
+    server: TestClient, enrolled: Visage
+) -> None:
+    users_uc.add_user(
+        enrolled,
+        users_uc.NewUser(name="tess", role=Role.operator, purposes=[PURPOSE]),
+        PASSWORD,
+        Actor.local(),
+    )
+    limits = server.app.state.rate_limits  # type: ignore[attr-defined]
+    shared = limits["identify"]
+    limits["identify"] = RateLimiter(1, "identify")  # one search a minute, for this test
+    try:
+        with TestClient(server.app, base_url="http://testserver") as tess:
+            sign_in(tess, "tess")
+            limits["identify"].take("tess")  # the minute's search, spent (say, through the API)
+            status, _, html = post_identify(tess, PURPOSE, b"never read").partition("\n")
+    finally:
+        limits["identify"] = shared
+    assert status == "429"
+    assert "Too many requests" in html and "slow down" in html and 'role="alert"' in html
 
 
 def test_verify_same_and_different_people(olga: TestClient, data: Path) -> None:
