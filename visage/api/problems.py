@@ -26,6 +26,7 @@ from visage.governance.access import AuthError, ForbiddenError
 from visage.governance.halt import HaltedError
 from visage.governance.profile import GateError, IdentifyRateError
 from visage.governance.review import ReviewConflictError
+from visage.governance.users import LastAdminError, ThrottledError, UserExistsError
 from visage.store.keyring import KeyDestroyedError
 
 PROBLEM = "application/problem+json"
@@ -41,6 +42,9 @@ _STATUS: list[tuple[type[VisageError], int, str, str]] = [
     (AuthError, 401, "unauthenticated", "Authentication required"),
     (ForbiddenError, 403, "forbidden", "Not allowed for this key"),
     (IdentifyRateError, 429, "rate-limited", "Too many requests"),
+    (ThrottledError, 429, "throttled", "Too many failed attempts"),
+    (UserExistsError, 409, "user-exists", "User name taken"),
+    (LastAdminError, 409, "last-admin", "The last admin account stays enabled"),
     (GateError, 403, "deployment-gate", "Refused by the deployment profile"),
     # 423, not 503: a halt is a person's deliberate decision, not a fault of the server;
     # retrying does not help until an admin resumes, and health checks stay green.

@@ -37,8 +37,9 @@ from visage.store import crypto
 from visage.store.keyring import derive_key
 from visage.store.schema import SignInFailureRow, UserRow, WebSessionRow
 
-NAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-NAME_RULE = "a user name has 1 to 64 letters, digits, '.', '_', '@' or '-'"
+NAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,59}$")
+"""59: the actor id ``user:<name>`` must fit the 64-character actor columns."""
+NAME_RULE = "a user name has 1 to 59 letters, digits, '.', '_', '@' or '-'"
 PASSWORD_MIN = 12
 PASSWORD_MAX = 1024
 """Longer input is refused before hashing (argon2 would take it, but nobody types that)."""

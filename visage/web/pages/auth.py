@@ -17,10 +17,12 @@ from visage.web.forms import text
 from visage.web.render import page
 from visage.web.session import (
     LANG_COOKIE,
+    SESSION_COOKIE,
     AnyViewer,
     CheckedForm,
     clear_session_cookie,
     set_session_cookie,
+    unsign_cookie,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -78,7 +80,14 @@ def sign_in(
         )
     client = request.client.host if request.client else "unknown"
     try:
-        signed = users_uc.sign_in(core, username.strip(), password, code.strip() or None, client)
+        signed = users_uc.sign_in(
+            core,
+            username.strip(),
+            password,
+            code.strip() or None,
+            client,
+            replaces=unsign_cookie(core, request.cookies.get(SESSION_COOKIE)),
+        )
     except users_uc.ThrottledError as exc:
         minutes = max(1, round(exc.retry_after / 60))
         message = gettext(
@@ -128,6 +137,12 @@ def change_password(request: Request, core: Core, viewer: AnyViewer, form: Check
         )
     try:
         users_uc.change_own_password(core, viewer.token, old, new)
+    except users_uc.ThrottledError as exc:
+        minutes = max(1, round(exc.retry_after / 60))
+        error = gettext(
+            "Too many failed sign-ins. Try again in %(minutes)s minutes.", minutes=minutes
+        )
+        return page(request, "password.html", viewer, status_code=429, error=error)
     except (AuthError, users_uc.PasswordRuleError) as exc:
         error = (
             gettext("The current password is wrong.") if isinstance(exc, AuthError) else exc.message
