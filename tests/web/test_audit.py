@@ -158,14 +158,18 @@ def test_a_tampered_chain_is_reported_broken(tmp_path: Path, shared_app: Visage)
         app = create_server(core, housekeeping=False, watch_cameras=False)
         with TestClient(app, base_url="http://testserver") as client:
             sign_in(client, "aude")
+            intact = client.post("/audit/verify", data={"csrf": page_csrf(client, "/audit")})
+            assert "The audit chain is intact" in intact.text
             with sqlite3.connect(db) as conn:
-                conn.execute(
-                    "UPDATE audit_entries SET actor = 'user:mallory' WHERE operation = "
-                    "'user.create' AND seq = (SELECT MIN(seq) FROM audit_entries)"
-                )
+                changed = conn.execute(
+                    "UPDATE audit_entries SET actor = 'user:mallory' WHERE seq = "
+                    "(SELECT MIN(seq) FROM audit_entries WHERE operation = 'user.create')"
+                ).rowcount
+            assert changed == 1
             response = client.post("/audit/verify", data={"csrf": page_csrf(client, "/audit")})
             assert response.status_code == 200
             assert "The audit chain is broken." in response.text
             assert 'role="alert" id="verify-result"' in response.text
+            assert "First bad entry" in response.text
     finally:
         core.close()
