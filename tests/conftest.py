@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import av
 import pytest
 
 from visage.config import Settings
@@ -90,6 +92,61 @@ def enrolled_app(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -
         assert report.enrolled, f"nothing enrolled for {folder.name}: {report.rejected}"
     yield app
     app.close()
+
+
+def clip_head(clip: Path, dst: Path, seconds: float) -> Path:
+    """The first ``seconds`` of ``clip`` in ``dst``, packets copied as they are (no
+    re-encoding): the frames decoded from it are the clip's own first frames."""
+    with av.open(str(clip)) as src, av.open(str(dst), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        starts = {s.index: s.start_time or 0 for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue  # the demuxer's flush packets
+            if (packet.dts - starts[packet.stream.index]) * packet.time_base >= seconds:
+                continue  # everything after the cut
+            packet.stream = copies[packet.stream.index]
+            out.mux(packet)
+    return dst
+
+
+STAGE_PURPOSE = "stage-door"
+STAGE_PEOPLE = {"lin_manuel_miranda": "Lin-Manuel Miranda", "alex_lacamoire": "Alex Lacamoire"}
+"""The two people of the Hamilton clip (folder in people/: display name)."""
+
+
+@pytest.fixture(scope="session")
+def stage_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 3.5 s (105 frames) of the Hamilton clip: Lin-Manuel Miranda is recognised
+    from its first frames, Alex Lacamoire around frame 80. For tests whose claim does not
+    need all 275 frames."""
+    folder = tmp_path_factory.mktemp("stage-clip")
+    return clip_head(DATA / "video/hamilton_clip.mp4", folder / "stage.mp4", 3.5)
+
+
+@pytest.fixture(scope="session")
+def stage_home(
+    tmp_path_factory: pytest.TempPathFactory, shared_app: Visage
+) -> tuple[Path, dict[str, str]]:
+    """A closed data dir with the two people of the clip enrolled for ``stage-door``, and
+    their ids (subject id: folder name). Open a copy of it with :func:`open_copy`."""
+    home = tmp_path_factory.mktemp("stage") / "home"
+    app = make_app(home, models=shared_app)
+    ids = {}
+    for folder, name in STAGE_PEOPLE.items():
+        sid = add_subject(app, name, make_consent(f"F-{folder}", [STAGE_PURPOSE])).id
+        report = enroll(app, sid, sorted((DATA / "people" / folder).iterdir()))
+        assert report.enrolled, f"nothing enrolled for {folder}: {report.rejected}"
+        ids[sid] = folder
+    app.close()
+    return home, ids
+
+
+def open_copy(home: Path, dst: Path, *, models: Visage, **overrides: object) -> Visage:
+    """A copy of the closed data dir ``home`` in ``dst`` of the test's own, opened with the
+    settings ``overrides`` and ``models``' loaded models (as :func:`make_app` does)."""
+    shutil.copytree(home, dst)
+    return make_app(dst, models=models, **overrides)
 
 
 class Receiver:
