@@ -26,6 +26,7 @@ from visage.usecases import enroll as enroll_uc
 from visage.usecases import export as export_uc
 from visage.usecases import references as references_uc
 from visage.usecases import subjects as subjects_uc
+from visage.web import i18n
 from visage.web.forms import files, text
 from visage.web.render import page
 from visage.web.session import CheckedForm, EnrollerViewer, Viewer, allowed
@@ -104,11 +105,13 @@ _FIELD_LABELS = {
 }
 
 
-def _invalid(exc: ValidationError) -> tuple[str, str]:
-    """The first problem of a form, as (field label, English message)."""
+def _invalid(exc: ValidationError, viewer: Viewer) -> str:
+    """The first problem of a form: the field's label in the viewer's language, and the
+    validator's (English) message."""
     first = exc.errors()[0]
     field = str(first["loc"][-1]) if first["loc"] else ""
-    return _FIELD_LABELS.get(field, field), str(first["msg"])
+    label = i18n.translator(viewer.lang)(_FIELD_LABELS.get(field, field))
+    return f"{label}: {first['msg']}"
 
 
 FORM_FIELDS = ("name", "reference", "purposes", "legal_basis", "expires_on")
@@ -171,8 +174,7 @@ def add_subject(
             core, body.name, body.consent.record(), viewer.principal.actor
         )
     except ValidationError as exc:
-        field, message = _invalid(exc)
-        return _new_form(request, viewer, form, f"{field}: {message}", 422)
+        return _new_form(request, viewer, form, _invalid(exc, viewer), 422)
     except (ConsentError, InputError) as exc:
         return _new_form(request, viewer, form, exc.message, 422)
     return RedirectResponse(f"/subjects/{created.id}?notice=added", status_code=303)
@@ -231,8 +233,7 @@ def add_consent(
         consent = subjects_uc.ConsentIn.model_validate(_consent_fields(form))
         subjects_uc.add_consent(core, subject_id, consent.record(), viewer.principal.actor)
     except ValidationError as exc:
-        field, message = _invalid(exc)
-        error = f"{field}: {message}"
+        error = _invalid(exc, viewer)
     except ConsentError as exc:
         error = exc.message
     else:
