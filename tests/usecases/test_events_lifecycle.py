@@ -9,26 +9,22 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tests.conftest import Receiver, make_app
+from tests.conftest import STAGE_PURPOSE, Receiver, open_copy
 from visage.core import Visage
 from visage.store.schema import EventRow
-from visage.usecases.enroll import enroll
-from visage.usecases.subjects import add_subject, make_consent
 from visage.usecases.watch import StopReason, WatchOptions, watch
-
-PURPOSE = "stage-door"
 
 
 def test_an_event_starts_when_the_track_is_first_recognised(
     tmp_path: Path,
     shared_app: Visage,
-    data: Path,
+    stage_home: tuple[Path, dict[str, str]],
+    stage_clip: Path,
     receiver: Receiver,
 ) -> None:
-    url = receiver.url
-    core = make_app(tmp_path / "home", webhook_urls=[url], models=shared_app)
-    sid = add_subject(core, "Lin Manuel", make_consent("F-1", [PURPOSE])).id
-    assert enroll(core, sid, sorted((data / "people/lin_manuel_miranda").iterdir())).enrolled
+    home, ids = stage_home
+    core = open_copy(home, tmp_path / "home", models=shared_app, webhook_urls=[receiver.url])
+    sid = next(i for i, folder in ids.items() if folder == "lin_manuel_miranda")
 
     # While the clip plays: the stored row and the messages the receiver already has.
     first_seen: dict[str, tuple[int, datetime, int]] = {}  # row id: (frame, ended_at, frames)
@@ -43,9 +39,9 @@ def test_an_event_starts_when_the_track_is_first_recognised(
 
     report = watch(
         core,
-        str(data / "video/hamilton_clip.mp4"),
-        PURPOSE,
-        WatchOptions(camera="door", max_frames=100, event_update_s=0.2),
+        str(stage_clip),
+        STAGE_PURPOSE,
+        WatchOptions(camera="door", max_frames=40, event_update_s=0.2),
         progress=progress,
     )
     core.notifier.flush()
