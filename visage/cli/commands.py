@@ -385,9 +385,7 @@ def serve(
     report = setup_uc.init(core)
     admin = keys_uc.bootstrap_admin(core)
     first_password = users_uc.first_admin(core)
-    out.print(
-        f"Visage {report.home}: console on http://{host}:{port}/  (API docs: /docs)"
-    )
+    out.print(f"Visage {report.home}: console on http://{host}:{port}/  (API docs: /docs)")
     if first_password is not None:
         out.print(
             "first console user: [bold]admin[/], one-time password, shown once: "

@@ -29,6 +29,7 @@ from visage.web.pages import (
     identify,
     overview,
     reports,
+    reviews,
     subjects,
 )
 from visage.web.render import STATIC, page
@@ -60,6 +61,7 @@ SCREENS: list[Any] = [
     audit,
     reports,
     admin,
+    reviews,
     events,
     cameras,
 ]
