@@ -1,4 +1,4 @@
-"""Every console page and action × every role, against the one policy.
+"""Every console page and action, times every role, against the one policy.
 
 Each console route names the use-case it serves (``PAGES``); the expected answer for each
 role comes from :data:`visage.governance.access.POLICY`, the table the API and the CLI
