@@ -33,6 +33,11 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("visage", appauthor=False))
 
 
+def default_cache() -> Path:
+    """The per-user cache directory used when ``VISAGE_CACHE_DIR`` is not set."""
+    return Path(platformdirs.user_cache_dir("visage", appauthor=False))
+
+
 class Settings(BaseSettings):
     """Every knob of a Visage installation. Each field says its default and what it trades.
 
@@ -77,6 +82,12 @@ class Settings(BaseSettings):
     home: Path = Field(
         default_factory=default_home,
         description="Data directory: database, master key, caches. Default: the user data dir.",
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache,
+        description="Cache of derived files that hold no personal data (the embedding model "
+        "converted to ONNX, made on first use); safe to delete. Default: the user cache dir, "
+        "so that `detect`, `verify` and `anonymize` need no data directory.",
     )
     master_key: str | None = Field(
         default=None,
