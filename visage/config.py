@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -83,6 +83,30 @@ class Settings(BaseSettings):
         default_factory=default_home,
         description="Data directory: database, master key, caches. Default: the user data dir.",
     )
+    database_url: str | None = Field(
+        default=None,
+        description="Where the state lives. Unset: the SQLite file `visage.db` in the data "
+        "dir (one machine). `postgresql+psycopg://user:pass@host/db`: a shared PostgreSQL "
+        "(several replicas); the master key, `keys/` and the signing key stay in the data "
+        "dir, which every replica must then share.",
+    )
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """PostgreSQL through psycopg 3 is the one server engine: ``postgresql://`` and
+        ``postgres://`` mean it; anything else is refused here, not at the first query."""
+        if value is None or not value.strip():
+            return None
+        scheme, sep, rest = value.strip().partition("://")
+        if not sep:
+            raise ValueError("database_url must be a URL such as postgresql+psycopg://host/db")
+        if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+            return f"postgresql+psycopg://{rest}"
+        raise ValueError(
+            f"database_url: unsupported engine {scheme!r}; use postgresql+psycopg:// "
+            "(or leave it unset for SQLite in the data dir)"
+        )
+
     cache_dir: Path = Field(
         default_factory=default_cache,
         description="Cache of derived files that hold no personal data (the embedding model "
@@ -127,6 +151,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Failed console sign-ins allowed per user name, and per client address, "
         "in 15 minutes; after that, sign-in is refused until the window has passed.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Public base URL of the notice pages (`https://example.org`): printed on "
+        "the signs and in their QR codes as `<url>/public/cameras/<slug>`. Unset: signs say "
+        "DRAFT.",
+        pattern=r"^https?://[^\s?#]+$",
     )
     metrics_public: bool = Field(
         default=False,

@@ -9,27 +9,32 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypeVar, cast
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from visage.config import Settings
 from visage.errors import MasterKeyError
 from visage.gallery import repository
 from visage.gallery.eligibility import EligibilityCache
-from visage.gallery.live import LiveGallery, discard_cache
 from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.governance import audit, signing, witness
 from visage.governance.audit import Actor, Checkpoint
 from visage.governance.audit_ops import AuditPayload
 from visage.governance.erasure import Eraser
-from visage.media.image import LoadedImage, decode_image, read_image_file
 from visage.notify import Notifier
 from visage.store import crypto
 from visage.store.db import Store, open_store
 from visage.store.keyring import Keyring
 from visage.store.schema import AuditEntryRow, Meta
-from visage.vision.pipeline import FaceAnalyzer, PipelineOptions
+
+if TYPE_CHECKING:
+    # The models, the image decoder and the search index are imported by the members that
+    # build them, so that a command that needs none of them (``subject list``, ``audit
+    # verify``) loads no model runtime: ONNX Runtime, OpenCV and FAISS take a second.
+    from sqlalchemy.orm import Session
+
+    from visage.gallery.live import LiveGallery
+    from visage.media.image import LoadedImage
+    from visage.vision.pipeline import FaceAnalyzer
 
 ImageInput = Path | str | bytes
 """A path to an image file, or the image's bytes (an upload)."""
@@ -85,6 +90,8 @@ class Visage:
         if self._analyzer is None:
             with self._lock:
                 if self._analyzer is None:
+                    from visage.vision.pipeline import FaceAnalyzer, PipelineOptions
+
                     s = self.settings
                     self._analyzer = FaceAnalyzer(
                         PipelineOptions(
@@ -92,12 +99,14 @@ class Visage:
                             max_side=s.detect_max_side,
                             min_side=s.detect_min_side,
                             threads=s.num_threads,
-                            cache_dir=s.home / "models",
+                            cache_dir=s.cache_dir,
                         )
                     )
         return self._analyzer
 
     def load_image(self, image: ImageInput) -> LoadedImage:
+        from visage.media.image import decode_image, read_image_file
+
         s = self.settings
         if isinstance(image, bytes):
             return decode_image(image, max_pixels=s.max_pixels, max_bytes=s.max_bytes)
@@ -147,7 +156,7 @@ class Visage:
             signer=self.signer,
             audit=self.audit,
             home=self.home,
-            drop_from_index=lambda _subject_id: discard_cache(self.home, keys),
+            drop_from_index=lambda _subject_id: _discard_cache(self.home, keys),
         ).finish_interrupted()
 
     def _seal_plaintext_names(self) -> None:
@@ -208,6 +217,8 @@ class Visage:
             store = self.store
             with self._lock:
                 if self._gallery is None:
+                    from visage.gallery.live import LiveGallery
+
                     self._gallery = LiveGallery(
                         store,
                         self.keyring,
@@ -223,14 +234,14 @@ class Visage:
         if self._gallery is not None:
             self._gallery.erased(subject_id)
         else:
-            discard_cache(self.home, self.keyring)
+            _discard_cache(self.home, self.keyring)
 
     def gallery_changed(self, subject_id: str | None = None) -> None:
         """Templates were deleted (of ``subject_id``, or of anyone): no copy of them may
         remain in the index, in memory or in its cache, so the cache is rewritten under a new
         key now (or, with no index in memory, made unreadable and removed)."""
         if self._gallery is None:
-            discard_cache(self.home, self.keyring)
+            _discard_cache(self.home, self.keyring)
         elif subject_id is None:
             self._gallery.rewrite()
         else:
@@ -257,3 +268,9 @@ class Visage:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+def _discard_cache(home: Path, keys: Keyring) -> None:
+    from visage.gallery.live import discard_cache
+
+    discard_cache(home, keys)

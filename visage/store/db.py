@@ -1,13 +1,26 @@
-"""The embedded store: one SQLite file in the data directory, migrated by Alembic.
+"""The store: the SQLite file in the data directory by default, or a shared PostgreSQL
+database (``database_url``), migrated by the same Alembic migrations.
 
 SQLite runs with foreign keys on, WAL journaling, and ``secure_delete`` so that deleted
 rows (templates, names) are overwritten rather than left in free pages. A deletion that must
 keep its word (erasure, consent withdrawal, template deletion, review rejection) ends with
 :meth:`Store.scrub`, which also removes the old page images from the write-ahead log.
+
+PostgreSQL (psycopg 3, SQLAlchemy's connection pool) keeps deleted rows as dead tuples until
+``VACUUM``, and even then does not overwrite their bytes: :meth:`Store.scrub` runs
+``VACUUM`` on the tables and reports what it achieved, and the erasure certificate says
+exactly that (see :mod:`visage.governance.erasure`). Crypto-shredding is what makes an
+erasure final on either engine: the sealed templates left anywhere are unreadable once the
+subject's data key is destroyed.
+
+Everything that differs between the two engines lives in this module: the engine options,
+:meth:`Store.serialise` (cross-process critical sections), :meth:`Store.scrub`, and
+:meth:`Store.newest_first`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -18,20 +31,24 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy import ColumnElement, Table, create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from visage.errors import NotInitialisedError
+from visage.errors import NotInitialisedError, VisageError
+from visage.masking import mask_url
 
 DB_FILE = "visage.db"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_MS = 10000
 _MIGRATE_LOCK = threading.Lock()
 """Alembic keeps its migration context in module globals: one migration at a time per
-process (two apps opening their stores at once would otherwise trip over each other)."""
+process (two apps opening their stores at once would otherwise trip over each other).
+Across processes on PostgreSQL, :meth:`Store.migrate` also takes an advisory lock."""
 _SCRUB_BUSY_TIMEOUT_MS = 100
 """How long one checkpoint waits for readers: short, because :meth:`Store.scrub` retries."""
+PG_POOL_SIZE = 5
+PG_MAX_OVERFLOW = 10
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -41,6 +58,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA secure_delete=ON")
     cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cur.close()
+
+
+def lock_key(name: str) -> int:
+    """The PostgreSQL advisory-lock key of a named critical section: a stable signed 64-bit
+    number (the same in every process and version), in Visage's own key space."""
+    digest = hashlib.blake2b(f"visage:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 @dataclass(frozen=True)
@@ -78,13 +102,31 @@ class Store:
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent)."""
+    def revision(self) -> str | None:
+        """The schema's revision as Alembic recorded it; None for a database without one."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if found is None else str(found)
+
+    def at_head(self) -> bool:
+        return self.revision() == head_revision()
+
+    def migrate(self) -> bool:
+        """Bring the schema to the newest revision (idempotent). Alembic is imported and run
+        only when the schema is not at head already; returns whether it ran."""
+        if self.path.is_file() and self.at_head():
+            return False
+        from alembic import command  # about 0.2 s of imports, needed only to upgrade
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with _MIGRATE_LOCK, self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+        return True
 
     def is_initialised(self) -> bool:
         return self.path.is_file() and inspect(self.engine).has_table("subjects")
