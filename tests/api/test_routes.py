@@ -72,7 +72,7 @@ MATRIX: list[tuple[str, str, set[Role]]] = [
 ]
 
 # Routes anyone may call, without a key.
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/docs"), ("GET", "/redoc")}
 
 # An id of an item that does not exist: the roles the policy lets through get 404 (the
 # review use-cases, tested in tests/security/test_review_blind.py, answer), the others 403.

@@ -9,6 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from visage import __version__
@@ -58,7 +61,15 @@ def create_app(
             keeper.stop()
             core.notifier.flush(timeout_s=5)
 
-    app = FastAPI(title="Visage", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Visage",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    mount_docs(app)
     app.state.core = core
     app.state.housekeeping = keeper
     app.state.metrics = Metrics()
@@ -98,3 +109,40 @@ def create_app(
         return response
 
     return app
+
+
+DOCS_ASSETS = "/docs-assets"
+"""Where the Swagger UI and ReDoc scripts are served from (not ``/static``: the console's)."""
+
+
+def _docs_assets_dir() -> str:
+    """The Swagger UI and ReDoc files that the ``fastapi-offline`` package ships."""
+    from importlib.resources import files
+
+    return str(files("fastapi_offline") / "static")
+
+
+def mount_docs(app: FastAPI) -> None:
+    """``/docs`` and ``/redoc`` from installed files, not a CDN: they work offline, on a
+    host with no internet (FastAPI's defaults load their scripts from a CDN: a blank page)."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=_docs_assets_dir()), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Visage API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="Visage API",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Query, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from visage.api.problems import RateLimitedError
 from visage.api.uploads import read_form as read_form
@@ -30,14 +31,24 @@ def get_core(request: Request) -> Visage:
 Core = Annotated[Visage, Depends(get_core)]
 
 
-def principal(
-    core: Core,
-    authorization: Annotated[str | None, Header(description="Bearer API key")] = None,
-    x_api_key: Annotated[str | None, Header(description="API key")] = None,
-) -> Principal:
+bearer = HTTPBearer(
+    auto_error=False, scheme_name="bearer", description="`Authorization: Bearer <key>`"
+)
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKey", description="`X-API-Key: <key>`"
+)
+"""Declared security schemes, so the OpenAPI document lists them ("Authorize" in /docs).
+Neither refuses by itself (``auto_error=False``): :func:`keys_uc.authenticate` does, with
+the API's 401 problem."""
+
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+ApiKeyHeader = Annotated[str | None, Depends(api_key_header)]
+
+
+def principal(core: Core, bearer_key: BearerCredentials, x_api_key: ApiKeyHeader) -> Principal:
     token = x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        token = authorization[7:].strip()
+    if bearer_key is not None and bearer_key.credentials.strip():
+        token = bearer_key.credentials.strip()
     return keys_uc.authenticate(core, token)
 
 
@@ -128,12 +139,8 @@ IdentifyRateLimit = Depends(rate_limited("identify"))
 ModelRateLimit = Depends(rate_limited("model"))
 
 
-def metrics_reader(
-    core: Core,
-    authorization: Annotated[str | None, Header(description="Bearer API key")] = None,
-    x_api_key: Annotated[str | None, Header(description="API key")] = None,
-) -> None:
+def metrics_reader(core: Core, bearer_key: BearerCredentials, x_api_key: ApiKeyHeader) -> None:
     """``/metrics`` needs an auditor or admin key, unless ``VISAGE_METRICS_PUBLIC=1``."""
     if core.settings.metrics_public:
         return
-    access.authorize(principal(core, authorization, x_api_key), UseCase.metrics)
+    access.authorize(principal(core, bearer_key, x_api_key), UseCase.metrics)

@@ -95,6 +95,7 @@ def problem(
     detail: str,
     headers: dict[str, str] | None = None,
     hint: str | None = None,
+    extensions: dict[str, object] | None = None,
 ) -> JSONResponse:
     body: dict[str, object] = {
         "type": f"https://visage.local/problems/{kind}",
@@ -102,6 +103,7 @@ def problem(
         "status": status,
         "detail": detail,
     }
+    body.update(extensions or {})  # RFC 9457 extension members
     if hint is not None:
         body["hint"] = hint
     if status == 401:
@@ -126,9 +128,12 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, RateLimitedError):
             retry = {"Retry-After": str(exc.retry_after)}
             return problem(429, "rate-limited", "Too many requests", exc.message, retry)
+        extra = getattr(exc, "problem_extensions", None)
         for cls, status, kind, title in _STATUS:
             if isinstance(exc, cls):
-                return problem(status, kind, title, exc.message, hint=hint_for(exc))
+                return problem(
+                    status, kind, title, exc.message, hint=hint_for(exc), extensions=extra
+                )
         return problem(400, "bad-request", "Bad request", exc.message, hint=hint_for(exc))
 
     @app.exception_handler(RequestValidationError)

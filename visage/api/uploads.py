@@ -89,6 +89,29 @@ async def read_images(request: Request, *fields: str) -> list[bytes]:
     return (await read_form(request, *fields)).images
 
 
+async def read_many(request: Request, field: str) -> list[bytes]:
+    """Every image in the multipart field ``field``, which may be repeated (up to
+    :data:`MAX_PARTS` parts), in order; or the raw request body as the one image."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        return (await read_form(request, field)).images
+    limit = _limit(request)
+    budget = limit * MAX_PARTS + FRAMING
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > budget:
+        raise UploadTooLargeError(
+            f"upload of {declared} bytes is more than the limit of {budget} bytes"
+        )
+    collector = _PartCollector(frozenset([field]), frozenset(), limit, repeated=True)
+    await _read_multipart(request, ctype, collector, budget)
+    images = [bytes(part) for part in collector.repeats]
+    if not images:
+        raise InputError(f"multipart field '{field}' with an image file is required")
+    if any(not image for image in images):
+        raise InputError(f"empty upload (0 bytes) in field '{field}'")
+    return images
+
+
 async def read_upload(request: Request, field: str) -> bytes:
     """One image: the multipart field ``field`` or the raw body."""
     return (await read_form(request, field)).images[0]
@@ -140,9 +163,14 @@ class _PartCollector:
     """Callbacks for :class:`MultipartParser`: keeps the wanted fields' bytes in memory and
     drops every other part's data as it streams past."""
 
-    def __init__(self, files: frozenset[str], texts: frozenset[str], limit: int) -> None:
+    def __init__(
+        self, files: frozenset[str], texts: frozenset[str], limit: int, repeated: bool = False
+    ) -> None:
         self.limits = {name: limit for name in files} | {name: TEXT_LIMIT for name in texts}
         self.parts: dict[str, bytearray] = {}
+        self.repeated = repeated
+        self.repeats: list[bytearray] = []
+        """With ``repeated``, every part of the file fields, in order (each within limit)."""
         self.finished = False
         self._count = 0
         self._field = bytearray()
@@ -185,7 +213,11 @@ class _PartCollector:
     def _headers_finished(self) -> None:
         _, params = parse_options_header(self._disposition)
         name = params.get(b"name", b"").decode("utf-8", "replace")
-        if name in self.limits:
+        if name in self.limits and self.repeated:
+            self._name = name
+            self._current = bytearray()
+            self.repeats.append(self._current)
+        elif name in self.limits:
             if name in self.parts:
                 raise InputError(f"multipart field '{name}' is given more than once")
             self._name = name

@@ -76,6 +76,27 @@ class EnrollReport(BaseModel):
     rejected: list[Rejected]
 
 
+class NothingEnrolledError(InputError):
+    """No photo of a request could be enrolled; the message and ``problem_extensions``
+    (``rejected``: each photo's code and reason) say why, photo by photo."""
+
+    def __init__(self, report: EnrollReport) -> None:
+        reasons = "; ".join(f"{r.image}: {r.reason}" for r in report.rejected)
+        super().__init__(f"no photo enrolled ({reasons or 'no photo given'})")
+        self.report = report
+        self.problem_extensions: dict[str, object] = {
+            "rejected": [r.model_dump(mode="json") for r in report.rejected]
+        }
+
+
+def require_enrolled(report: EnrollReport) -> EnrollReport:
+    """``report`` if at least one photo was enrolled, else :class:`NothingEnrolledError`
+    (a request whose every photo was rejected failed, and says so, as HTTP 422)."""
+    if not report.enrolled:
+        raise NothingEnrolledError(report)
+    return report
+
+
 def reject_code(error: VisageError) -> RejectCode:
     """The code for an error raised while enrolling one photo."""
     if isinstance(error, NotEnrolableError):

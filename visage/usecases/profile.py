@@ -47,6 +47,12 @@ class ProfileChanges(BaseModel):
     dpo_contact: str | None = Field(
         default=None, max_length=200, description="Data protection officer's contact."
     )
+    rights_contact: str | None = Field(
+        default=None, max_length=200, description="Where people exercise their rights."
+    )
+    supervisory_authority: str | None = Field(
+        default=None, max_length=200, description="Supervisory authority (name and contact)."
+    )
 
 
 def get_profile(core: Visage) -> DeploymentProfile:
@@ -55,13 +61,32 @@ def get_profile(core: Visage) -> DeploymentProfile:
     return DeploymentProfile() if value is None else DeploymentProfile.model_validate_json(value)
 
 
-def set_profile(
+def patch_profile(
     core: Visage, changes: ProfileChanges, actor: Actor | None = None
 ) -> DeploymentProfile:
-    """Apply ``changes`` to the stored profile and audit which fields changed."""
+    """``PATCH /v1/profile`` (a JSON merge patch, RFC 7396): a field sent as ``null`` is
+    cleared, as ``""`` clears a reference; a field not sent stays as it is."""
+    cleared = {f for f in changes.model_fields_set if getattr(changes, f) is None}
+    return set_profile(core, changes, actor, clear=frozenset(cleared))
+
+
+def set_profile(
+    core: Visage,
+    changes: ProfileChanges,
+    actor: Actor | None = None,
+    *,
+    clear: frozenset[str] = frozenset(),
+) -> DeploymentProfile:
+    """Apply ``changes`` to the stored profile and audit which fields changed. The fields
+    in ``clear`` go back to their default (no reference, no watchlist, false, EU)."""
     given = changes.model_dump(exclude_none=True)
     current = get_profile(core).model_dump()
     current.update({k: (None if v == "" else v) for k, v in given.items()})
+    for name in clear:
+        current[name] = DeploymentProfile.model_fields[name].get_default(
+            call_default_factory=True
+        )
+    given |= dict.fromkeys(clear)
     try:
         profile = DeploymentProfile.model_validate(current)
     except ValidationError as exc:

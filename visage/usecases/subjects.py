@@ -123,9 +123,25 @@ def make_consent(
         raise ConsentError(f"invalid legal basis {legal_basis!r}; one of: {choices}") from exc
 
 
+class ExpiredConsentError(ConsentError, InputError):
+    """A consent record whose last day has already passed: refused when given (bad input,
+    HTTP 422), rather than stored as a record that never was in force."""
+
+
+def refuse_expired(consent: ConsentRecord) -> None:
+    """Every door creates consent records through :func:`add_subject` or
+    :func:`add_consent`, so this one check covers the API, the CLI and the console."""
+    if consent.expires_on is not None and consent.expires_on < datetime.now(UTC).date():
+        raise ExpiredConsentError(
+            f"consent expired on {consent.expires_on:%Y-%m-%d}, before today; "
+            "give the last day it is valid (today or later), or none for no expiry"
+        )
+
+
 def add_subject(
     core: Visage, name: str, consent: ConsentRecord, actor: Actor | None = None
 ) -> SubjectCreated:
+    refuse_expired(consent)
     with core.store.session() as session:
         subject_id = repo.create_subject(session, core.keyring, name, consent)
         _audit_consent(core, session, actor, SubjectCreateAudit, subject_id, consent)
@@ -212,6 +228,7 @@ def show_subject(core: Visage, subject_id: str) -> SubjectDetail:
 def add_consent(
     core: Visage, subject_id: str, consent: ConsentRecord, actor: Actor | None = None
 ) -> None:
+    refuse_expired(consent)
     with core.store.session() as session:
         repo.add_consent(session, core.keyring, subject_id, consent)
         _audit_consent(core, session, actor, ConsentAddAudit, subject_id, consent)

@@ -44,9 +44,9 @@ def get_profile(core: Core, _: ProfileAdmin) -> DeploymentProfile:
 @router.patch(
     "/profile",
     response_model=DeploymentProfile,
-    summary="Change the deployment profile (fields not sent stay)",
+    summary="Change the deployment profile (fields not sent stay; null clears one)",
 )
 def set_profile(
     body: profile_uc.ProfileChanges, core: Core, who: ProfileAdmin
 ) -> DeploymentProfile:
-    return profile_uc.set_profile(core, body, who.actor)
+    return profile_uc.patch_profile(core, body, who.actor)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from visage.api.deps import Core, Enroller, ModelRateLimit, allowed, read_upload
+from visage.api.deps import Core, Enroller, ModelRateLimit, allowed
+from visage.api.uploads import MAX_PARTS, read_many
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.api.routers.recognition import image_body
 from visage.governance.access import Principal, UseCase
@@ -18,6 +19,14 @@ from visage.usecases import erase as erase_uc
 from visage.usecases import export as export_uc
 from visage.usecases import references as references_uc
 from visage.usecases import subjects as subjects_uc
+
+ENROL_BODY = image_body("image")
+ENROL_BODY["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["image"] = {
+    "type": "array",
+    "items": {"type": "string", "format": "binary"},
+    "maxItems": MAX_PARTS,
+    "description": "One photo per part; repeat the field for several.",
+}
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"], responses=PROBLEM_RESPONSES)
 
@@ -114,15 +123,19 @@ async def export_subject(subject_id: str, core: Core, who: Enroller) -> Response
 @router.post(
     "/{subject_id}/templates",
     response_model=enroll_uc.EnrollReport,
-    openapi_extra=image_body("image"),
-    summary="Enrol one photo (one face)",
+    openapi_extra=ENROL_BODY,
+    summary="Enrol photos (one face each); 422 with every reason when none is enrolled",
     dependencies=[ModelRateLimit],
 )
 async def enroll(
     subject_id: str, request: Request, core: Core, who: Enroller
 ) -> enroll_uc.EnrollReport:
-    data = await read_upload(request, "image")
-    return await run_in_threadpool(enroll_uc.enroll, core, subject_id, [data], None, who.actor)
+    """One template per photo. Several photos go as repeated multipart fields `image`;
+    the report lists each one enrolled or rejected (with its `code` and `reason`). When
+    none is enrolled the answer is a 422 problem whose `rejected` member gives each reason."""
+    images = await read_many(request, "image")
+    report = await run_in_threadpool(enroll_uc.enroll, core, subject_id, images, None, who.actor)
+    return enroll_uc.require_enrolled(report)
 
 
 @router.get(
