@@ -90,6 +90,7 @@ class Settings(BaseSettings):
         "(several replicas); the master key, `keys/` and the signing key stay in the data "
         "dir, which every replica must then share.",
     )
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:

@@ -83,6 +83,19 @@ class DeploymentProfile(BaseModel):
         default=None, max_length=200, description="Data protection officer's contact."
     )
 
+    rights_contact: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Where people exercise access, erasure and objection rights (address, "
+        "e-mail); the DPO contact when unset.",
+    )
+    supervisory_authority: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Supervisory authority people may complain to (name and contact); by "
+        "default the one of the jurisdiction (CNIL, CNDP).",
+    )
+
     @field_validator("watchlist_purposes")
     @classmethod
     def _purposes(cls, value: list[str]) -> list[str]:
