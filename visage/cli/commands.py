@@ -26,6 +26,7 @@ from visage.cli._base import (
     profile_app,
     subject_app,
 )
+from visage.cli._ids import full_id, short
 from visage.cli._input import build
 from visage.errors import VisageError
 from visage.governance.access import Role
@@ -171,7 +172,7 @@ def subject_list(
     for s in subjects:
         purposes = sorted({p for c in s.consents if c.valid for p in c.purposes})
         table.add_row(
-            s.id,
+            short(s.id),
             s.name,
             str(s.templates),
             ", ".join(purposes) or "-",
@@ -186,7 +187,8 @@ def subject_show(
     subject_id: Annotated[str, typer.Argument(help="Subject id.")], as_json: JsonFlag = False
 ) -> None:
     """One subject: consent records and template metadata (never the templates)."""
-    s = subjects_uc.show_subject(_core(), subject_id)
+    core = _core()
+    s = subjects_uc.show_subject(core, full_id(core, "subject", subject_id))
     if as_json:
         _emit_json(s)
         return
@@ -208,7 +210,9 @@ def subject_show(
     for col in ("id", "model", "quality", "created"):
         templates.add_column(col)
     for t in s.template_list:
-        templates.add_row(t.id, t.model, f"{t.quality:.2f}", f"{t.created_at:%Y-%m-%d %H:%M}")
+        templates.add_row(
+            short(t.id), t.model, f"{t.quality:.2f}", f"{t.created_at:%Y-%m-%d %H:%M}"
+        )
     out.print(templates)
 
 
@@ -216,26 +220,46 @@ def subject_show(
 @guarded
 def enroll(
     subject_id: Annotated[str, typer.Argument(help="Subject id from `visage subject add`.")],
-    images: Annotated[list[Path], typer.Argument(help="Photos, one face each.")],
+    images: Annotated[
+        list[Path],
+        typer.Argument(help="Photos, one face each, or folders of them (their image files)."),
+    ],
     as_json: JsonFlag = False,
 ) -> None:
-    """One template per image. Rejects, with the reason, an image with no face, several
-    faces, or too low quality (exit 2 if any is rejected)."""
+    """One template per image; a folder stands for its image files (top level). Rejects,
+    with the reason, an image with no face, several faces, or too low quality (exit 2 if
+    any is rejected). SUBJECT_ID may be a unique prefix of the id."""
     core = _core()
-    with _progress() as bar:
-        task = bar.add_task("enrolling", total=len(images))
-        report = enroll_uc.enroll(
-            core, subject_id, images, progress=lambda n: bar.update(task, completed=n)
-        )
-    if as_json:
+    subject_id = full_id(core, "subject", subject_id)
+    files = enroll_uc.images_in(images)
+    if as_json:  # no progress bar: stdout is one JSON document, stderr stays quiet
+        report = enroll_uc.enroll(core, subject_id, files)
         _emit_json(report)
     else:
-        for e in report.enrolled:
-            out.print(f"[green]enrolled[/] {e.image} (quality {e.quality:.2f})")
-        for r in report.rejected:
-            out.print(f"[red]rejected[/] {r.image}: {r.reason}")
+        with _progress() as bar:
+            task = bar.add_task("enrolling", total=len(files))
+            report = enroll_uc.enroll(
+                core, subject_id, files, progress=lambda n: bar.update(task, completed=n)
+            )
+        _print_verdicts(report, [str(f) for f in files])
     if report.rejected:
         raise _Exit(2)
+
+
+def _print_verdicts(report: enroll_uc.EnrollReport, order: list[str]) -> None:
+    """One row per file, in the order given: enrolled (template, quality) or rejected
+    (reason code, reason)."""
+    rows = [
+        (e.image, "[green]enrolled[/]", short(e.template_id), f"{e.quality:.2f}")
+        for e in report.enrolled
+    ] + [(r.image, "[red]rejected[/]", r.code.value, r.reason) for r in report.rejected]
+    rank = {name: i for i, name in enumerate(order)}
+    table = Table(title=f"{len(report.enrolled)} enrolled, {len(report.rejected)} rejected")
+    for col in ("file", "verdict", "template/code", "quality/reason"):
+        table.add_column(col, overflow="fold")
+    for row in sorted(rows, key=lambda r: rank.get(r[0], len(rank))):
+        table.add_row(*row)
+    out.print(table)
 
 
 @app.command()
@@ -265,15 +289,15 @@ def identify(
             table.add_column(col)
         for f in result.faces:
             if f.review_id:  # blind until two reviewers confirm: `visage review outcome`
-                pending = f"pending_review {f.review_id}"
+                pending = f"pending_review {short(f.review_id)}"
                 table.add_row(str(f.box), "-", "[dim]withheld[/]", "-", pending)
             elif not f.candidates:
                 table.add_row(str(f.box), "-", "[dim]no match (bystander)[/]", "-", "")
             for rank, c in enumerate(f.candidates):
                 status = ""
                 if rank == 0 and f.status is not None:
-                    status = f.status.value + (f" {f.review_id}" if f.review_id else "")
-                table.add_row(str(f.box), c.subject_id, c.name, f"{c.score:.4f}", status)
+                    status = f.status.value + (f" {short(f.review_id)}" if f.review_id else "")
+                table.add_row(str(f.box), short(c.subject_id), c.name, f"{c.score:.4f}", status)
         out.print(table)
     if not any(f.status is not None for f in result.faces):
         raise _Exit(1)
@@ -461,7 +485,7 @@ def keys_list(as_json: JsonFlag = False) -> None:
         table.add_column(col)
     for k in keys:
         table.add_row(
-            k.id,
+            short(k.id),
             k.name,
             k.owner,
             k.role.value,
@@ -479,7 +503,8 @@ def keys_revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke a key: it stops working at once."""
-    info = keys_uc.revoke_key(_core(), key_id)
+    core = _core()
+    info = keys_uc.revoke_key(core, full_id(core, "key", key_id))
     if as_json:
         _emit_json(info)
     else:

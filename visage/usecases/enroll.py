@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -119,6 +120,29 @@ _LOW_QUALITY_CODE = {
 
 def _label(image: ImageInput, index: int) -> str:
     return f"upload #{index + 1}" if isinstance(image, bytes) else str(image)
+
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+"""The files of a folder that ``enroll ID DIR`` takes (the content is sniffed later)."""
+
+
+def images_in(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by its image files (top level, by suffix, in
+    name order). Subfolders are not entered: a folder is one person's photos. A folder
+    with no image is bad input, not a silent no-op."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        files = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not files:
+            suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+            raise InputError(f"{path}: no image file in this folder ({suffixes})")
+        found.extend(files)
+    return found
 
 
 def check_enrolable(faces: list[Face], min_face_px: int) -> Face:
