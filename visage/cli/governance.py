@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from visage.cli._base import JsonFlag, _core, _emit_json, _Exit, app, err, guarded, out, subject_app
+from visage.cli._ids import full_id, short
 from visage.core import Visage
 from visage.errors import VisageError
 from visage.governance import signing
@@ -39,7 +40,9 @@ app.add_typer(review_app, name="review")
 report_app = typer.Typer(help="Transparency, Art. 30 and DPIA reports.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 
-SubjectId = Annotated[str, typer.Argument(help="Subject id (see `visage subject list`).")]
+SubjectId = Annotated[
+    str, typer.Argument(help="Subject id, or a unique prefix of it (see `visage subject list`).")
+]
 SinceOpt = Annotated[
     str | None, typer.Option("--since", help="Start date YYYY-MM-DD. Default: the whole log.")
 ]
@@ -65,7 +68,8 @@ def erase(
     as_json: JsonFlag = False,
 ) -> None:
     """Erase a subject: destroy their key, delete everything, print a signed certificate."""
-    certificate = erase_uc.erase(_core(), subject_id)
+    core = _core()
+    certificate = erase_uc.erase(core, full_id(core, "subject", subject_id))
     if cert_out is not None:
         cert_out.write_text(certificate.model_dump_json(indent=2))
     if as_json:
@@ -91,7 +95,8 @@ def export_subject(
     as_json: JsonFlag = False,
 ) -> None:
     """Subject access: everything held about one person, as JSON in a zip."""
-    summary = export_uc.export_to(_core(), subject_id, zip_out)
+    core = _core()
+    summary = export_uc.export_to(core, full_id(core, "subject", subject_id), zip_out)
     if as_json:
         _emit_json(summary)
     else:
@@ -106,7 +111,8 @@ def subject_withdraw(
     as_json: JsonFlag = False,
 ) -> None:
     """Withdraw a consent record; the templates go when no valid consent remains."""
-    result = subjects_uc.withdraw_consent(_core(), subject_id, reference)
+    core = _core()
+    result = subjects_uc.withdraw_consent(core, full_id(core, "subject", subject_id), reference)
     if as_json:
         _emit_json(result)
     else:
@@ -278,9 +284,9 @@ def review_list(key_file: KeyFileOpt = None, as_json: JsonFlag = False) -> None:
         table.add_column(col)
     for i in items:
         table.add_row(
-            i.id,
+            short(i.id),
             i.purpose,
-            f"{i.subject_name} ({i.subject_id[:8]})",
+            f"{i.subject_name} ({short(i.subject_id)})",
             f"{i.score:.3f}",
             f"{i.threshold:.3f}",
             f"{i.quality:.2f}",
@@ -291,6 +297,7 @@ def review_list(key_file: KeyFileOpt = None, as_json: JsonFlag = False) -> None:
 
 def _decide(review_id: str, key_file: Path | None, decision: Decision, as_json: bool) -> None:
     who, core = _reviewer(key_file)
+    review_id = full_id(core, "review", review_id)
     result = review_uc.decide(core, review_id, who, decision)
     if as_json:
         _emit_json(result)
@@ -343,6 +350,7 @@ def review_outcome(
         if key
         else Actor.local()
     )
+    review_id = full_id(core, "review", review_id)
     result = review_uc.outcome(core, review_id, actor)
     if as_json:
         _emit_json(result)
