@@ -1,4 +1,10 @@
-"""Shared fixtures: the real test images in ../shared/faces and real SQLite data dirs."""
+"""Shared fixtures: the real test images in ../shared/faces and real data dirs.
+
+``--store=sqlite`` (default): each data dir has its SQLite file. ``--store=postgresql``: each
+data dir made by :func:`make_app` gets a fresh database on the session's real PostgreSQL
+server (:mod:`tests.pg`); reopening the same data dir reopens the same database, and
+:func:`open_copy` copies the database with the folder.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,64 @@ def _find_data() -> Path:
 
 DATA = _find_data()
 
+STORES = ("sqlite", "postgresql")
+_store = {"kind": "sqlite"}
+"""The ``--store`` of this test session (set once, in :func:`pytest_configure`)."""
+_databases: dict[Path, str] = {}
+"""PostgreSQL runs: the database URL of each data dir made by :func:`make_app`."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store",
+        choices=STORES,
+        default="sqlite",
+        help="the store every data dir of make_app uses (PostgreSQL: a real server)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _store["kind"] = config.getoption("--store")
+
+
+def store_kind() -> str:
+    """``sqlite`` or ``postgresql``: the store of this test session."""
+    return _store["kind"]
+
+
+def new_database_url() -> str | None:
+    """A fresh, empty store for a data dir: None (its SQLite file) on SQLite runs, a new
+    database on the session's PostgreSQL server on PostgreSQL runs."""
+    if store_kind() != "postgresql":
+        return None
+    from tests.pg import pg_server
+
+    return pg_server().database()
+
+
+def database_url_of(home: Path) -> str | None:
+    """The store of the data dir ``home`` (None: its SQLite file), made on first use."""
+    if store_kind() != "postgresql":
+        return None
+    key = home.resolve()
+    if key not in _databases:
+        url = new_database_url()
+        assert url is not None
+        _databases[key] = url
+    return _databases[key]
+
+
+@pytest.fixture(name="store_kind")
+def store_kind_fixture() -> str:
+    """``sqlite`` or ``postgresql``: for a test whose claim differs between the stores."""
+    return store_kind()
+
+
+@pytest.fixture()
+def store_url(tmp_path: Path) -> str | None:
+    """The ``database_url`` of a test's own store (None: SQLite in ``tmp_path``)."""
+    return database_url_of(tmp_path)
+
 
 @pytest.fixture(scope="session")
 def data() -> Path:
@@ -52,7 +116,11 @@ def make_app(
     home: Path, *, dpia: bool = True, models: Visage | None = None, **overrides: object
 ) -> Visage:
     """An initialised data dir; with ``dpia`` its profile allows 1:N identification. With
-    ``models``, the new core reuses that core's loaded models instead of loading its own."""
+    ``models``, the new core reuses that core's loaded models instead of loading its own.
+    On ``--store=postgresql`` the data dir's store is its own database (the same one each
+    time ``home`` is opened), unless ``database_url`` is given."""
+    if "database_url" not in overrides:
+        overrides["database_url"] = database_url_of(home)
     app = Visage(Settings(home=home, **overrides))  # type: ignore[arg-type]
     if models is not None:
         app._analyzer = models.analyzer
@@ -144,8 +212,14 @@ def stage_home(
 
 def open_copy(home: Path, dst: Path, *, models: Visage, **overrides: object) -> Visage:
     """A copy of the closed data dir ``home`` in ``dst`` of the test's own, opened with the
-    settings ``overrides`` and ``models``' loaded models (as :func:`make_app` does)."""
+    settings ``overrides`` and ``models``' loaded models (as :func:`make_app` does). On
+    PostgreSQL runs the data dir's database is copied too."""
     shutil.copytree(home, dst)
+    source = database_url_of(home)
+    if source is not None and "database_url" not in overrides:
+        from tests.pg import pg_server
+
+        _databases[dst.resolve()] = pg_server().copy(source)
     return make_app(dst, models=models, **overrides)
 
 

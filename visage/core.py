@@ -129,7 +129,7 @@ class Visage:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    store = open_store(self.home, create=False)
+                    store = open_store(self.home, create=False, url=self.settings.database_url)
                     master = self._read_master()
                     try:
                         with store.session() as session:

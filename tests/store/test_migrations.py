@@ -1,36 +1,42 @@
-"""Alembic owns the schema: migrations produce exactly the ORM's tables."""
+"""Alembic owns the schema: migrations produce exactly the ORM's tables, on either store
+(``--store=postgresql`` runs them on a real PostgreSQL database)."""
 
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import create_engine as open_engine
 
 from visage.store.db import open_store
-from visage.store.schema import Base
+from visage.store.schema import Base, Meta, SubjectRow
 
 
-def test_migrations_match_models(tmp_path: Path) -> None:
-    store = open_store(tmp_path, create=True)
+def test_migrations_match_models(tmp_path: Path, store_url: str | None) -> None:
+    store = open_store(tmp_path, create=True, url=store_url)
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     store.close()
 
 
-def test_migrate_is_idempotent_and_pragmas_are_set(tmp_path: Path) -> None:
-    open_store(tmp_path, create=True).close()
-    store = open_store(tmp_path, create=False)
+def test_migrate_is_idempotent_and_pragmas_are_set(tmp_path: Path, store_url: str | None) -> None:
+    open_store(tmp_path, create=True, url=store_url).close()
+    store = open_store(tmp_path, create=False, url=store_url)
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        if store.is_sqlite:
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        else:  # PostgreSQL: no pragmas; the pool's connections are psycopg 3's
+            assert store.engine.dialect.driver == "psycopg"
+            assert conn.exec_driver_sql("SHOW server_version_num").scalar_one() >= "150000"
+        version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").one()
     store.close()
-    with sqlite3.connect(tmp_path / "visage.db") as db:
-        version = db.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == (_head(),)
+    assert tuple(version) == (_head(),)
 
 
 def _head() -> str:
@@ -47,42 +53,61 @@ def _head() -> str:
     return head
 
 
-def test_the_safeguards_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+def test_the_safeguards_migration_downgrades_and_upgrades_again(
+    tmp_path: Path, store_url: str | None
+) -> None:
     from alembic import command
     from alembic.config import Config
 
     from visage.store.db import _MIGRATIONS
 
-    store = open_store(tmp_path, create=True)
+    store = open_store(tmp_path, create=True, url=store_url)
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0005")  # 0003 and older do not downgrade
     store.close()
-    store = open_store(tmp_path, create=True)
+    store = open_store(tmp_path, create=True, url=store_url)
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     store.close()
 
 
-def test_consent_token_triggers_come_and_go_with_their_migration(tmp_path: Path) -> None:
+def test_consent_token_triggers_come_and_go_with_their_migration(
+    tmp_path: Path, store_url: str | None
+) -> None:
     from alembic import command
     from alembic.config import Config
 
     from visage.store.db import _MIGRATIONS
 
     def triggers() -> set[str]:
-        with sqlite3.connect(tmp_path / "visage.db") as db:
-            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-            return {name for (name,) in rows}
+        if store_url is None:
+            with sqlite3.connect(tmp_path / "visage.db") as db:
+                rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                return {name for (name,) in rows}
+        with open_engine(store_url).connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+            ).all()
+        return {name for (name,) in rows}
 
-    store = open_store(tmp_path, create=True)
-    assert triggers() == {
-        f"{table}_{event}_stamp"
-        for table in ("subjects", "consents")
-        for event in ("insert", "update", "delete")
-    }
+    store = open_store(tmp_path, create=True, url=store_url)
+    expected = (
+        {f"{t}_{e}_stamp" for t in ("subjects", "consents") for e in ("insert", "update", "delete")}
+        if store_url is None
+        else {"subjects_stamp", "consents_stamp"}  # one PL/pgSQL function, per statement
+    )
+    assert triggers() == expected
+    with store.session() as session:
+        before = session.get(Meta, "consent_token")
+        assert before is not None
+        token = before.value
+        session.add(SubjectRow(id="s" * 32, name="x", created_at=datetime.now(UTC)))
+    with store.session() as session:
+        after = session.get(Meta, "consent_token")
+        assert after is not None and len(after.value) == 16 and after.value != token
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with store.engine.begin() as conn:
@@ -90,5 +115,5 @@ def test_consent_token_triggers_come_and_go_with_their_migration(tmp_path: Path)
         command.downgrade(cfg, "0004")
     assert triggers() == set()
     store.close()
-    open_store(tmp_path, create=False).close()  # upgrades again
-    assert len(triggers()) == 6
+    open_store(tmp_path, create=False, url=store_url).close()  # upgrades again
+    assert triggers() == expected

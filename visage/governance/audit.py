@@ -34,11 +34,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import delete, event, func, select, text
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from visage.governance import signing
 from visage.governance.signing import Signer, verify_signature
+from visage.store.db import Store
 from visage.store.schema import AuditCheckpointRow, AuditEntryRow, AuditPurgeRow, Meta
 
 GENESIS = "0" * 64
@@ -155,9 +156,9 @@ def _drop_signed(session: Session) -> None:
 
 
 def _lock_for_append(session: Session) -> None:
-    """Take SQLite's write lock before reading the head, so that two writers (threads or
-    processes) can never both append after the same entry."""
-    session.execute(text("UPDATE audit_entries SET seq = seq WHERE 0"))
+    """Enter the chain's critical section before reading the head, so that two writers
+    (threads, processes or replicas) can never both append after the same entry."""
+    Store.serialise(session, "audit")
 
 
 def _head(session: Session) -> tuple[int, str]:

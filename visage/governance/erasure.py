@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, func, select, text
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from visage.errors import MasterKeyError, NotFoundError
@@ -200,7 +199,7 @@ class Eraser:
         when another thread or process completed this erasure first."""
         with self.store.session() as session:
             # The write lock first, then the re-check: two finishers never both delete.
-            session.execute(text("UPDATE erasure_intents SET actor = actor WHERE 0"))
+            Store.serialise(session, "erasure")
             if session.get(SubjectRow, subject_id) is None:
                 session.execute(
                     delete(ErasureIntentRow).where(ErasureIntentRow.subject_id == subject_id)
@@ -304,9 +303,9 @@ def record_intent(store: Store, subject_id: str, actor: Actor) -> None:
     subject is an erasure to finish, not a loss to report."""
     with store.session() as session:
         session.execute(
-            insert(ErasureIntentRow)
-            .values(subject_id=subject_id, requested_at=datetime.now(UTC), actor=actor.id)
-            .on_conflict_do_nothing()
+            Store.insert_new(session, ErasureIntentRow.__table__).values(
+                subject_id=subject_id, requested_at=datetime.now(UTC), actor=actor.id
+            )
         )
 
 

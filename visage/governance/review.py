@@ -8,9 +8,10 @@ own request. Reviewers decide blind — nobody is shown another reviewer's decis
 item is closed — the same person cannot decide twice, and one rejection discards the
 candidate and its probe face crop at once.
 
-Decisions are serialised: :func:`decide` takes SQLite's write lock before it reads the item,
-so two confirmations arriving at the same instant are counted one after the other — never
-both against the same earlier state (an item stuck with two confirmations, or released twice).
+Decisions are serialised: :func:`decide` enters a critical section (:meth:`Store.serialise`)
+before it reads the item, so two confirmations arriving at the same instant are counted one
+after the other — never both against the same earlier state (an item stuck with two
+confirmations, or released twice).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from visage.errors import NotFoundError, VisageError
 from visage.governance.access import ForbiddenError, ReviewerWithoutOwnerError, owner_of
 from visage.store import crypto
+from visage.store.db import Store
 from visage.store.keyring import Keyring
 from visage.store.schema import EventRow, ReviewDecisionRow, ReviewRow
 
@@ -117,9 +119,10 @@ def probe_of(keys: Keyring, row: ReviewRow) -> bytes | None:
 
 
 def _lock_for_decision(session: Session) -> None:
-    """Take SQLite's write lock before reading the item (as the audit chain does), so that
-    concurrent decisions on one item are applied one after the other."""
-    session.execute(text("UPDATE reviews SET status = status WHERE 0"))
+    """Enter the decisions' critical section before reading the item (as the audit chain
+    does), so that concurrent decisions on one item, on any replica, are applied one after
+    the other."""
+    Store.serialise(session, "review")
 
 
 def ensure_may_review(row: ReviewRow, reviewer_owner: str) -> None:

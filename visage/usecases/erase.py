@@ -42,7 +42,7 @@ def erase(core: Visage, subject_id: str, actor: Actor | None = None) -> ErasureC
     except KeyMaterialMissingError as exc:
         if subject_id not in exc.subject_ids:
             raise
-        store = open_store(core.home, create=False)
+        store = open_store(core.home, create=False, url=core.settings.database_url)
         try:
             record_intent(store, subject_id, actor)
         finally:

@@ -191,7 +191,7 @@ class StoredEvaluation(BaseModel):
 
 def remember(core: Visage, report: EvalReport, pairs_csv: Path) -> None:
     """Keep the figures in the data dir, if there is one (eval also runs without)."""
-    if not (core.home / DB_FILE).is_file():
+    if core.settings.database_url is None and not (core.home / DB_FILE).is_file():
         return
     stored = StoredEvaluation(
         measured_at=datetime.now(UTC),

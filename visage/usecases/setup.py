@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from visage.core import KEY_CHECK, Visage
 from visage.store import crypto
-from visage.store.db import DB_FILE, open_store
+from visage.store.db import open_store
 from visage.store.schema import Meta
 from visage.usecases import audit_log
 
@@ -39,7 +39,7 @@ def init(core: Visage) -> InitReport:
         master = crypto.create_key_file(core.key_path)
         key_source = str(core.key_path)
         created = True
-    store = open_store(home, create=True)
+    store = open_store(home, create=True, url=core.settings.database_url)
     try:
         with store.session() as session:
             check = session.get(Meta, KEY_CHECK)
@@ -53,7 +53,7 @@ def init(core: Visage) -> InitReport:
         store.close()
     return InitReport(
         home=str(home),
-        database=str(home / DB_FILE),
+        database=store.url,
         key_source=key_source,
         created=created,
         signing_key_fingerprint=fingerprint,

@@ -26,6 +26,8 @@ def _move_keys_out() -> None:
     bind = op.get_bind()
     db = bind.engine.url.database
     rows = bind.execute(sa.text("SELECT id, wrapped_key FROM subjects")).all()
+    if rows and bind.dialect.name != "sqlite":  # no PostgreSQL store predates this revision
+        raise RuntimeError("0003 moves keys beside a SQLite file; migrate-store from SQLite")
     if rows and db:
         keys = Path(db).parent / "keys"
         keys.mkdir(mode=0o700, exist_ok=True)

@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("purposes", sa.JSON(), nullable=False),
         sa.Column("password_hash", sa.String(200), nullable=False),
         sa.Column("totp_sealed", sa.LargeBinary(), nullable=True),
-        sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default="0"),
+        sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("disabled_at", sa.DateTime(), nullable=True),
     )

@@ -1,0 +1,169 @@
+"""A real PostgreSQL server for the test session: Debian's ``postgresql`` package, started by
+the tests themselves.
+
+One server per test session (:class:`PgServer`), started on first use and stopped at exit;
+every :meth:`PgServer.database` call creates a fresh, empty database and returns its
+SQLAlchemy URL. ``initdb`` refuses to run as root, so when the tests run as root (CI) the
+cluster belongs to the unprivileged ``postgres`` OS user the package creates. The server
+listens on a Unix socket only (no TCP port to collide with a neighbour's).
+
+PostgreSQL missing is a failure, not a skip: ``apt-get install -y postgresql`` (``make
+test`` does it).
+
+Use from a test::
+
+    from tests.pg import pg_server
+    url = pg_server().database()
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+INSTALL_HINT = "PostgreSQL is not installed: as root, run apt-get install -y postgresql"
+_OWNER = "postgres"
+_PORT = 5432  # socket only: the port just names the socket file
+_START_TIMEOUT_S = 60.0
+
+
+def pg_bin() -> Path:
+    """The newest installed server's ``bin`` folder (``/usr/lib/postgresql/<v>/bin``)."""
+
+    def version(initdb: str) -> int:
+        name = Path(initdb).parent.parent.name
+        return int(name) if name.isdigit() else 0
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=version)
+    if not found:
+        raise RuntimeError(INSTALL_HINT)
+    return Path(found[-1]).parent
+
+
+class PgServer:
+    """One running PostgreSQL cluster in a temporary folder."""
+
+    def __init__(self) -> None:
+        self.bin = pg_bin()
+        self.root = Path(tempfile.mkdtemp(prefix="visage-pg-"))
+        self.data = self.root / "data"
+        self.socket_dir = self.root / "run"
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        self._as_root = os.geteuid() == 0
+        self.user = _OWNER if self._as_root else pwd.getpwuid(os.geteuid()).pw_name
+        self._start()
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = list(args)
+        if self._as_root:
+            cmd = ["runuser", "-u", _OWNER, "--", *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def _start(self) -> None:
+        self.socket_dir.mkdir(parents=True)
+        if self._as_root:
+            try:
+                owner = pwd.getpwnam(_OWNER)
+            except KeyError:
+                raise RuntimeError(f"no '{_OWNER}' OS user: {INSTALL_HINT}") from None
+            os.chmod(self.root, 0o755)
+            shutil.chown(self.root, owner.pw_uid, owner.pw_gid)
+            shutil.chown(self.socket_dir, owner.pw_uid, owner.pw_gid)
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
+        options = (
+            f"-k {self.socket_dir} -p {_PORT} -c listen_addresses='' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=300"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            str(int(_START_TIMEOUT_S)),
+            "start",
+        )
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            try:
+                with psycopg.connect(self.dsn("postgres"), connect_timeout=2):
+                    break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def dsn(self, dbname: str) -> str:
+        """A libpq connection string to ``dbname`` over the server's socket."""
+        return f"host={self.socket_dir} port={_PORT} user={self.user} dbname={dbname}"
+
+    def url(self, dbname: str) -> str:
+        """The SQLAlchemy URL of ``dbname`` (psycopg 3 over the Unix socket)."""
+        return f"postgresql+psycopg://{self.user}@/{dbname}?host={self.socket_dir}&port={_PORT}"
+
+    def database(self, prefix: str = "t") -> str:
+        """A new empty database; its SQLAlchemy URL."""
+        with self._lock:
+            name = f"{prefix}_{os.getpid()}_{next(self._counter)}"
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def copy(self, url: str) -> str:
+        """A new database made from the one at ``url`` (closed: nobody may be connected to
+        it); the copy's URL."""
+        source = url.split("@/", 1)[1].split("?", 1)[0]
+        with self._lock:
+            name = f"c_{os.getpid()}_{next(self._counter)}"
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already stopped
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_SERVER: PgServer | None = None
+_SERVER_LOCK = threading.Lock()
+
+
+def pg_server() -> PgServer:
+    """The session's one server, started on first use and stopped when the process exits."""
+    global _SERVER
+    with _SERVER_LOCK:
+        if _SERVER is None:
+            _SERVER = PgServer()
+            atexit.register(_SERVER.stop)
+        return _SERVER
