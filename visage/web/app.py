@@ -28,6 +28,7 @@ from visage.web.pages import (
     events,
     identify,
     overview,
+    public,
     reports,
     reviews,
     subjects,
@@ -64,6 +65,7 @@ SCREENS: list[Any] = [
     reviews,
     events,
     cameras,
+    public,
 ]
 """Screen modules whose ``router`` the console includes (each screen adds itself here)."""
 
@@ -120,7 +122,9 @@ def _install_error_pages(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         viewer = getattr(request.state, "viewer", None)
         title = "Page not found" if exc.status_code == 404 else str(exc.detail)
-        return page(request, "error.html", viewer, exc.status_code, title=title, detail="")
+        response = page(request, "error.html", viewer, exc.status_code, title=title, detail="")
+        response.headers.update(exc.headers or {})  # Retry-After of a 429, for one
+        return response
 
     async def invalid(request: Request, exc: Exception) -> Response:
         if not is_console(request.url.path):

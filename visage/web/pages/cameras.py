@@ -20,6 +20,7 @@ from visage.api.problems import classify
 from visage.core import Visage
 from visage.errors import NotFoundError, VisageError
 from visage.usecases import cameras as cameras_uc
+from visage.usecases import signage as signage_uc
 from visage.web.forms import text
 from visage.web.render import page
 from visage.web.session import CameraAdminViewer, CheckedForm, Viewer
@@ -177,3 +178,20 @@ def preview(core: Core, viewer: CameraAdminViewer, camera_id: CameraId) -> Respo
     del viewer  # admins only
     jpeg = cameras_uc.camera_preview(core, camera_id)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/cameras/{camera_id}/sign.{fmt}")
+def sign(
+    core: Core,
+    viewer: CameraAdminViewer,
+    camera_id: CameraId,
+    fmt: signage_uc.SignFormat,
+    size: signage_uc.SignSize = signage_uc.SignSize.A4,
+) -> Response:
+    """The camera's printable sign (:mod:`visage.usecases.signage`), as a download."""
+    del viewer  # admins only
+    made = signage_uc.sign(core, _find(core, camera_id).name, fmt, size)
+    disposition = f'attachment; filename="{made.filename}"'
+    return Response(
+        made.data, media_type=fmt.media_type, headers={"Content-Disposition": disposition}
+    )
