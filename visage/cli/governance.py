@@ -7,27 +7,42 @@ import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from visage.cli._base import JsonFlag, _core, _emit_json, _Exit, app, err, guarded, out, subject_app
 from visage.cli._ids import full_id, short
-from visage.core import Visage
+from visage.cli._lazy import lazy
 from visage.errors import VisageError
-from visage.governance import signing
-from visage.governance.access import Principal, UseCase, authorize
-from visage.governance.audit import Actor
-from visage.governance.review import Decision
-from visage.usecases import audit_log as audit_uc
-from visage.usecases import erase as erase_uc
-from visage.usecases import export as export_uc
-from visage.usecases import keys as keys_uc
-from visage.usecases import report as report_uc
-from visage.usecases import retention as retention_uc
-from visage.usecases import review as review_uc
-from visage.usecases import subjects as subjects_uc
+
+if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
+    from visage.core import Visage
+    from visage.governance import access, audit, review, signing
+    from visage.governance.access import Principal
+    from visage.governance.review import Decision
+    from visage.usecases import audit_log as audit_uc
+    from visage.usecases import erase as erase_uc
+    from visage.usecases import export as export_uc
+    from visage.usecases import keys as keys_uc
+    from visage.usecases import report as report_uc
+    from visage.usecases import retention as retention_uc
+    from visage.usecases import review as review_uc
+    from visage.usecases import subjects as subjects_uc
+else:
+    access = lazy("visage.governance.access")
+    audit = lazy("visage.governance.audit")
+    review = lazy("visage.governance.review")
+    signing = lazy("visage.governance.signing")
+    audit_uc = lazy("visage.usecases.audit_log")
+    erase_uc = lazy("visage.usecases.erase")
+    export_uc = lazy("visage.usecases.export")
+    keys_uc = lazy("visage.usecases.keys")
+    report_uc = lazy("visage.usecases.report")
+    retention_uc = lazy("visage.usecases.retention")
+    review_uc = lazy("visage.usecases.review")
+    subjects_uc = lazy("visage.usecases.subjects")
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
@@ -130,12 +145,25 @@ def audit_verify(
             "one) instead of the fingerprint pinned at init.",
         ),
     ] = None,
+    witness: Annotated[
+        Path | None,
+        typer.Option(
+            "--witness",
+            help="Also check heads saved by someone else from /public/audit-head.json (a file "
+            "of JSON lines): each must be signed by the pinned key and held by the chain.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check the chain, checkpoints, purge markers and witnessed head against the pinned key;
     exit 1 naming the first problem."""
     pinned = signing.parse_public_key(public_key) if public_key is not None else None
-    report = audit_uc.verify(_core(), pinned)
+    core = _core()
+    report = audit_uc.verify(core, pinned)
+    if witness is not None and report.ok:
+        from visage.cli.signage import check_witness_file
+
+        check_witness_file(core, witness, report)
     if as_json:
         _emit_json(report)
     elif report.ok:
@@ -266,7 +294,7 @@ def _key_from(key_file: Path | None) -> str | None:
 def _reviewer(key_file: Path | None) -> tuple[Principal, Visage]:
     """The reviewer behind the key, checked by the same policy as the API's."""
     core = _core()
-    who = authorize(keys_uc.authenticate(core, _key_from(key_file)), UseCase.review)
+    who = access.authorize(keys_uc.authenticate(core, _key_from(key_file)), access.UseCase.review)
     return who, core
 
 
@@ -313,7 +341,7 @@ def review_confirm(
     as_json: JsonFlag = False,
 ) -> None:
     """Confirm a candidate (released once a second reviewer confirms)."""
-    _decide(review_id, key_file, Decision.confirm, as_json)
+    _decide(review_id, key_file, review.Decision.confirm, as_json)
 
 
 @review_app.command("reject")
@@ -324,7 +352,7 @@ def review_reject(
     as_json: JsonFlag = False,
 ) -> None:
     """Reject a candidate: it is discarded with its probe face."""
-    _decide(review_id, key_file, Decision.reject, as_json)
+    _decide(review_id, key_file, review.Decision.reject, as_json)
 
 
 @review_app.command("outcome")
@@ -346,9 +374,9 @@ def review_outcome(
     core = _core()
     key = _key_from(key_file)
     actor = (
-        authorize(keys_uc.authenticate(core, key), UseCase.review_outcome).actor
+        access.authorize(keys_uc.authenticate(core, key), access.UseCase.review_outcome).actor
         if key
-        else Actor.local()
+        else audit.Actor.local()
     )
     review_id = full_id(core, "review", review_id)
     result = review_uc.outcome(core, review_id, actor)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from visage.core import Visage
 from visage.errors import InputError, NotFoundError
 from visage.governance import audit
-from visage.governance.audit import AuditEntry, checkpoint_message
+from visage.governance.audit import AuditEntry, VerifyReport, checkpoint_message
 from visage.governance.profile import DeploymentProfile, Jurisdiction
 from visage.governance.reports import TransparencyFigures, transparency_figures
 from visage.governance.signing import fingerprint, verify_signature
@@ -355,12 +355,14 @@ def read_saved_heads(path: Path) -> list[PublicHead]:
     return heads
 
 
-def check_saved_heads(core: Visage, heads: list[PublicHead]) -> WitnessCheck:
+def check_saved_heads(
+    core: Visage, heads: list[PublicHead], report: VerifyReport | None = None
+) -> WitnessCheck:
     """Every saved head must be signed by the pinned key, and the chain must still hold it:
     an entry at its seq with its hash (unless that part was purged under a signed marker),
     and reach at least as far. Run after :func:`visage.usecases.audit_log.verify`, which
-    checks the chain itself."""
-    report = audit_log.verify(core)
+    checks the chain itself (pass its ``report`` to not walk the chain twice)."""
+    report = report or audit_log.verify(core)
     result = WitnessCheck(ok=False, heads=len(heads), matched=0, purged=0)
     if not report.ok:
         result.problem = f"the chain itself is broken: {report.problem}"
