@@ -19,9 +19,7 @@ SUBJECT = {"name": "Joe", "consent": {"reference": "F-14", "purposes": ["access-
 def test_docs_and_redoc_load_their_scripts_from_this_server(client: TestClient) -> None:
     for page in ("/docs", "/redoc"):
         html = client.get(page).text
-        sources = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(
-            r"url: ?'([^']+)'", html
-        )
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"url: ?'([^']+)'", html)
         assert sources, page
         assert not [s for s in sources if s.startswith(("http:", "https:", "//"))], sources
         assert "cdn." not in html
@@ -75,11 +73,12 @@ def test_profile_patch_refuses_unknown_fields_and_null_clears(
     assert after["controller"] is None and after["public_space"] is False
     assert after["dpia_ref"] == before["dpia_ref"]  # not sent: unchanged
     r = client.patch("/v1/profile", json={"controller": "X"}, headers=admin)
-    assert client.patch("/v1/profile", json={"controller": ""}, headers=admin).json()[
-        "controller"
-    ] == client.patch("/v1/profile", json={"controller": None}, headers=admin).json()[
-        "controller"
-    ]
+    assert (
+        client.patch("/v1/profile", json={"controller": ""}, headers=admin).json()["controller"]
+        == client.patch("/v1/profile", json={"controller": None}, headers=admin).json()[
+            "controller"
+        ]
+    )
 
 
 def _subject(client: TestClient, keys: dict[Role, str]) -> str:
