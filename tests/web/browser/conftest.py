@@ -21,7 +21,15 @@ import httpx
 import pytest
 import uvicorn
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    Playwright,
+    ViewportSize,
+    sync_playwright,
+)
 
 from tests.conftest import make_app
 from tests.web.conftest import PASSWORD, PURPOSE, WATCHLIST, add_users
@@ -35,7 +43,7 @@ from visage.usecases.subjects import add_subject, make_consent
 from visage.web.app import create_server
 
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 BROWSER_NAMES = ("chromium", "chromium-browser")
 
 WATCHER = "wanda"

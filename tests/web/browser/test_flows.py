@@ -204,6 +204,7 @@ def test_operator_identifies_a_scene_and_the_bystander_is_masked(
     # face has lost its detail.
     shown = _decoded(page.locator("img.annotated").get_attribute("src") or "")
     original = cv2.imread(str(console.data / SCENE), cv2.IMREAD_GRAYSCALE)
+    assert original is not None
     scale = shown.shape[1] / original.shape[1]
     resized = cv2.resize(original, (shown.shape[1], shown.shape[0]), interpolation=cv2.INTER_AREA)
     ratios = []
