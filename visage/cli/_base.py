@@ -15,36 +15,46 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
 
-from visage.config import Settings
-from visage.core import Visage
 from visage.errors import VisageError
+
+if TYPE_CHECKING:  # imported by the commands that use them: `visage --help` needs none
+    from pydantic import BaseModel
+    from rich.progress import Progress
+
+    from visage.core import Visage
 
 app = typer.Typer(
     name="visage",
     help="Privacy-by-design face recognition: consent-only gallery, offline models.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 subject_app = typer.Typer(
-    help="Subjects (consenting people) and their consent records.", no_args_is_help=True
+    help="Subjects (consenting people) and their consent records.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(subject_app, name="subject")
-keys_app = typer.Typer(help="API keys: roles and purposes.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="API keys: roles and purposes.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(keys_app, name="keys")
 profile_app = typer.Typer(
-    help="The deployment profile and the gates it sets on 1:N.", no_args_is_help=True
+    help="The deployment profile and the gates it sets on 1:N.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(profile_app, name="profile")
-bench_app = typer.Typer(help="Measure performance on this machine.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Measure performance on this machine.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(bench_app, name="bench")
 
 out = Console()
@@ -131,6 +141,11 @@ def _opened_cores() -> Iterator[None]:
 
 
 def _core() -> Visage:
+    from pydantic import ValidationError
+
+    from visage.config import Settings
+    from visage.core import Visage
+
     try:
         core = Visage(Settings())
     except ValidationError as exc:
@@ -145,6 +160,8 @@ def _core() -> Visage:
 
 
 def _emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+    from pydantic import BaseModel
+
     if isinstance(data, BaseModel):
         payload: Any = data.model_dump(mode="json")
     elif isinstance(data, Sequence):
@@ -155,6 +172,8 @@ def _emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
 
 
 def _print_metrics(title: str, rows: list[tuple[str, str]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -163,7 +182,10 @@ def _print_metrics(title: str, rows: list[tuple[str, str]]) -> None:
     out.print(table)
 
 
-def _progress() -> Progress:
+def _progress(*, hidden: bool = False) -> Progress:
+    """A progress bar on stderr when it is a terminal; none with ``hidden`` (``--json``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -171,5 +193,5 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
-        disable=not err.is_terminal,
+        disable=hidden or not err.is_terminal,
     )

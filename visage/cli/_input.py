@@ -7,18 +7,21 @@ and refuse the same values. A refusal is bad input (exit 2) naming the option, n
 
 from __future__ import annotations
 
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, TypeVar
 
 from visage.errors import InputError
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:  # pydantic is imported by the command that builds a model, not at start-up
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 
 def build(model: type[M], options: dict[str, str] | None = None, /, **fields: object) -> M:
     """``model`` from ``fields``; ``options`` maps a field to the option that set it when
     the two are not spelled alike (by default ``dpia_ref`` is ``--dpia-ref``)."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(fields)
     except ValidationError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -28,20 +28,35 @@ from visage.cli._base import (
 )
 from visage.cli._ids import full_id, short
 from visage.cli._input import build
+from visage.cli._lazy import lazy
 from visage.errors import VisageError
-from visage.governance.access import Role
-from visage.governance.profile import DeploymentProfile
-from visage.usecases import bench_search as bench_uc
-from visage.usecases import demo as demo_uc
-from visage.usecases import enroll as enroll_uc
-from visage.usecases import evaluate as eval_uc
-from visage.usecases import faces as faces_uc
-from visage.usecases import identify as identify_uc
-from visage.usecases import keys as keys_uc
-from visage.usecases import profile as profile_uc
-from visage.usecases import setup as setup_uc
-from visage.usecases import subjects as subjects_uc
-from visage.usecases import verify as verify_uc
+from visage.governance.roles import Role
+
+if TYPE_CHECKING:  # use-cases are imported when a command runs (see visage.cli._lazy)
+    from visage.governance.profile import DeploymentProfile
+    from visage.usecases import bench_search as bench_uc
+    from visage.usecases import demo as demo_uc
+    from visage.usecases import enroll as enroll_uc
+    from visage.usecases import evaluate as eval_uc
+    from visage.usecases import faces as faces_uc
+    from visage.usecases import identify as identify_uc
+    from visage.usecases import keys as keys_uc
+    from visage.usecases import profile as profile_uc
+    from visage.usecases import setup as setup_uc
+    from visage.usecases import subjects as subjects_uc
+    from visage.usecases import verify as verify_uc
+else:
+    bench_uc = lazy("visage.usecases.bench_search")
+    demo_uc = lazy("visage.usecases.demo")
+    enroll_uc = lazy("visage.usecases.enroll")
+    eval_uc = lazy("visage.usecases.evaluate")
+    faces_uc = lazy("visage.usecases.faces")
+    identify_uc = lazy("visage.usecases.identify")
+    keys_uc = lazy("visage.usecases.keys")
+    profile_uc = lazy("visage.usecases.profile")
+    setup_uc = lazy("visage.usecases.setup")
+    subjects_uc = lazy("visage.usecases.subjects")
+    verify_uc = lazy("visage.usecases.verify")
 
 
 @app.command()
@@ -400,8 +415,8 @@ def serve(
     API key, each shown once."""
     import logging
 
-    import uvicorn
-
+    from visage.cli._serve import cli_command, run_server
+    from visage.cli.hints import hint_for
     from visage.usecases import users as users_uc
     from visage.web.app import create_server
 
@@ -417,17 +432,15 @@ def serve(
         )
     if admin is not None:
         out.print(f"first admin API key, shown once: [bold]{admin.key}[/]")
-    refusal = profile_uc.get_profile(core).identification_refusal()
-    if refusal:
-        out.print(f"[yellow]note[/]: {refusal}")
+    cli = cli_command()  # what reaches this server's data (make run: VISAGE_HOME=.visage)
+    out.print(f"the CLI on this data: {cli} --help", soft_wrap=True, markup=False)
+    gate = profile_uc.get_profile(core).identification_gate()
+    if gate is not None:
+        hint = hint_for(gate) or ""
+        fix = f" (hint: {cli} {hint.removeprefix('visage ')})" if hint.startswith("visage ") else ""
+        out.print(f"note: {gate.message}{fix}", soft_wrap=True, markup=False)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    uvicorn.run(
-        create_server(core, identify_per_minute=identify_per_minute),
-        host=host,
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    run_server(create_server(core, identify_per_minute=identify_per_minute), host, port)
 
 
 @keys_app.command("create")

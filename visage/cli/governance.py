@@ -44,15 +44,23 @@ else:
     review_uc = lazy("visage.usecases.review")
     subjects_uc = lazy("visage.usecases.subjects")
 
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The tamper-evident audit log.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(audit_app, name="audit")
-retention_app = typer.Typer(help="Delete what is past its retention period.", no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Delete what is past its retention period.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(retention_app, name="retention")
 review_app = typer.Typer(
-    help="Two-person review of watchlist matches (needs a reviewer API key).", no_args_is_help=True
+    help="Two-person review of watchlist matches (needs a reviewer API key).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(review_app, name="review")
-report_app = typer.Typer(help="Transparency, Art. 30 and DPIA reports.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Transparency, Art. 30 and DPIA reports.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(report_app, name="report")
 
 SubjectId = Annotated[

@@ -6,15 +6,22 @@ The CLI acts as the local admin (whoever holds the data dir and its master key),
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from visage.cli._base import JsonFlag, _core, _emit_json, app, guarded, out
+from visage.cli._lazy import lazy
 from visage.errors import InputError
-from visage.governance.halt import HaltScope
-from visage.usecases import halt as halt_uc
+
+if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
+    from visage.governance import halt as halts_policy
+    from visage.governance.halt import HaltScope
+    from visage.usecases import halt as halt_uc
+else:
+    halts_policy = lazy("visage.governance.halt")
+    halt_uc = lazy("visage.usecases.halt")
 
 CameraOpt = Annotated[
     str | None, typer.Option("--camera", help="Only this camera (see `visage cameras list`).")
@@ -26,10 +33,10 @@ def _scope(camera: str | None, purpose: str | None) -> HaltScope:
     if camera is not None and purpose is not None:
         raise InputError("give --camera or --purpose, not both (neither: all 1:N processing)")
     if camera is not None:
-        return HaltScope.camera(camera)
+        return halts_policy.HaltScope.camera(camera)
     if purpose is not None:
-        return HaltScope.purpose(purpose)
-    return HaltScope.all()
+        return halts_policy.HaltScope.purpose(purpose)
+    return halts_policy.HaltScope.all()
 
 
 @app.command()

@@ -5,26 +5,39 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from visage.cli._base import AuthorisationRef, JsonFlag, _core, _emit_json, app, err, guarded, out
-from visage.media.blur import BlurMode, MaskShape
-from visage.media.redact import RedactOptions
-from visage.usecases import anonymize as anonymize_uc
-from visage.usecases import cameras as cameras_uc
-from visage.usecases import watch as watch_uc
+from visage.cli._lazy import lazy
+from visage.media.modes import BlurMode, MaskShape
+
+if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
+    from rich.progress import Progress
+
+    from visage.media import redact
+    from visage.usecases import anonymize as anonymize_uc
+    from visage.usecases import cameras as cameras_uc
+    from visage.usecases import watch as watch_uc
+else:
+    redact = lazy("visage.media.redact")
+    anonymize_uc = lazy("visage.usecases.anonymize")
+    cameras_uc = lazy("visage.usecases.cameras")
+    watch_uc = lazy("visage.usecases.watch")
 
 cameras_app = typer.Typer(
-    help="Cameras the server (visage serve) watches, with their status.", no_args_is_help=True
+    help="Cameras the server (visage serve) watches, with their status.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(cameras_app, name="cameras")
 
 
 def _frame_progress() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -79,7 +92,7 @@ def anonymize(
     as_json: JsonFlag = False,
 ) -> None:
     """Mask every face (irreversibly) in an image or a video; audio is kept."""
-    options = RedactOptions(threshold=threshold, mode=mode, shape=shape, margin=margin)
+    options = redact.RedactOptions(threshold=threshold, mode=mode, shape=shape, margin=margin)
     with _frame_progress() as bar:
         task = bar.add_task("anonymising", total=None, fps="-")
 

@@ -9,7 +9,9 @@ from rich.table import Table
 
 from visage.cli._base import _core, _emit_json, app, guarded, out
 
-config_app = typer.Typer(help="The effective settings.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="The effective settings.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(config_app, name="config")
 
 

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from visage.cli._base import JsonFlag, _core, _emit_json, app, guarded, out
 from visage.cli._input import build
+from visage.cli._lazy import lazy
 from visage.errors import InputError
-from visage.governance.access import Role
-from visage.governance.audit import Actor
-from visage.usecases import users as users_uc
+from visage.governance.roles import Role
+
+if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
+    from visage.governance import audit
+    from visage.usecases import users as users_uc
+else:
+    audit = lazy("visage.governance.audit")
+    users_uc = lazy("visage.usecases.users")
 
 users_app = typer.Typer(
-    help="Console user accounts: named people with one role each.", no_args_is_help=True
+    help="Console user accounts: named people with one role each.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(users_app, name="users")
 
@@ -76,7 +84,7 @@ def users_add(
         purposes=purpose or [],
     )
     password, generated = _password(password_stdin)
-    info = users_uc.add_user(_core(), new, password, Actor.local(), must_change=generated)
+    info = users_uc.add_user(_core(), new, password, audit.Actor.local(), must_change=generated)
     if as_json:
         _emit_json(
             {**info.model_dump(mode="json"), **({"password": password} if generated else {})}
@@ -118,14 +126,14 @@ def users_list(as_json: JsonFlag = False) -> None:
 @guarded
 def users_disable(name: UserName, as_json: JsonFlag = False) -> None:
     """Disable an account: it cannot sign in, and its open sessions end now."""
-    _show(users_uc.disable_user(_core(), name, Actor.local()), as_json, "disabled")
+    _show(users_uc.disable_user(_core(), name, audit.Actor.local()), as_json, "disabled")
 
 
 @users_app.command("enable")
 @guarded
 def users_enable(name: UserName, as_json: JsonFlag = False) -> None:
     """Enable a disabled account again."""
-    _show(users_uc.enable_user(_core(), name, Actor.local()), as_json, "enabled")
+    _show(users_uc.enable_user(_core(), name, audit.Actor.local()), as_json, "enabled")
 
 
 @users_app.command("passwd")
@@ -136,7 +144,7 @@ def users_passwd(
     """Set an account's password; its open sessions end."""
     password, generated = _password(password_stdin)
     core = _core()
-    users_uc.set_password(core, name, password, Actor.local(), must_change=generated)
+    users_uc.set_password(core, name, password, audit.Actor.local(), must_change=generated)
     info = users_uc.get_user(core, name)
     if as_json:
         _emit_json(
@@ -152,4 +160,4 @@ def users_passwd(
 @guarded
 def users_totp_off(name: UserName, as_json: JsonFlag = False) -> None:
     """Turn an account's one-time codes (TOTP) off, e.g. after a lost authenticator."""
-    _show(users_uc.disable_totp(_core(), name, Actor.local()), as_json, "has TOTP off")
+    _show(users_uc.disable_totp(_core(), name, audit.Actor.local()), as_json, "has TOTP off")

@@ -30,18 +30,11 @@ from sqlalchemy.orm import Session
 from visage.errors import NotFoundError, VisageError
 from visage.governance.audit import Actor
 from visage.governance.consent import normalise_purpose
+from visage.governance.roles import Role as Role  # its own module: see there
 from visage.store.schema import ApiKeyRow
 
 TOKEN_PREFIX = "vsg_"
 OWNER_MAX = 200
-
-
-class Role(StrEnum):
-    admin = "admin"
-    enroller = "enroller"
-    operator = "operator"
-    reviewer = "reviewer"
-    auditor = "auditor"
 
 
 class UseCase(StrEnum):

@@ -1,9 +1,21 @@
-"""Irreversible face masking.
+"""Irreversible face masking that no face detector can see through.
 
 A plain Gaussian blur can be partly undone (deconvolution) when the blurred pixels are
-exact. Every mode here first throws the information away — the region is reduced to at most
-``DETAIL`` cells across, or replaced by one colour — and only then smoothed for looks, so
-nothing of the face below that resolution survives in the output.
+exact, and even a heavy blur keeps what a detector or a recogniser keys on: the outline of
+the head and its low-frequency shading (dark eye band, lit forehead, shadowed jaw). A HOG
+detector still finds such a blob, and a descriptor computed on it may stay close to the
+person's. So every mode here:
+
+- covers the whole head, not the detector's face box: an ellipse (or box) grown by
+  ``margin`` of the box's size on each side (0.25: 1.5x the box, hair and ears included);
+- throws the face's structure away before anything is drawn: the region is reduced to its
+  mean colour plus at most ``CELLS`` x ``CELLS`` cells whose deviation from the mean is
+  flattened to ``SHADING`` of what it was (gaussian), or to cells shuffled out of place
+  (pixelate), or to one flat colour (solid);
+- blends in with a soft edge (ellipse), so that the mask's own outline is no sharp
+  head-shaped contour either.
+
+Nothing of the face below the cell resolution, nor its layout, survives in the output.
 """
 
 from __future__ import annotations
@@ -13,12 +25,23 @@ from enum import StrEnum
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from visage.media.image import RGBImage
 from visage.vision.types import Box
 
-DETAIL = 6
-"""Cells across the face that survive masking: too few to recognise anyone."""
+MARGIN = 0.25
+"""Default growth of a face box per side: the mask covers 1.5x the box, the whole head."""
+CELLS = 3
+"""Cells across the region that keep a trace of its colours (gaussian, pixelate)."""
+SHADING = 0.25
+"""Share of each cell's deviation from the region's mean colour that is kept (gaussian)."""
+FEATHER = 0.2
+"""Outer share of the ellipse's radius over which the mask fades into the picture."""
+SOLID_COLOUR = (0, 0, 0)
+
+_SHUFFLE = np.random.default_rng(0x5EED).permutation(CELLS * CELLS)
+"""A fixed permutation of the pixelate cells: the same look on every frame (no flicker)."""
 
 
 class BlurMode(StrEnum):
@@ -42,17 +65,39 @@ def expand(box: Box, margin: float, width: int, height: int) -> tuple[int, int, 
     return x0, y0, x1, y1
 
 
-def _masked_patch(patch: RGBImage, mode: BlurMode) -> RGBImage:
+def _cells(patch: RGBImage) -> NDArray[np.float32]:
+    """The region's colours on a ``CELLS`` x ``CELLS`` grid (area averages)."""
+    return np.asarray(
+        cv2.resize(patch, (CELLS, CELLS), interpolation=cv2.INTER_AREA), np.float32
+    ).reshape(CELLS, CELLS, -1)
+
+
+def _masked_patch(patch: RGBImage, mode: BlurMode) -> NDArray[np.float32]:
     h, w = patch.shape[:2]
     if mode is BlurMode.solid:
-        return np.zeros_like(patch)
-    cells = max(1, min(DETAIL, w, h))
-    small = cv2.resize(patch, (cells, max(1, round(cells * h / w))), interpolation=cv2.INTER_AREA)
+        return np.broadcast_to(np.float32(SOLID_COLOUR), patch.shape).astype(np.float32)
+    cells = _cells(patch)
+    mean = cells.reshape(-1, cells.shape[-1]).mean(axis=0)
     if mode is BlurMode.pixelate:
-        return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
-    smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    k = max(3, (min(w, h) // 4) | 1)
-    return np.asarray(cv2.GaussianBlur(smooth, (k, k), 0), np.uint8)
+        # Cells out of place: the palette of the region stays, the face's layout is gone.
+        flat = cells.reshape(CELLS * CELLS, -1)[_SHUFFLE].reshape(cells.shape)
+        flat = mean + (flat - mean) * 0.5
+        return np.asarray(cv2.resize(flat, (w, h), interpolation=cv2.INTER_NEAREST), np.float32)
+    flat = mean + (cells - mean) * SHADING
+    smooth = cv2.resize(flat, (w, h), interpolation=cv2.INTER_LINEAR)
+    k = max(3, (min(w, h) // 3) | 1)
+    return np.asarray(cv2.GaussianBlur(smooth, (k, k), 0), np.float32).reshape(patch.shape)
+
+
+def _ellipse_alpha(
+    x0: int, y0: int, x1: int, y1: int, cx: float, cy: float, rx: float, ry: float
+) -> NDArray[np.float32]:
+    """Opacity of the ellipse over the clipped region: 1 inside ``1 - FEATHER`` of its
+    radius, fading to 0 at its edge."""
+    ys = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy) / ry
+    xs = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx) / rx
+    r = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+    return np.clip((1.0 - r) / FEATHER, 0.0, 1.0)
 
 
 def mask_faces(
@@ -61,7 +106,7 @@ def mask_faces(
     *,
     mode: BlurMode = BlurMode.gaussian,
     shape: MaskShape = MaskShape.ellipse,
-    margin: float = 0.15,
+    margin: float = MARGIN,
 ) -> int:
     """Mask every box in ``pixels`` in place; returns how many regions were masked."""
     height, width = pixels.shape[:2]
@@ -73,11 +118,15 @@ def mask_faces(
         region = pixels[y0:y1, x0:x1]
         masked = _masked_patch(region, mode)
         if shape is MaskShape.ellipse:
-            sel = np.zeros(region.shape[:2], np.uint8)
-            rect = (((x1 - x0) / 2, (y1 - y0) / 2), (float(x1 - x0), float(y1 - y0)), 0.0)
-            cv2.ellipse(sel, rect, 1, -1)
-            np.copyto(region, masked, where=sel[..., None].astype(bool))
+            # The ellipse of the grown box, unclipped: a face at the border keeps its shape.
+            cx = (box.left + box.right) / 2
+            cy = (box.top + box.bottom) / 2
+            rx = box.width * (0.5 + margin)
+            ry = box.height * (0.5 + margin)
+            alpha = _ellipse_alpha(x0, y0, x1, y1, cx, cy, rx, ry)[..., None]
+            blended = region * (1.0 - alpha) + masked * alpha
+            region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         else:
-            region[...] = masked
+            region[...] = np.clip(masked + 0.5, 0, 255).astype(np.uint8)
         n += 1
     return n
