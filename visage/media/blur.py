@@ -21,13 +21,13 @@ Nothing of the face below the cell resolution, nor its layout, survives in the o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import StrEnum
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from visage.media.image import RGBImage
+from visage.media.modes import BlurMode, MaskShape
 from visage.vision.types import Box
 
 MARGIN = 0.25
@@ -43,16 +43,7 @@ SOLID_COLOUR = (0, 0, 0)
 _SHUFFLE = np.random.default_rng(0x5EED).permutation(CELLS * CELLS)
 """A fixed permutation of the pixelate cells: the same look on every frame (no flicker)."""
 
-
-class BlurMode(StrEnum):
-    gaussian = "gaussian"
-    pixelate = "pixelate"
-    solid = "solid"
-
-
-class MaskShape(StrEnum):
-    ellipse = "ellipse"
-    box = "box"
+__all__ = ["BlurMode", "MaskShape", "expand", "mask_faces"]
 
 
 def expand(box: Box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
