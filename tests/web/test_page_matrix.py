@@ -47,6 +47,7 @@ PAGES: dict[tuple[str, str], UseCase] = {
     ("POST", "/cameras/{}/disable"): U.cameras,
     ("POST", "/cameras/{}/enable"): U.cameras,
     ("GET", "/cameras/{}/preview.jpg"): U.cameras,
+    ("GET", "/cameras/{}/sign.{}"): U.cameras,
     ("GET", "/events"): U.events,
     ("POST", "/halts"): U.halt,
     ("POST", "/halts/resume"): U.halt,
@@ -89,6 +90,10 @@ SELF: set[tuple[str, str]] = {
 }
 """Routes about one's own session, open to anyone (signed in, for sign-out and password)."""
 
+PUBLIC_PREFIX = "/public"
+"""The public notice pages (issue 17): open to anyone, no sign-in; tests/web/test_public.py
+checks that they show no person."""
+
 UNKNOWN_ID = "0" * 32
 
 
@@ -107,7 +112,11 @@ def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
 
 
 def console_routes(app: FastAPI) -> set[tuple[str, str]]:
-    return {_key(m, p) for m, p in _routes(app.routes) if is_console(p)}
+    return {
+        _key(m, p)
+        for m, p in _routes(app.routes)
+        if is_console(p) and not p.startswith(PUBLIC_PREFIX)
+    }
 
 
 def test_every_console_route_has_a_line(server: TestClient) -> None:
