@@ -33,7 +33,7 @@ app = typer.Typer(
     help="Privacy-by-design face recognition: consent-only gallery, offline models.",
     no_args_is_help=True,
     rich_markup_mode=None,
-    add_completion=False,
+    add_completion=True,  # visage --install-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
 subject_app = typer.Typer(
