@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from visage.config import Settings
-from visage.errors import MasterKeyError
+from visage.errors import MasterKeyError, NotInitialisedError
 from visage.gallery import repository
 from visage.gallery.eligibility import EligibilityCache
 from visage.gallery.matching import DEFAULT_THRESHOLD
@@ -22,7 +22,7 @@ from visage.governance.audit_ops import AuditPayload
 from visage.governance.erasure import Eraser
 from visage.notify import Notifier
 from visage.store import crypto
-from visage.store.db import Store, open_store
+from visage.store.db import DB_FILE, Store, open_store
 from visage.store.keyring import Keyring
 from visage.store.schema import AuditEntryRow, Meta
 
@@ -197,6 +197,30 @@ class Visage:
             checkpoint_every=self.settings.audit_checkpoint_every,
             on_signed=self.witness_head,
         )
+
+    @property
+    def initialised(self) -> bool:
+        """Whether there is Visage data to work with (``visage init`` was run): the SQLite
+        file in the data dir, checked without opening it, or the database at
+        ``database_url``. Creates nothing."""
+        if self.settings.database_url is None:
+            return (self.home / DB_FILE).is_file()
+        try:
+            _ = self.store
+        except NotInitialisedError:
+            return False
+        return True
+
+    def audit_if_initialised(self, actor: Actor, payload: AuditPayload) -> bool:
+        """Audit ``payload`` in a transaction of its own, or, with no data at all (before
+        ``visage init``), audit nothing and return False: the commands that need no gallery
+        (detect, verify) work on a fresh install, and their door says the run was not
+        audited. Where there is data, a failure to audit is an error as always."""
+        if not self.initialised:
+            return False
+        with self.store.session() as session:
+            self.audit(session, actor, payload)
+        return True
 
     @property
     def witness_path(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,6 +34,7 @@ from visage.errors import VisageError
 from visage.governance.roles import Role
 
 if TYPE_CHECKING:  # use-cases are imported when a command runs (see visage.cli._lazy)
+    from visage.core import Visage
     from visage.governance.profile import DeploymentProfile
     from visage.usecases import bench_search as bench_uc
     from visage.usecases import demo as demo_uc
@@ -75,11 +77,23 @@ def init(as_json: JsonFlag = False) -> None:
     out.print(f"  audit witness {report.witness}")
 
 
+NOT_AUDITED = "visage: no data directory: this run is not audited (run visage init to audit)"
+
+
+def _unaudited_notice(core: Visage) -> Visage:
+    """Say on stderr, before any work, that a command which needs no data dir (detect,
+    verify) will not be audited because there is none; see Visage.audit_if_initialised."""
+    if not core.initialised:
+        print(NOT_AUDITED, file=sys.stderr)
+    return core
+
+
 @app.command()
 @guarded
 def detect(image: ImageArg, as_json: JsonFlag = False) -> None:
-    """Find faces: box, 5 landmarks, detection score and quality."""
-    result = faces_uc.detect(_core(), image)
+    """Find faces: box, 5 landmarks, detection score and quality. Works before `visage
+    init` (then unaudited, as it says on stderr)."""
+    result = faces_uc.detect(_unaudited_notice(_core()), image)
     if as_json:
         _emit_json(result)
         return
@@ -105,8 +119,9 @@ def detect(image: ImageArg, as_json: JsonFlag = False) -> None:
 @app.command()
 @guarded
 def verify(image_a: ImageArg, image_b: ImageArg, as_json: JsonFlag = False) -> None:
-    """1:1: is the main face of IMAGE_A the same person as that of IMAGE_B? Exit 1 if not."""
-    result = verify_uc.verify(_core(), image_a, image_b)
+    """1:1: is the main face of IMAGE_A the same person as that of IMAGE_B? Exit 1 if not.
+    Works before `visage init` (then unaudited, as it says on stderr)."""
+    result = verify_uc.verify(_unaudited_notice(_core()), image_a, image_b)
     if as_json:
         _emit_json(result)
     else:

@@ -70,12 +70,11 @@ def primary_face(faces: list[Face], width: int, height: int) -> Face | None:
 def detect(core: Visage, image: ImageInput, actor: Actor | None = None) -> DetectResult:
     loaded = core.load_image(image)
     faces = core.analyzer.analyze(loaded.pixels, embed=False)
-    with core.store.session() as session:
-        core.audit(
-            session,
-            actor or Actor.local(),
-            DetectAudit(input_sha256=loaded.sha256, faces=len(faces)),
-        )
+    # Audited wherever there is a data dir; before `visage init` there is none to audit in,
+    # and the door says so (see Visage.audit_if_initialised).
+    core.audit_if_initialised(
+        actor or Actor.local(), DetectAudit(input_sha256=loaded.sha256, faces=len(faces))
+    )
     return DetectResult(
         image=loaded.source,
         width=loaded.width,

@@ -43,16 +43,15 @@ def verify(
     result = VerifyResult(
         same=score >= core.threshold, score=round(score, 4), threshold=core.threshold
     )
-    with core.store.session() as session:
-        core.audit(
-            session,
-            actor or Actor.local(),
-            VerifyAudit(
-                purpose=purpose,
-                input_sha256=[hash_a, hash_b],
-                model=core.analyzer.model_fingerprint(),
-                threshold=core.threshold,
-                same=result.same,
-            ),
-        )
+    # Audited wherever there is a data dir (see Visage.audit_if_initialised).
+    core.audit_if_initialised(
+        actor or Actor.local(),
+        VerifyAudit(
+            purpose=purpose,
+            input_sha256=[hash_a, hash_b],
+            model=core.analyzer.model_fingerprint(),
+            threshold=core.threshold,
+            same=result.same,
+        ),
+    )
     return result
