@@ -35,18 +35,33 @@ cameras_app = typer.Typer(
 app.add_typer(cameras_app, name="cameras")
 
 
-def _frame_progress() -> Progress:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _frame_progress(*, eta: bool = False, quiet: bool = False) -> Progress:
+    """Frames, fps, elapsed (and with ``eta``, time left) on a terminal's stderr; nothing
+    when ``quiet`` (``--json``) or when stderr is not a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(
+    columns: list[str | ProgressColumn] = [
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[fps]} fps"),
         TimeElapsedColumn(),
+    ]
+    if eta:
+        columns += [TextColumn("ETA"), TimeRemainingColumn()]
+    return Progress(
+        *columns,
         console=err,
         transient=True,
-        disable=not err.is_terminal,
+        disable=quiet or not err.is_terminal,
     )
 
 
@@ -62,8 +77,11 @@ def anonymize(
         MaskShape, typer.Option("--shape", help="ellipse (default) or box.")
     ] = MaskShape.ellipse,
     margin: Annotated[
-        float, typer.Option("--margin", help="Grow each face box by this fraction per side.")
-    ] = 0.2,
+        float,
+        typer.Option(
+            "--margin", help="Grow each face box by this fraction per side (the whole head)."
+        ),
+    ] = 0.25,
     threshold: Annotated[
         float,
         typer.Option(
@@ -93,7 +111,17 @@ def anonymize(
 ) -> None:
     """Mask every face (irreversibly) in an image or a video; audio is kept."""
     options = redact.RedactOptions(threshold=threshold, mode=mode, shape=shape, margin=margin)
-    with _frame_progress() as bar:
+    core = _core()
+    # Before any frame: a data directory that is needed and missing fails now, and a run
+    # that cannot be audited says so now.
+    if not anonymize_uc.plan(core, keep_enrolled=keep_enrolled).audited:
+        err.print(
+            f"visage: note: no data directory in {core.home}: masking everyone, not audited "
+            "(run `visage init` to audit anonymisations)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    with _frame_progress(eta=True, quiet=as_json) as bar:
         task = bar.add_task("anonymising", total=None, fps="-")
 
         def progress(done: int, total: int) -> None:
@@ -102,7 +130,7 @@ def anonymize(
             bar.update(task, completed=done, total=total or None, fps=fps)
 
         report = anonymize_uc.anonymize(
-            _core(),
+            core,
             source,
             output,
             options=options,

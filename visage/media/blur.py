@@ -66,7 +66,7 @@ def _cells(patch: RGBImage) -> NDArray[np.float32]:
 def _masked_patch(patch: RGBImage, mode: BlurMode) -> NDArray[np.float32]:
     h, w = patch.shape[:2]
     if mode is BlurMode.solid:
-        return np.broadcast_to(np.float32(SOLID_COLOUR), patch.shape).astype(np.float32)
+        return np.broadcast_to(np.asarray(SOLID_COLOUR, np.float32), patch.shape).copy()
     cells = _cells(patch)
     mean = cells.reshape(-1, cells.shape[-1]).mean(axis=0)
     if mode is BlurMode.pixelate:

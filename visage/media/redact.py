@@ -30,7 +30,7 @@ class RedactOptions:
     threshold: float = 0.25
     mode: BlurMode = BlurMode.gaussian
     shape: MaskShape = MaskShape.ellipse
-    margin: float = 0.2
+    margin: float = 0.25
     rescan_every: int = 10
     min_face_at_scale: float = 24.0
     floor_side: int = 320

@@ -5,19 +5,30 @@ the purpose stay visible; every other face — and every face not yet recognised
 That is a 1:N identification, so it goes through the same :class:`PurposeMatcher` as
 ``identify`` and ``watch``: the deployment profile's gate applies (a refusal is audited), the
 eligible set is read afresh for every face, and the run is audited.
+
+Plain masking needs no data directory: on a fresh install (no ``visage init``) it runs
+unaudited — :func:`plan` says so, before any work, so that a door can tell the user. Whatever
+needs the data directory (``keep_enrolled``; the audit of a run where one exists) is opened
+before the first frame, so a missing or locked data directory fails at once, not after
+minutes of processing. The output is written under a temporary name in its own directory
+and renamed into place at the end: a failed run never leaves a half-written file under the
+final name.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from visage.core import Visage
-from visage.errors import InputError
+from visage.errors import InputError, NotInitialisedError
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import AnonymizeAudit
 from visage.media.blur import mask_faces
@@ -26,6 +37,7 @@ from visage.media.image import RGBImage
 from visage.media.redact import Recognise, RedactOptions, VideoRedactor
 from visage.media.tracking import Track
 from visage.media.video import VIDEO_SUFFIXES, Frame, Prefetch, VideoReader, VideoWriter
+from visage.store.db import DB_FILE
 from visage.usecases.matching import MatchOperation, PurposeMatcher
 from visage.vision.types import Detection
 
@@ -43,6 +55,32 @@ class AnonymizeReport(BaseModel):
     tracks: int = Field(description="distinct faces followed (video)")
     seconds: float
     fps: float
+    audited: bool = Field(
+        default=True, description="recorded in the audit log (false without a data directory)"
+    )
+
+
+class AnonymizePlan(BaseModel):
+    """What a run will need, known before any frame is processed."""
+
+    audited: bool = Field(description="the run will be recorded in the data directory's log")
+
+
+def plan(core: Visage, *, keep_enrolled: bool = False) -> AnonymizePlan:
+    """Check what the run needs before any work: ``keep_enrolled`` needs an initialised data
+    directory (the gallery and the consents); plain masking needs none, and is audited only
+    where a data directory exists. Opens the store when there is one, so that a wrong key or
+    a locked database fails now."""
+    initialised = (core.home / DB_FILE).is_file()
+    if keep_enrolled and not initialised:
+        raise NotInitialisedError(
+            f"--keep-enrolled needs the data directory (no Visage data in {core.home}): "
+            "enrolled people are recognised from its gallery; initialise it first, or "
+            "mask everyone without --keep-enrolled"
+        )
+    if initialised:
+        _ = core.store  # opened, migrated and key-checked now, not after the run
+    return AnonymizePlan(audited=initialised)
 
 
 def _recogniser(matcher: PurposeMatcher) -> tuple[Recognise, set[str]]:
@@ -83,6 +121,7 @@ def anonymize(
     if output.resolve() == source.resolve():
         raise InputError("the output must be a different file from the input")
     actor = actor or Actor.local()
+    audited = plan(core, keep_enrolled=keep_enrolled).audited
     recognise: Recognise | None = None
     seen: set[str] = set()
     if keep_enrolled and purpose:
@@ -103,6 +142,9 @@ def anonymize(
         report = _video(core, source, output, options, recognise, codec, crf, progress)
     report.seconds = round(time.perf_counter() - started, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds else 0.0
+    report.audited = audited
+    if not audited:
+        return report  # nobody recognised, nothing stored: plain masking on a fresh install
     with core.store.session() as session:
         core.audit(
             session,
@@ -145,7 +187,8 @@ def _image(
         data = encode_image(pixels, output.suffix)
     except InputError as exc:
         raise InputError(f"{output}: {exc.message}") from None
-    output.write_bytes(data)
+    with _staged(output) as tmp:
+        tmp.write_bytes(data)
     return AnonymizeReport(
         input=str(source),
         output=str(output),
@@ -169,8 +212,7 @@ def _video(
     crf: int,
     progress: ProgressFn | None,
 ) -> AnonymizeReport:
-    tmp = output.with_name(f".{output.stem}.part{output.suffix}")
-    with VideoReader(str(source), keep_audio=True) as reader:
+    with VideoReader(str(source), keep_audio=True) as reader, _staged(output) as tmp:
         info = reader.info
         redactor = VideoRedactor(
             core.analyzer.detector, info.width, info.height, options, recognise
@@ -191,12 +233,9 @@ def _video(
             writer.close()
         except BaseException:
             writer.container.close()
-            tmp.unlink(missing_ok=True)
             raise
-    if frames == 0:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{source}: no video frame could be decoded")
-    tmp.replace(output)
+        if frames == 0:
+            raise InputError(f"{source}: no video frame could be decoded")
     tracks = redactor.finish()
     return AnonymizeReport(
         input=str(source),
@@ -209,3 +248,19 @@ def _video(
         seconds=0.0,
         fps=0.0,
     )
+
+
+@contextmanager
+def _staged(output: Path) -> Iterator[Path]:
+    """A temporary path beside ``output`` (same directory, so the rename is atomic; same
+    suffix, so the container is chosen from it) that becomes ``output`` when the block ends
+    without error, and is removed when it fails."""
+    if not output.parent.is_dir():
+        raise InputError(f"{output}: the folder {output.parent} does not exist")
+    # Created by the writer itself, so it gets the usual permissions (mkstemp's are 0600).
+    tmp = output.with_name(f".{output.stem}.{secrets.token_hex(6)}.part{output.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
