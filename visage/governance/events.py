@@ -28,6 +28,8 @@ def record_event(
     frames: int = 1,
     camera: str | None = None,
     review_id: str | None = None,
+    media_start_s: float | None = None,
+    media_end_s: float | None = None,
 ) -> EventRow:
     now = datetime.now(UTC)
     row = EventRow(
@@ -41,6 +43,8 @@ def record_event(
         best_score=best_score,
         frames=frames,
         review_id=review_id,
+        media_start_s=media_start_s,
+        media_end_s=media_end_s,
     )
     session.add(row)
     session.flush()
@@ -48,7 +52,13 @@ def record_event(
 
 
 def update_event(
-    session: Session, event_id: str, *, ended_at: datetime, frames: int, best_score: float
+    session: Session,
+    event_id: str,
+    *,
+    ended_at: datetime,
+    frames: int,
+    best_score: float,
+    media_end_s: float | None = None,
 ) -> bool:
     """A camera event's track went on: its end, frame count and best score so far. Returns
     False when the row is gone (its subject was erased meanwhile). SQLAlchemy writes only the
@@ -57,6 +67,8 @@ def update_event(
     if row is None:
         return False
     row.ended_at, row.frames, row.best_score = ended_at, frames, best_score
+    if media_end_s is not None:
+        row.media_end_s = media_end_s
     session.flush()
     return True
 

@@ -192,6 +192,10 @@ class EventRow(Base):
     best_score: Mapped[float] = mapped_column(Float)
     frames: Mapped[int] = mapped_column(Integer, default=1)
     review_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    media_start_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Position in the clip (seconds from its start) when ``watch`` reads a file; None for
+    a live source or an identify call, where only the wall-clock time means anything."""
+    media_end_s: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ReviewRow(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from visage.core import Visage
 from visage.governance.access import ForbiddenError, Principal, Role
@@ -30,6 +30,10 @@ class EventOut(BaseModel):
     best_score: float
     frames: int
     review_id: str | None
+    media_start_s: float | None = Field(
+        default=None, description="position in the clip (s from its start) when watching a file"
+    )
+    media_end_s: float | None = None
 
 
 def visible_purposes(viewer: Principal | None) -> frozenset[str] | None:

@@ -36,6 +36,9 @@ from visage.store.keyring import KeyDestroyedError
 FrameTime = Callable[[int], datetime]
 """The wall-clock time of a frame index of the current opening of the source."""
 
+MediaTime = Callable[[int], float]
+"""The position of a frame index in a file (seconds from its start)."""
+
 SCORE_STEP = 0.001
 """A score better by at least this much is a meaningful change (the row keeps 4 decimals)."""
 
@@ -66,6 +69,12 @@ class WatchEvent(BaseModel):
     best_score: float | None = Field(description="None for a watchlist purpose")
     frames: int = Field(description="frames on which the track's face was detected")
     review_id: str | None = Field(default=None, description="set for a watchlist purpose")
+    media_start_s: float | None = Field(
+        default=None,
+        description="position of the first frame in the clip (seconds from its start) when "
+        "watching a file; None for a live source",
+    )
+    media_end_s: float | None = Field(default=None, description="the last frame's position")
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,11 @@ class TrackEvents:
         """Events of tracks that ended (what the run reports)."""
         self._open: dict[int, WatchEvent] = {}
         self._dropped: set[int] = set()
+        self.media_time: MediaTime | None = None
+        """Set by the run while it reads a file (not a live source)."""
+
+    def _media(self, frame: int) -> float | None:
+        return None if self.media_time is None else round(self.media_time(frame), 3)
 
     def observe(self, tracks: Iterable[Track], frame_time: FrameTime) -> None:
         """After each frame: start the tracks recognised on it, update the others that
@@ -142,6 +156,8 @@ class TrackEvents:
             ended_at=frame_time(track.last_seen),
             best_score=round(track.best_score, 4),
             frames=track.hits,
+            media_start_s=self._media(track.first_frame),
+            media_end_s=self._media(track.last_seen),
         )
         try:
             with self.core.store.session() as session:
@@ -155,6 +171,8 @@ class TrackEvents:
                     started_at=event.started_at,
                     ended_at=event.ended_at,
                     frames=event.frames,
+                    media_start_s=event.media_start_s,
+                    media_end_s=event.media_end_s,
                 )
                 event.event_id = row.id
         except (KeyDestroyedError, IntegrityError):
@@ -180,6 +198,7 @@ class TrackEvents:
         assert event.event_id is not None
         event.ended_at = frame_time(track.last_seen)
         event.frames = track.hits
+        event.media_end_s = self._media(track.last_seen)
         event.best_score = round(max(score, event.best_score or 0.0), 4)
         with self.core.store.session() as session:
             found = update_event(
@@ -188,6 +207,7 @@ class TrackEvents:
                 ended_at=event.ended_at,
                 frames=event.frames,
                 best_score=event.best_score,
+                media_end_s=event.media_end_s,
             )
         if not found:  # erased while on camera: the row went with the subject
             self._open.pop(track_id, None)
@@ -233,5 +253,7 @@ class TrackEvents:
                 best_score=None,
                 frames=track.hits,
                 review_id=item.id,
+                media_start_s=self._media(track.first_frame),
+                media_end_s=self._media(track.last_seen),
             )
         )

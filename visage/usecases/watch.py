@@ -194,6 +194,9 @@ class _Run:
         def frame_time(i: int) -> datetime:
             return opened + timedelta(seconds=i / fps)
 
+        # A file's frames also have a position in the clip; a live source's only the clock.
+        self.events.media_time = None if self.live else (lambda i: i / fps)
+
         redactor = VideoRedactor(
             self.state.core.analyzer.detector,
             info.width,
