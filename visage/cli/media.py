@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from visage.cli._base import AuthorisationRef, JsonFlag, _core, _emit_json, app, err, guarded, out
+from visage.cli._ids import short
 from visage.cli._lazy import lazy
 from visage.media.modes import BlurMode, MaskShape
 
@@ -220,16 +221,22 @@ def watch(
         title=f"{report.frames} frames, {report.tracks} tracks, {report.reconnects} "
         f"reconnects ({report.stopped})"
     )
-    for col in ("subject", "start", "end", "best score", "frames", "review"):
+    for col in ("subject", "start", "end", "in clip (s)", "best score", "frames", "review"):
         table.add_column(col)
     for e in report.events:
+        in_clip = (
+            f"{e.media_start_s:.1f}-{e.media_end_s:.1f}"
+            if e.media_start_s is not None and e.media_end_s is not None
+            else "-"  # a live source: the clock is the only time
+        )
         table.add_row(
-            e.subject_id or "(withheld until reviewed)",
+            short(e.subject_id) or "(withheld until reviewed)",
             e.started_at.strftime("%H:%M:%S.%f")[:-3],
             e.ended_at.strftime("%H:%M:%S.%f")[:-3],
+            in_clip,
             f"{e.best_score:.3f}" if e.best_score is not None else "-",
             str(e.frames),
-            e.review_id or "",
+            short(e.review_id),
         )
     out.print(table)
 
