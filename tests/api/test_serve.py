@@ -4,10 +4,12 @@ and stops cleanly on SIGTERM."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,10 +43,21 @@ def test_serve_prints_admin_key_and_stops_cleanly(tmp_path: Path) -> None:
                 time.sleep(0.25)
         key = None
         assert proc.stdout is not None
-        for line in iter(proc.stdout.readline, ""):
-            if "admin key" in line:
-                key = line.split()[-1]
+        # Read stdout on a thread: a server that never prints its key fails the test in a
+        # minute instead of blocking the suite on readline().
+        lines: queue.Queue[str] = queue.Queue()
+        out = proc.stdout
+        threading.Thread(
+            target=lambda: [lines.put(line) for line in iter(out.readline, "")], daemon=True
+        ).start()
+        deadline = time.monotonic() + 60
+        while key is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
                 break
+            if "admin API key" in line:
+                key = line.split()[-1]
         assert key and key.startswith("vsg_")
         r = httpx.get(f"{base}/v1/keys", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200 and r.json()[0]["role"] == "admin"
