@@ -1,11 +1,18 @@
-"""Anonymisation of a video: Visage against deface, side by side, with an independent judge.
+"""Anonymisation of video: Visage against deface, side by side, judged on every frame by an
+independent judge.
 
-Both tools anonymise ``video/hamilton_clip.mp4`` (deface with its defaults, run from its own
-environment; Visage in this process, models warmed up first). Then dlib's HOG face detector,
-upsampled once — a different detector from the CenterFace model both tools use — counts the
-faces still detectable in every frame of each output (and of the original, for scale).
+Two clips: ``video/hamilton_clip.mp4`` (small faces, 640x360) and a zoom clip built here at
+1280x720 from ``scenes/`` (large, close faces; see tests/zoom_clip.py). Both tools anonymise
+both (deface with its defaults, run from its own environment; Visage in this process, models
+warmed up first). Then dlib judges every frame of each output against the original (see
+tests/mask_judge.py):
 
-    python bench/anonymize.py [--deface PATH] [--json]
+- *found*: faces dlib's HOG detector, upsampled once — a different detector from the
+  CenterFace model both tools use — still finds in the masked frame;
+- *re-identifiable*: faces of the original whose dlib descriptor, computed on the masked frame
+  at the original's landmarks, is within 0.6 of the original's.
+
+    python bench/anonymize.py [--deface PATH] [--seconds-per-scene S] [--workers N] [--json]
 
 ``--deface`` is the deface executable (default: ``.venv-deface/bin/deface``, made by
 ``make bench-setup``; deface needs its own environment for its opencv-python).
@@ -14,37 +21,62 @@ faces still detectable in every frame of each output (and of the original, for s
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from _common import REPO, data_dir, emit
 
+sys.path.insert(0, str(REPO))  # the judge and the clip builder live with the tests
+
+from tests.mask_judge import Verdict, judge_outputs
+from tests.zoom_clip import build_zoom_clip
 from visage.config import Settings
 from visage.core import Visage
 from visage.media.video import VideoReader, VideoWriter
 from visage.usecases.anonymize import anonymize
-from visage.usecases.setup import init
 
 HEAD = 30
 
 
-def faces_left(path: Path) -> tuple[int, int]:
-    """(faces found by HOG upsampled once, frames with at least one)."""
-    import dlib
-
-    hog = dlib.get_frontal_face_detector()
-    total = frames = 0
+def _frames(path: Path) -> list[Any]:
     with VideoReader(str(path)) as reader:
-        for frame in reader.frames():
-            n = len(hog(np.ascontiguousarray(frame.pixels), 1))
-            total += n
-            frames += n > 0
-    return total, frames
+        return [f.pixels for f in reader.frames()]
+
+
+def judge(original: Path, outputs: list[Path], workers: int) -> list[dict[str, Any]]:
+    """Every frame of each output against the same frame of ``original``: totals of faces
+    found, frames with one, re-identifiable faces, frames with one, and the nearest distance."""
+    before = _frames(original)
+    masked = [_frames(p) for p in outputs]
+    for m, p in zip(masked, outputs, strict=True):
+        if len(m) != len(before):
+            raise SystemExit(f"{p}: {len(m)} frames, the original has {len(before)}")
+    jobs = [(before[i], [m[i] for m in masked]) for i in range(len(before))]
+    with ProcessPoolExecutor(workers) as pool:
+        verdicts: list[list[Verdict]] = list(pool.map(judge_outputs, jobs, chunksize=2))
+    results = []
+    for k in range(len(outputs)):
+        per = [v[k] for v in verdicts]
+        distances = [d for v in per for d in v.distances]
+        results.append(
+            {
+                "reference_faces": sum(v.faces_in_original for v in per),
+                "found": sum(v.found for v in per),
+                "frames_found": [i for i, v in enumerate(per) if v.found],
+                "reidentifiable": sum(v.reidentifiable for v in per),
+                "frames_reidentifiable": [i for i, v in enumerate(per) if v.reidentifiable],
+                "nearest_distance": round(min(distances), 3) if distances else None,
+                "judge_noise": sum(v.judge_noise for v in per),
+            }
+        )
+    return results
 
 
 def _head(clip: Path, out: Path, n: int) -> None:
@@ -64,68 +96,79 @@ def _deface(exe: str, src: Path, dst: Path) -> float:
     return time.perf_counter() - t
 
 
+def run_clip(
+    name: str, clip: Path, app: Visage, args: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
+    n_frames = len(_frames(clip))
+    out_deface = tmp / f"{name}-deface.mp4"
+    deface_s = _deface(args.deface, clip, out_deface)
+    head = tmp / f"{name}-head.mp4"
+    _head(clip, head, HEAD)
+    deface_head_s = _deface(args.deface, head, tmp / f"{name}-head-out.mp4")
+    deface_steady_fps = (n_frames - HEAD) / max(1e-6, deface_s - deface_head_s)
+    out_visage = tmp / f"{name}-visage.mp4"
+    t = time.perf_counter()
+    report = anonymize(app, clip, out_visage)
+    visage_s = time.perf_counter() - t
+    visage, deface = judge(clip, [out_visage, out_deface], args.workers)
+    return {
+        "clip": name,
+        "frames": n_frames,
+        "deface_fps": round(n_frames / deface_s, 2),
+        "deface_steady_fps": round(deface_steady_fps, 2),
+        "visage_fps": round(n_frames / visage_s, 2),
+        "speed_ratio": round(deface_s / visage_s, 2),
+        "speed_ratio_steady": round((n_frames / visage_s) / deface_steady_fps, 2),
+        "visage_regions_masked": report.faces_masked,
+        "visage": visage,
+        "deface": deface,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deface", default=str(REPO / ".venv-deface" / "bin" / "deface"))
+    parser.add_argument("--seconds-per-scene", type=float, default=3.0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    clip = data_dir() / "video" / "hamilton_clip.mp4"
-    with VideoReader(str(clip)) as r:
-        n_frames = sum(1 for _ in r.frames())
-    with tempfile.TemporaryDirectory() as tmp:
-        out_deface = Path(tmp) / "deface.mp4"
-        deface_s = _deface(args.deface, clip, out_deface)
-        head = Path(tmp) / "head.mp4"
-        _head(clip, head, HEAD)
-        deface_head_s = _deface(args.deface, head, Path(tmp) / "head-out.mp4")
-        deface_steady_fps = (n_frames - HEAD) / max(1e-6, deface_s - deface_head_s)
-
-        app = Visage(Settings(home=Path(tmp) / "home"))
-        init(app)
-        warm = Path(tmp) / "warm.jpg"
-        shutil.copy(data_dir() / "scenes" / "two_people.jpg", warm)
-        anonymize(app, warm, Path(tmp) / "warm-out.jpg")  # load the models before timing
-        out_visage = Path(tmp) / "visage.mp4"
-        t = time.perf_counter()
-        report = anonymize(app, clip, out_visage)
-        visage_s = time.perf_counter() - t
-
-        original = faces_left(clip)
-        left_deface = faces_left(out_deface)
-        left_visage = faces_left(out_visage)
-    result: dict[str, Any] = {
-        "frames": n_frames,
-        "deface_s": round(deface_s, 2),
-        "deface_fps": round(n_frames / deface_s, 2),
-        "visage_s": round(visage_s, 2),
-        "visage_fps": round(n_frames / visage_s, 2),
-        "speed_ratio": round(deface_s / visage_s, 2),
-        "deface_steady_fps": round(deface_steady_fps, 2),
-        "speed_ratio_steady": round((n_frames / visage_s) / deface_steady_fps, 2),
-        "reference_faces_in_original": original[0],
-        "reference_frames_with_faces_in_original": original[1],
-        "faces_left_deface": left_deface[0],
-        "faces_left_visage": left_visage[0],
-        "visage_regions_masked": report.faces_masked,
-    }
-    emit(
-        result,
-        args.json,
-        [
-            ("frames", str(n_frames)),
-            ("deface", f"{result['deface_fps']} fps ({deface_s:.1f} s, process start included)"),
-            ("visage", f"{result['visage_fps']} fps ({visage_s:.1f} s, models warm)"),
-            ("speed ratio", f"{result['speed_ratio']}x deface"),
+    data = data_dir()
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        zoom = build_zoom_clip(
+            data, tmp / "zoom.mp4", width=1280, height=720, seconds_per_scene=args.seconds_per_scene
+        )
+        # No data dir: plain masking, as on a fresh install (nothing is audited).
+        app = Visage(Settings(home=tmp / "no-home"))
+        warm = tmp / "warm.jpg"
+        shutil.copy(data / "scenes" / "two_people.jpg", warm)
+        anonymize(app, warm, tmp / "warm-out.jpg")  # load the models before timing
+        clips = [
+            run_clip("hamilton", data / "video" / "hamilton_clip.mp4", app, args, tmp),
+            run_clip("zoom-720p", zoom, app, args, tmp),
+        ]
+    rows: list[tuple[str, str]] = []
+    for c in clips:
+        n = c["clip"]
+        rows += [
+            (f"{n}: frames", str(c["frames"])),
             (
-                "deface without start-up",
-                f"{result['deface_steady_fps']} fps (run on {HEAD} frames subtracted)",
+                f"{n}: fps visage / deface",
+                f"{c['visage_fps']} / {c['deface_fps']} "
+                f"({c['speed_ratio']}x; steady {c['speed_ratio_steady']}x)",
             ),
-            ("speed ratio, steady", f"{result['speed_ratio_steady']}x deface"),
-            ("faces in original (HOG x1)", f"{original[0]} in {original[1]} frames"),
-            ("faces left: deface", str(left_deface[0])),
-            ("faces left: visage", str(left_visage[0])),
-        ],
-    )
+        ]
+        for tool in ("visage", "deface"):
+            j = c[tool]
+            rows.append(
+                (
+                    f"{n}: {tool}",
+                    f"found {j['found']} in {len(j['frames_found'])} frames; re-identifiable "
+                    f"{j['reidentifiable']} of {j['reference_faces']} in "
+                    f"{len(j['frames_reidentifiable'])} frames; nearest {j['nearest_distance']}",
+                )
+            )
+    emit({"clips": clips}, args.json, rows)
 
 
 if __name__ == "__main__":
