@@ -147,3 +147,26 @@ def test_console_sign_button_downloads_the_sign(core: Visage) -> None:
     with TestClient(app, base_url="http://testserver") as other:
         sign_in(other, "olga")  # an operator: cameras are the admins'
         assert other.get(f"/cameras/{camera_id}/sign.pdf").status_code == 403
+
+
+def test_audit_verify_checks_heads_saved_from_the_public_page(
+    core: Visage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from visage.usecases import audit_log, public_info
+
+    monkeypatch.setenv("VISAGE_HOME", str(core.home))
+    monkeypatch.setenv("VISAGE_DATABASE_URL", core.settings.database_url or "")
+    audit_log.checkpoint(core)
+    saved = tmp_path / "heads.jsonl"
+    saved.write_text(public_info.audit_head(core).model_dump_json() + "\n")
+    runner = CliRunner()
+    done = runner.invoke(cli_app, ["audit", "verify", "--witness", str(saved)])
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    assert "audit log intact" in said and "1 saved heads hold" in said
+    saved.write_text(saved.read_text().replace('"seq":', '"seq": 9', 1))
+    broken = runner.invoke(cli_app, ["audit", "verify", "--witness", str(saved)])
+    assert broken.exit_code == 1 and "BROKEN" in broken.output, broken.output
+    saved.write_text("not json\n")
+    bad = runner.invoke(cli_app, ["audit", "verify", "--witness", str(saved)])
+    assert bad.exit_code != 0 and "line 1" in bad.output and "Traceback" not in bad.output

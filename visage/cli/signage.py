@@ -63,4 +63,4 @@ def check_witness_file(core: Visage, path: Path, report: VerifyReport) -> None:
         report.ok, report.problem = False, f"witness file {path}: {result.problem}"
         return
     purged = f" ({result.purged} in the purged part: signature checked)" if result.purged else ""
-    err.print(f"witness file {path}: {result.heads} saved heads hold{purged}")
+    err.print(f"witness file {path}: {result.heads} saved heads hold{purged}", soft_wrap=True)
