@@ -26,6 +26,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.pg import database_url_of
 from visage.cli import app as cli_app
 
 
@@ -65,6 +66,12 @@ def _default_warning_filters() -> None:
     warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
 
 
+def _store_env(home: Path) -> dict[str, str]:
+    """``--store=postgresql`` runs: the database of the data dir ``home`` (tests.pg)."""
+    url = database_url_of(home)
+    return {} if url is None else {"VISAGE_DATABASE_URL": url}
+
+
 def run(home: Path, *args: str, input: str | None = None, **env: str) -> CliResult:
     """``visage ARGS`` with ``VISAGE_HOME=home`` (and ``env``), in this process; ``input``
     is what the command reads on standard input.
@@ -83,7 +90,7 @@ def run(home: Path, *args: str, input: str | None = None, **env: str) -> CliResu
             cli_app,
             list(args),
             input=input,
-            env={"VISAGE_HOME": str(home), **env},
+            env={"VISAGE_HOME": str(home), **_store_env(home), **env},
             catch_exceptions=False,
         )
     shown = "".join(
@@ -102,6 +109,7 @@ def run_process(home: Path, *args: str, **extra_env: str) -> subprocess.Complete
     ``extra_env``) and no other ``VISAGE_*`` variable of the caller's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISAGE_")}
     env["VISAGE_HOME"] = str(home)
+    env.update(_store_env(home))
     env.update(extra_env)
     return subprocess.run(
         [sys.executable, "-m", "visage", *args],

@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import pytest
 
+from tests.pg import STORES, database_url_of, pg_server, set_store_kind, store_kind
 from visage.config import Settings
 from visage.core import Visage
 from visage.usecases.enroll import enroll
@@ -45,12 +46,6 @@ def _find_data() -> Path:
 
 DATA = _find_data()
 
-STORES = ("sqlite", "postgresql")
-_store = {"kind": "sqlite"}
-"""The ``--store`` of this test session (set once, in :func:`pytest_configure`)."""
-_databases: dict[Path, str] = {}
-"""PostgreSQL runs: the database URL of each data dir made by :func:`make_app`."""
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -62,34 +57,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    _store["kind"] = config.getoption("--store")
+    set_store_kind(config.getoption("--store"))
 
 
-def store_kind() -> str:
-    """``sqlite`` or ``postgresql``: the store of this test session."""
-    return _store["kind"]
-
-
-def new_database_url() -> str | None:
-    """A fresh, empty store for a data dir: None (its SQLite file) on SQLite runs, a new
-    database on the session's PostgreSQL server on PostgreSQL runs."""
-    if store_kind() != "postgresql":
-        return None
-    from tests.pg import pg_server
-
-    return pg_server().database()
-
-
-def database_url_of(home: Path) -> str | None:
-    """The store of the data dir ``home`` (None: its SQLite file), made on first use."""
-    if store_kind() != "postgresql":
-        return None
-    key = home.resolve()
-    if key not in _databases:
-        url = new_database_url()
-        assert url is not None
-        _databases[key] = url
-    return _databases[key]
+@pytest.fixture(autouse=True)
+def _database_of_the_default_home(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL runs: ``VISAGE_DATABASE_URL`` names the database of the test's data dir
+    ``tmp_path / "home"``, so that a core built from plain ``Settings`` (a reopening, a CLI
+    call) finds the same store as :func:`make_app` gave that data dir."""
+    if store_kind() != "postgresql" or "tmp_path" not in request.fixturenames:
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    url = database_url_of(tmp_path / "home")
+    assert url is not None
+    monkeypatch.setenv("VISAGE_DATABASE_URL", url)
 
 
 @pytest.fixture(name="store_kind")
@@ -217,9 +200,7 @@ def open_copy(home: Path, dst: Path, *, models: Visage, **overrides: object) -> 
     shutil.copytree(home, dst)
     source = database_url_of(home)
     if source is not None and "database_url" not in overrides:
-        from tests.pg import pg_server
-
-        _databases[dst.resolve()] = pg_server().copy(source)
+        database_url_of(dst, pg_server().copy(source))
     return make_app(dst, models=models, **overrides)
 
 

@@ -155,6 +155,44 @@ class PgServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+STORES = ("sqlite", "postgresql")
+_store = {"kind": "sqlite"}
+"""The ``--store`` of this test session (set once, by ``pytest_configure``)."""
+_databases: dict[Path, str] = {}
+"""PostgreSQL runs: the database URL of each data dir."""
+
+
+def set_store_kind(kind: str) -> None:
+    assert kind in STORES
+    _store["kind"] = kind
+
+
+def store_kind() -> str:
+    """``sqlite`` or ``postgresql``: the store of this test session (``--store``)."""
+    return _store["kind"]
+
+
+def new_database_url() -> str | None:
+    """A fresh, empty store for a data dir: None (its SQLite file) on SQLite runs, a new
+    database on the session's PostgreSQL server on PostgreSQL runs."""
+    if store_kind() != "postgresql":
+        return None
+    return pg_server().database()
+
+
+def database_url_of(home: Path, url: str | None = None) -> str | None:
+    """The store of the data dir ``home`` (None: its SQLite file), made on first use (or
+    set to ``url``). The same data dir always gets the same database."""
+    if store_kind() != "postgresql":
+        return None
+    key = home.resolve()
+    if url is not None:
+        _databases[key] = url
+    elif key not in _databases:
+        _databases[key] = pg_server().database()
+    return _databases[key]
+
+
 _SERVER: PgServer | None = None
 _SERVER_LOCK = threading.Lock()
 

@@ -20,7 +20,9 @@ Everything that differs between the two engines lives in this module: the engine
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -29,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import ColumnElement, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
@@ -59,6 +59,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA secure_delete=ON")
     cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cur.close()
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest revision of the migration scripts, read from the scripts themselves
+    (``revision``/``down_revision`` lines) without importing Alembic: the one revision that
+    no other script revises."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for script in (_MIGRATIONS / "versions").glob("*.py"):
+        source = script.read_text()
+        if found := re.search(r'^revision(?:: str)? = "([^"]+)"', source, re.MULTILINE):
+            revisions.add(found[1])
+        if found := re.search(r'^down_revision(?:: [^=]+)? = "([^"]+)"', source, re.MULTILINE):
+            revised.add(found[1])
+    heads = revisions - revised
+    if len(heads) != 1:
+        raise VisageError(f"the migration scripts have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 def lock_key(name: str) -> int:
@@ -158,8 +177,25 @@ class Store:
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent)."""
+    def revision(self) -> str | None:
+        """The schema's revision as Alembic recorded it; None for a database without one."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if found is None else str(found)
+
+    def at_head(self) -> bool:
+        return self.revision() == head_revision()
+
+    def migrate(self) -> bool:
+        """Bring the schema to the newest revision (idempotent). Alembic is imported and run
+        only when the schema is not at head already; returns whether it ran."""
+        if (self.path is None or self.path.is_file()) and self.at_head():
+            return False
+        from alembic import command  # about 0.2 s of imports, needed only to upgrade
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with _MIGRATE_LOCK, self.engine.begin() as conn:
@@ -167,6 +203,7 @@ class Store:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("migrate")})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+        return True
 
     def is_initialised(self) -> bool:
         if self.path is not None and not self.path.is_file():
