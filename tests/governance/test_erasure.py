@@ -20,7 +20,7 @@ from visage.api.app import create_app
 from visage.config import Settings
 from visage.core import Visage
 from visage.governance.access import Role
-from visage.governance.erasure import ErasureCertificate
+from visage.governance.erasure import ROWS_DELETED_PG, VACUUMED_PG, ErasureCertificate
 from visage.store.schema import SubjectRow, TemplateRow
 from visage.usecases import audit_log
 from visage.usecases.keys import create_key
@@ -39,9 +39,11 @@ def _scan(home: Path, needles: list[bytes]) -> list[str]:
 
 
 def test_erasure_leaves_nothing_and_is_certified(
-    tmp_path: Path, shared_app: Visage, data: Path
+    sqlite_home: Path, shared_app: Visage, data: Path
 ) -> None:
-    core = make_app(tmp_path / "home", models=shared_app)
+    """A scan of the SQLite file's bytes: a SQLite test on either run (the PostgreSQL
+    certificate is checked by the restart test below)."""
+    core = make_app(sqlite_home, models=shared_app)
     enroller = auth(create_key(core, Role.enroller, []).key)
     operator = auth(create_key(core, Role.operator, [PURPOSE]).key)
     photos = [data / f"people/joe_biden/{i}.jpg" for i in (1, 2)]
@@ -110,10 +112,11 @@ def test_erasure_leaves_nothing_and_is_certified(
 
 
 def test_an_old_backup_cannot_be_read_after_erasure(
-    tmp_path: Path, shared_app: Visage, data: Path
+    tmp_path: Path, sqlite_home: Path, shared_app: Visage, data: Path
 ) -> None:
     """Crypto-shredding: a copy of the database taken before the erasure, restored later,
-    yields no template of the erased subject — and the restart finishes the erasure."""
+    yields no template of the erased subject — and the restart finishes the erasure. (A copy
+    of the SQLite file: a SQLite test on either run.)"""
     import shutil
 
     from visage.usecases.enroll import enroll
@@ -175,7 +178,11 @@ def test_sigkill_during_erasures_leaves_a_consistent_store(
                 )
         ids.append(sid)
     core.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VISAGE_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("VISAGE_") or k == "VISAGE_DATABASE_URL"  # the test's store
+    }
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLER, str(core.home), *ids],
         stdout=subprocess.PIPE,
@@ -208,7 +215,7 @@ def test_sigkill_during_erasures_leaves_a_consistent_store(
 
 
 def test_crash_after_the_key_is_destroyed_is_finished_on_restart(
-    tmp_path: Path, shared_app: Visage, data: Path
+    tmp_path: Path, shared_app: Visage, data: Path, store_kind: str
 ) -> None:
     """The process dies right after step 1 (intent recorded, key destroyed, rows still
     there): the next start completes the erasure, once, and leaves nothing behind."""
@@ -237,6 +244,11 @@ def test_crash_after_the_key_is_destroyed_is_finished_on_restart(
         (restarted.home / "certificates" / f"{sid}.json").read_text()
     )
     assert cert.verify() and cert.body.resumed_after_interruption
-    assert cert.body.wal_truncated and not cert.body.partial
+    assert not cert.body.partial
+    if store_kind == "sqlite":
+        assert cert.body.store == "sqlite" and cert.body.wal_truncated
+    else:  # PostgreSQL: no log of Visage's to truncate; the certificate says what VACUUM did
+        assert cert.body.store == "postgresql" and cert.body.wal_truncated is None
+        assert ROWS_DELETED_PG in cert.body.storage and VACUUMED_PG in cert.body.storage
     assert _scan(restarted.home, [NAME.encode(), *sealed]) == []
     restarted.close()

@@ -20,8 +20,10 @@ data directory's own signed certificate for the subject (a database restored fro
 taken before the erasure).
 
 The certificate is signed with the audit signing key, names the audit entry that records the
-erasure, and states only what SQLite reported: a log that could not be truncated makes it
-``partial``.
+erasure, and states only what the store reported: on SQLite a log that could not be truncated
+makes it ``partial``; on PostgreSQL it says that deleted rows are not overwritten (dead
+tuples, VACUUM, the server's own write-ahead log), and dead rows VACUUM could not remove make
+it ``partial``.
 """
 
 from __future__ import annotations
@@ -96,7 +98,11 @@ class CertificateBody(BaseModel):
     storage: list[str]
     wal_truncated: bool | None = None
     """False when a reader kept the write-ahead log from being truncated (then ``partial``);
-    None only in certificates written before this field existed."""
+    None on PostgreSQL (whose log is not Visage's to truncate: ``storage`` says so) and in
+    certificates written before this field existed."""
+    store: str | None = None
+    """``sqlite`` or ``postgresql``: the engine the rows were deleted from (None in
+    certificates written before this field existed)."""
     partial: bool | None = None
     """Some storage step could not be completed; ``storage`` says which."""
     audit_seq: int
@@ -124,6 +130,17 @@ KEY_ALREADY_GONE = "data key file already destroyed by the interrupted erasure"
 ROWS_DELETED = "rows deleted with SQLite secure_delete (freed pages zeroed)"
 ROWS_DELETED_PLAIN = "rows deleted, but SQLite secure_delete was OFF: freed pages NOT zeroed"
 WAL_TRUNCATED = "write-ahead log checkpointed and truncated"
+ROWS_DELETED_PG = (
+    "rows deleted in PostgreSQL: the deleted row versions are not overwritten; until VACUUM "
+    "removes them they stay in the table files as dead tuples, and afterwards their bytes can "
+    "remain in free space of the data files until reused, and in PostgreSQL's write-ahead log "
+    "(and any WAL archive, replica or base backup) until recycled; the sealed templates among "
+    "them are unreadable since the data key is destroyed"
+)
+VACUUMED_PG = (
+    "VACUUM ran on Visage's tables and removed every dead row version (space made reusable, "
+    "not overwritten)"
+)
 INDEX_REWRITTEN = (
     "subject deleted from the search index; index cache re-encrypted under a new key and "
     "its journal dropped"
@@ -132,6 +149,16 @@ INDEX_REWRITTEN = (
 
 def storage_steps(destroyed_now: bool, scrub: ScrubResult) -> list[str]:
     """The storage steps as they happened (never as they were meant to happen)."""
+    key = KEY_DESTROYED if destroyed_now else KEY_ALREADY_GONE
+    if scrub.postgresql:
+        vacuum = (
+            VACUUMED_PG
+            if scrub.complete
+            else f"VACUUM ran on Visage's tables but left {scrub.dead_tuples} dead row versions "
+            f"after {scrub.attempts} attempts (an open transaction could still see them): they "
+            "stay until the next VACUUM (autovacuum runs it)"
+        )
+        return [key, ROWS_DELETED_PG, vacuum, INDEX_REWRITTEN]
     wal = (
         WAL_TRUNCATED
         if scrub.wal_truncated
@@ -140,7 +167,7 @@ def storage_steps(destroyed_now: bool, scrub: ScrubResult) -> list[str]:
         f"frames checkpointed, {scrub.wal_bytes} bytes left); the next deletion truncates it"
     )
     return [
-        KEY_DESTROYED if destroyed_now else KEY_ALREADY_GONE,
+        key,
         ROWS_DELETED if scrub.secure_delete else ROWS_DELETED_PLAIN,
         wal,
         INDEX_REWRITTEN,
@@ -236,7 +263,8 @@ class Eraser:
                 data_key_destroyed=destroyed or not self.keys.exists(subject_id),
                 deleted=counts,
                 storage=storage_steps(destroyed, scrub),
-                wal_truncated=scrub.wal_truncated,
+                wal_truncated=None if scrub.postgresql else scrub.wal_truncated,
+                store=scrub.engine,
                 partial=not scrub.complete,
                 audit_seq=seq,
                 audit_hash=head,
