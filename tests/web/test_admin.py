@@ -71,7 +71,6 @@ def test_other_roles_are_refused(as_user: Login, name: str, console_core: Visage
         ("/admin/keys", {"role": "admin"}),
         ("/admin/keys/whatever/revoke", {}),
         ("/admin/profile", {"dpia_ref": ""}),
-        ("/admin/totp/begin", {}),
     ):
         response = client.post(path, data={"csrf": token, **fields})
         assert response.status_code == 403, path
@@ -221,13 +220,13 @@ def test_two_step_sign_in(as_user: Login, console_core: Visage, server: TestClie
         Actor.local(),
     )
     client = as_user("tina")
-    begun = post(client, "/admin/totp/begin")
+    begun = post(client, "/account/totp/begin")
     assert begun.status_code == 200
     secret, uri = SHOWN_ONCE.findall(begun.text)
     assert uri.startswith("otpauth://totp/") and secret in uri
-    wrong = post(client, "/admin/totp/confirm", secret=secret, code="000000")
+    wrong = post(client, "/account/totp/confirm", secret=secret, code="000000")
     assert wrong.status_code >= 400 and secret in wrong.text  # try again, same secret
-    confirmed = post(client, "/admin/totp/confirm", secret=secret, code=pyotp.TOTP(secret).now())
+    confirmed = post(client, "/account/totp/confirm", secret=secret, code=pyotp.TOTP(secret).now())
     assert confirmed.status_code == 200
     assert users_uc.get_user(console_core, "tina").totp
     assert try_sign_in(server, "tina", PASSWORD) == 401  # the code is needed now

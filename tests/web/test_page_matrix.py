@@ -29,8 +29,6 @@ PAGES: dict[tuple[str, str], UseCase] = {
     ("POST", "/admin/keys"): U.keys,
     ("POST", "/admin/keys/{}/revoke"): U.keys,
     ("POST", "/admin/profile"): U.profile,
-    ("POST", "/admin/totp/begin"): U.users,
-    ("POST", "/admin/totp/confirm"): U.users,
     ("POST", "/admin/users"): U.users,
     ("POST", "/admin/users/{}/disable"): U.users,
     ("POST", "/admin/users/{}/enable"): U.users,
@@ -87,6 +85,9 @@ SELF: set[tuple[str, str]] = {
     ("GET", "/password"),
     ("POST", "/password"),
     ("GET", "/language/{}"),
+    ("GET", "/account"),
+    ("POST", "/account/totp/begin"),
+    ("POST", "/account/totp/confirm"),
 }
 """Routes about one's own session, open to anyone (signed in, for sign-out and password)."""
 

@@ -21,6 +21,7 @@ from visage.api.problems import classify
 from visage.core import Visage
 from visage.errors import VisageError
 from visage.web.pages import (
+    account,
     admin,
     audit,
     auth,
@@ -56,6 +57,7 @@ SECURITY_HEADERS = {
 
 SCREENS: list[Any] = [
     auth,
+    account,
     overview,
     subjects,
     identify,

@@ -20,7 +20,6 @@ from visage.api.deps import Core
 from visage.api.problems import classify
 from visage.core import Visage
 from visage.errors import InputError, VisageError
-from visage.governance import users as users_gov
 from visage.governance.access import Role
 from visage.governance.profile import Jurisdiction
 from visage.usecases import keys as keys_uc
@@ -38,8 +37,6 @@ from visage.web.session import (
 )
 
 router = APIRouter(include_in_schema=False)
-
-TOTP_ROLES = frozenset({Role.admin, Role.reviewer})
 
 
 def purposes_of(form: FormData, name: str = "purposes") -> list[str]:
@@ -63,7 +60,6 @@ def _render(
     notice: str = "",
     error: str = "",
     secret: dict[str, str] | None = None,
-    totp: users_uc.TotpSetup | None = None,
 ) -> HTMLResponse:
     return page(
         request,
@@ -78,8 +74,6 @@ def _render(
         notice=notice,
         error=error,
         secret=secret,
-        totp=totp,
-        may_totp=viewer.role in TOTP_ROLES,
     )
 
 
@@ -240,7 +234,14 @@ def profile_changes(form: FormData) -> profile_uc.ProfileChanges:
         "law_enforcement": form.get("law_enforcement") is not None,
         "watchlist_purposes": purposes_of(form, "watchlist_purposes"),
     }
-    for field in ("dpia_ref", "cndp_ref", "controller", "dpo_contact"):
+    for field in (
+        "dpia_ref",
+        "cndp_ref",
+        "controller",
+        "dpo_contact",
+        "rights_contact",
+        "supervisory_authority",
+    ):
         values[field] = text(form, field, max_length=1000)
     try:
         return profile_uc.ProfileChanges.model_validate(values)
@@ -258,42 +259,4 @@ def set_profile(
         return _refused(request, core, viewer, exc)
     gettext = i18n.translator(viewer.lang)
     notice = gettext("Deployment profile saved.")
-    return _render(request, core, viewer, notice=notice)
-
-
-# -- two-step sign-in (TOTP) for the signed-in admin ------------------------------
-
-
-@router.post("/admin/totp/begin")
-def totp_begin(
-    request: Request, core: Core, viewer: UserAdminViewer, form: CheckedForm
-) -> HTMLResponse:
-    """A new secret to type into an authenticator app; nothing changes until a code from
-    it is confirmed."""
-    del form
-    try:
-        setup = users_uc.begin_totp(core, viewer.name)
-    except VisageError as exc:
-        return _refused(request, core, viewer, exc)
-    return _render(request, core, viewer, totp=setup)
-
-
-@router.post("/admin/totp/confirm")
-def totp_confirm(
-    request: Request, core: Core, viewer: UserAdminViewer, form: CheckedForm
-) -> HTMLResponse:
-    secret = text(form, "secret", max_length=200)
-    code = text(form, "code", max_length=20).replace(" ", "")
-    try:
-        users_uc.confirm_totp(core, viewer.name, secret, code, viewer.principal.actor)
-    except VisageError as exc:
-        status, _title = classify(exc)
-        again = (
-            users_uc.TotpSetup(secret=secret, uri=users_gov.totp_uri(secret, viewer.name))
-            if secret
-            else None
-        )
-        return _render(request, core, viewer, status_code=status, error=exc.message, totp=again)
-    gettext = i18n.translator(viewer.lang)
-    notice = gettext("Two-step sign-in is on for your account.")
     return _render(request, core, viewer, notice=notice)
