@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -235,9 +235,10 @@ class Store:
             session.execute(text("UPDATE meta SET key = key WHERE 0"))
 
     @staticmethod
-    def newest_first(session: Session, table: Table, created: ColumnElement[Any]) -> list[Any]:
-        """ORDER BY terms for "newest first in insertion order": SQLite's rowid (walked
-        without a sort), else ``created`` then the primary key."""
+    def newest_first(session: Session, table: Any, created: Any) -> list[Any]:
+        """ORDER BY terms for "newest first in insertion order" of ``table`` (a Table):
+        SQLite's rowid (walked without a sort), else the column ``created``, then the
+        primary key."""
         if session.get_bind().dialect.name == "sqlite":
             return [text(f"{table.name}.rowid DESC")]
         return [created.desc(), *(c.desc() for c in table.primary_key.columns)]

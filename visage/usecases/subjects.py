@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from visage.core import Visage
@@ -26,6 +26,7 @@ from visage.governance.audit_ops import (
 )
 from visage.governance.consent import ConsentRecord, LegalBasis
 from visage.governance.erasure import ErasureCertificate
+from visage.store.db import Store
 from visage.store.keyring import REFERENCE_AUDIT, Keyring, normalise_text
 from visage.store.schema import SubjectRow, TemplateRow
 from visage.usecases import erase as erase_uc
@@ -355,14 +356,14 @@ def page_subjects(core: Visage, page: int = 1, per_page: int = 50, query: str = 
         if query:
             where.append(SubjectRow.id.in_(_search_ids(session, keys, query)))
         total = session.scalar(select(func.count()).select_from(SubjectRow).where(*where)) or 0
-        # Newest first in registration order: the table's rowid, which SQLite walks without
+        # Newest first in registration order: on SQLite the table's rowid, which it walks without
         # sorting (ordering 10,000 rows by created_at, a column without an index, costs a
         # temporary B-tree on every page). Then only this page's rows are loaded.
         ids = list(
             session.scalars(
                 select(SubjectRow.id)
                 .where(*where)
-                .order_by(literal_column("subjects.rowid").desc())
+                .order_by(*Store.newest_first(session, SubjectRow.__table__, SubjectRow.created_at))
                 .limit(per_page)
                 .offset((page - 1) * per_page)
             )
