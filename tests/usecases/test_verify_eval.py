@@ -8,7 +8,8 @@ import pytest
 
 from visage.core import Visage
 from visage.errors import FaceNotFoundError, InputError
-from visage.usecases.evaluate import evaluate, read_pairs, threshold_for_fmr
+from visage.usecases.evaluate import embed_images, evaluate, read_pairs, threshold_for_fmr
+from visage.usecases.faces import primary_face
 from visage.usecases.verify import verify
 
 
@@ -41,12 +42,27 @@ def test_lfw10_accuracy(shared_app: Visage, data: Path, tmp_path: Path) -> None:
     report = evaluate(shared_app, data / "lfw10/pairs.csv", data / "lfw10", plot)
     assert report.pairs == 4950 and report.genuine == 450
     assert report.failures_to_acquire == 0
-    assert report.accuracy >= 0.995
+    assert report.accuracy >= 0.997  # 0.9972 measured (issue 14: unchanged by the overlap)
     assert report.fmr <= 1e-3  # the default threshold's stated operating point
+    assert report.fnmr <= 0.0245  # 0.0244 measured at that threshold
     assert [p.target_fmr for p in report.operating_points] == [1e-2, 1e-3]
     for point in report.operating_points:
         assert point.fmr <= point.target_fmr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_overlapped_embedding_equals_one_at_a_time(shared_app: Visage, data: Path) -> None:
+    """Images in flight together give each the vector it gets alone, in the right slot."""
+    root = data / "lfw10"
+    names = sorted(str(p.relative_to(root)) for p in root.glob("*/*_000[12].jpg"))
+    assert len(names) == 20
+    together = embed_images(shared_app, root, names)
+    for name in names:
+        loaded = shared_app.load_image(root / name)
+        alone = primary_face(shared_app.analyzer.analyze(loaded.pixels), 250, 250)
+        assert alone is not None and alone.embedding is not None
+        vector = together[name]
+        assert vector is not None and float(vector @ alone.embedding) > 0.99999, name
 
 
 def test_failure_to_acquire_counts_as_error(shared_app: Visage, data: Path, tmp_path: Path) -> None:

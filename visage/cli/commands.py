@@ -345,7 +345,7 @@ def evaluate(
 ) -> None:
     """Verification accuracy, FMR, FNMR and failures to acquire on labelled pairs."""
     core = _core()
-    with _progress() as bar:
+    with _progress(hidden=as_json) as bar:
         task = bar.add_task("embedding images", total=None)
         report = eval_uc.evaluate(
             core, pairs, root, plot, progress=lambda n, t: bar.update(task, completed=n, total=t)

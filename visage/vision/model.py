@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import os
+import tempfile
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -39,6 +41,20 @@ def package_file(package: str, relative: str, pip_name: str | None = None) -> Pa
         f"model file {relative} is missing from package '{hint}'; reinstall it with: "
         f"pip install --force-reinstall {hint}"
     )
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file and a rename, so that another
+    process never reads half a file (two processes converting at once both succeed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def file_sha256(path: Path) -> str:

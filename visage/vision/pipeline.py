@@ -30,6 +30,7 @@ class FaceAnalyzer:
         self.detector = CenterFaceDetector(
             ScalePolicy(max_side=self.options.max_side, min_side=self.options.min_side),
             threads=self.options.threads,
+            cache_dir=self.options.cache_dir,
         )
         self.aligner = FaceAligner()
         self.embedder = OnnxEmbedder(self.options.cache_dir, threads=self.options.threads)
