@@ -83,9 +83,7 @@ def set_profile(
     current = get_profile(core).model_dump()
     current.update({k: (None if v == "" else v) for k, v in given.items()})
     for name in clear:
-        current[name] = DeploymentProfile.model_fields[name].get_default(
-            call_default_factory=True
-        )
+        current[name] = DeploymentProfile.model_fields[name].get_default(call_default_factory=True)
     given |= dict.fromkeys(clear)
     try:
         profile = DeploymentProfile.model_validate(current)

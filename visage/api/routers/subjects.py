@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from visage.api.deps import Core, Enroller, ModelRateLimit, allowed
-from visage.api.uploads import MAX_PARTS, read_many
 from visage.api.problems import PROBLEM_RESPONSES
 from visage.api.routers.recognition import image_body
+from visage.api.uploads import MAX_PARTS, read_many
 from visage.governance.access import Principal, UseCase
 from visage.governance.erasure import ErasureCertificate
 from visage.usecases import enroll as enroll_uc
