@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.cli_runner import run, run_process
+from tests.conftest import clip_head
 from tests.media.test_image import huge_png
 
 
@@ -278,17 +278,6 @@ def test_profile_gate_from_the_cli(tmp_path: Path, data: Path) -> None:
     assert r.returncode == 2 and "yes or no" in r.stderr
 
 
-def _short_copy(clip: Path, dst: Path, seconds: float) -> None:
-    """The first ``seconds`` of ``clip``, packets copied as they are (no re-encoding)."""
-    with av.open(str(clip)) as src, av.open(str(dst), "w") as out:
-        copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
-        for packet in src.demux():
-            if packet.dts is None or packet.dts * packet.time_base >= seconds:
-                continue  # the demuxer's flush packets, and everything after the cut
-            packet.stream = copies[packet.stream.index]
-            out.mux(packet)
-
-
 def test_demo_job_end_to_end(tmp_path: Path, data: Path) -> None:
     """The main job behind `make demo`: enrol, identify, anonymise, report. The folder has
     the layout of shared/faces with the first seconds of its clip (the full clip is
@@ -297,7 +286,7 @@ def test_demo_job_end_to_end(tmp_path: Path, data: Path) -> None:
     (folder / "video").mkdir(parents=True)
     for part in ("people", "scenes"):
         (folder / part).symlink_to(data / part, target_is_directory=True)
-    _short_copy(data / "video/hamilton_clip.mp4", folder / "video/hamilton_clip.mp4", 2.0)
+    clip_head(data / "video/hamilton_clip.mp4", folder / "video/hamilton_clip.mp4", 1.2)
     home = tmp_path / "demo"
     r = run(home, "init")
     assert r.returncode == 0, r.stderr
