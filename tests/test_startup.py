@@ -134,8 +134,10 @@ def test_detect_and_verify_work_before_init_and_create_no_data_dir(tmp_path: Pat
     assert NOTICE in verify.stderr
 
     assert not home.exists(), "a command before init created the data dir"
-    # The converted embedder graph went to the cache, which holds nothing else.
-    assert [p.suffix for p in cache.iterdir()] == [".onnx"]
+    # The prepared model graphs (detector, embedder) went to the cache, and nothing else.
+    cached = sorted(p.name for p in cache.iterdir())
+    assert [n.split("-")[0] for n in cached] == ["centerface", "dlib"], cached
+    assert all(n.endswith(".onnx") for n in cached)
 
 
 def test_detect_in_an_initialised_data_dir_is_audited(tmp_path: Path) -> None:

@@ -13,27 +13,25 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from visage.config import Settings
 from visage.errors import MasterKeyError, NotInitialisedError
-from visage.gallery import repository
-from visage.gallery.eligibility import EligibilityCache
 from visage.gallery.matching import DEFAULT_THRESHOLD
-from visage.governance import audit, signing, witness
-from visage.governance.audit import Actor, Checkpoint
-from visage.governance.audit_ops import AuditPayload
-from visage.governance.erasure import Eraser
 from visage.notify import Notifier
-from visage.store import crypto
-from visage.store.db import DB_FILE, Store, open_store
-from visage.store.keyring import Keyring
-from visage.store.schema import AuditEntryRow, Meta
 
 if TYPE_CHECKING:
-    # The models, the image decoder and the search index are imported by the members that
-    # build them, so that a command that needs none of them (``subject list``, ``audit
-    # verify``) loads no model runtime: ONNX Runtime, OpenCV and FAISS take a second.
+    # Each part is imported by the member that builds it, so that a command loads only
+    # what it uses: `subject list` and `audit verify` no model runtime (ONNX Runtime,
+    # OpenCV, FAISS: a second), `eval`, `detect` and `verify` before `visage init` no
+    # store (SQLAlchemy, the schema, the audit models: half a second).
     from sqlalchemy.orm import Session
 
+    from visage.gallery.eligibility import EligibilityCache
     from visage.gallery.live import LiveGallery
+    from visage.governance import signing
+    from visage.governance.audit import Actor, Checkpoint
+    from visage.governance.audit_ops import AuditPayload
     from visage.media.image import LoadedImage
+    from visage.store.db import Store
+    from visage.store.keyring import Keyring
+    from visage.store.schema import AuditEntryRow
     from visage.vision.pipeline import FaceAnalyzer
 
 ImageInput = Path | str | bytes
@@ -69,12 +67,22 @@ class Visage:
         self._master: bytes | None = None
         self._gallery: LiveGallery | None = None
         self._signer: signing.Signer | None = None
-        self.eligibility = EligibilityCache()
-        """Who may be matched for a purpose: ``core.eligibility.get(session, purpose)``."""
+        self._eligibility: EligibilityCache | None = None
         s = self.settings
         self.notifier = Notifier(s.webhook_urls, s.webhook_secret, s.mqtt_url, s.mqtt_topic)
         self._services: dict[type[Service], Service] = {}
         self._services_lock = threading.Lock()
+
+    @property
+    def eligibility(self) -> EligibilityCache:
+        """Who may be matched for a purpose: ``core.eligibility.get(session, purpose)``."""
+        if self._eligibility is None:
+            with self._lock:
+                if self._eligibility is None:
+                    from visage.gallery.eligibility import EligibilityCache
+
+                    self._eligibility = EligibilityCache()
+        return self._eligibility
 
     @property
     def home(self) -> Path:
@@ -116,9 +124,13 @@ class Visage:
 
     @property
     def key_path(self) -> Path:
+        from visage.store import crypto
+
         return self.home / crypto.KEY_FILE
 
     def _read_master(self) -> bytes:
+        from visage.store import crypto
+
         if self.settings.master_key:
             return crypto.parse_key(self.settings.master_key)
         return crypto.read_key_file(self.key_path)
@@ -129,6 +141,10 @@ class Visage:
         if self._store is None:
             with self._lock:
                 if self._store is None:
+                    from visage.store import crypto
+                    from visage.store.db import open_store
+                    from visage.store.schema import Meta
+
                     store = open_store(self.home, create=False, url=self.settings.database_url)
                     master = self._read_master()
                     try:
@@ -149,6 +165,9 @@ class Visage:
         """Before the store is handed to anyone, and exactly once per core (under the lock):
         finish the erasures whose intent was recorded; refuse when key files are missing
         without one (see :mod:`visage.governance.erasure`)."""
+        from visage.governance.erasure import Eraser
+        from visage.store.keyring import Keyring
+
         keys = Keyring(self.home, master)
         Eraser(
             store=store,
@@ -162,6 +181,8 @@ class Visage:
     def _seal_plaintext_names(self) -> None:
         # A data dir written before names and consent references were sealed: seal them now
         # and leave no plaintext copy in the write-ahead log.
+        from visage.gallery import repository
+
         assert self._store is not None
         with self._store.session() as session:
             sealed = repository.seal_plaintext(session, self.keyring)
@@ -177,11 +198,15 @@ class Visage:
     @property
     def keyring(self) -> Keyring:
         """Subjects' data keys (outside the database, see :mod:`visage.store.keyring`)."""
+        from visage.store.keyring import Keyring
+
         return Keyring(self.home, self.master_key)
 
     @property
     def signer(self) -> signing.Signer:
         if self._signer is None:
+            from visage.governance import signing
+
             path = self.settings.signing_key_file or self.home / signing.SIGNING_KEY_FILE
             self._signer = signing.load_or_create(path)
         return self._signer
@@ -189,7 +214,9 @@ class Visage:
     def audit(self, session: Session, actor: Actor, payload: AuditPayload) -> AuditEntryRow:
         """Append ``payload`` (one model of :mod:`visage.governance.audit_ops`) to the audit
         chain inside ``session``'s transaction."""
-        return audit.append(
+        from visage.governance import audit as audit_log
+
+        return audit_log.append(
             session,
             actor,
             payload,
@@ -204,6 +231,8 @@ class Visage:
         file in the data dir, checked without opening it, or the database at
         ``database_url``. Creates nothing."""
         if self.settings.database_url is None:
+            from visage.store import DB_FILE
+
             return (self.home / DB_FILE).is_file()
         try:
             _ = self.store
@@ -225,10 +254,14 @@ class Visage:
     @property
     def witness_path(self) -> Path:
         """``audit_witness``, else ``witness/audit-head.json`` in the data dir."""
+        from visage.governance import witness
+
         return self.settings.audit_witness or self.home / witness.WITNESS_DIR / witness.WITNESS_FILE
 
     def witness_head(self, head: Checkpoint) -> None:
         """A signed head was committed: witness it outside the database (file, webhooks)."""
+        from visage.governance import witness
+
         signer = self.signer
         if witness.publish(self.witness_path, head, signer.public_raw):
             payload = head.model_dump(mode="json") | {"key_fingerprint": signer.fingerprint}

@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from visage.errors import NotInitialisedError, VisageError
 from visage.masking import mask_url
+from visage.store import DB_FILE as DB_FILE  # its home: see there
 
-DB_FILE = "visage.db"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _BUSY_TIMEOUT_MS = 10000
 _MIGRATE_LOCK = threading.Lock()

@@ -24,8 +24,6 @@ from pydantic import BaseModel
 from visage.core import Visage
 from visage.errors import InputError, VisageError
 from visage.gallery.matching import calibrate_array
-from visage.store.db import DB_FILE
-from visage.store.meta import get_meta, put_meta
 from visage.usecases.faces import primary_face
 
 ProgressFn = Callable[[int, int], None]
@@ -207,8 +205,10 @@ class StoredEvaluation(BaseModel):
 
 def remember(core: Visage, report: EvalReport, pairs_csv: Path) -> None:
     """Keep the figures in the data dir, if there is one (eval also runs without)."""
-    if core.settings.database_url is None and not (core.home / DB_FILE).is_file():
+    if not core.initialised:
         return
+    from visage.store.meta import put_meta  # the store only where there is one
+
     stored = StoredEvaluation(
         measured_at=datetime.now(UTC),
         dataset=str(pairs_csv),
@@ -220,6 +220,8 @@ def remember(core: Visage, report: EvalReport, pairs_csv: Path) -> None:
 
 
 def last_evaluation(core: Visage) -> StoredEvaluation | None:
+    from visage.store.meta import get_meta
+
     with core.store.session() as session:
         value = get_meta(session, LAST_EVALUATION)
     return None if value is None else StoredEvaluation.model_validate_json(value)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
 from visage.core import ImageInput, Visage
-from visage.governance.audit import Actor
-from visage.governance.audit_ops import DetectAudit
 from visage.vision.types import Face
+
+if TYPE_CHECKING:
+    from visage.governance.audit import Actor
 
 
 class QualityOut(BaseModel):
@@ -68,6 +71,11 @@ def primary_face(faces: list[Face], width: int, height: int) -> Face | None:
 
 
 def detect(core: Visage, image: ImageInput, actor: Actor | None = None) -> DetectResult:
+    # The audit's models (and the store behind them) only when a detection is made: the
+    # other use-cases import this module for primary_face and the output schema.
+    from visage.governance.audit import Actor
+    from visage.governance.audit_ops import DetectAudit
+
     loaded = core.load_image(image)
     faces = core.analyzer.analyze(loaded.pixels, embed=False)
     # Audited wherever there is a data dir; before `visage init` there is none to audit in,

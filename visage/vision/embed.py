@@ -21,8 +21,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from visage.vision.dlib_format import read_dlib_net
-from visage.vision.dlib_onnx import INPUT_NAME, to_onnx
 from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
 from visage.vision.ort import make_session
 from visage.vision.types import RGBImage
@@ -77,6 +75,9 @@ class OnnxEmbedder(LazyModel[object]):
 
     def convert(self) -> bytes:
         """The ONNX graph, converted from the shipped dlib weights."""
+        from visage.vision.dlib_format import read_dlib_net
+        from visage.vision.dlib_onnx import to_onnx  # imports onnx: only to convert
+
         return bytes(to_onnx(read_dlib_net(self.path.read_bytes())).SerializeToString())
 
     def _graph_bytes(self) -> bytes:
@@ -104,9 +105,12 @@ class OnnxEmbedder(LazyModel[object]):
         if not chips:
             return np.empty((0, EMBEDDING_DIM), np.float32)
         session = self.model
+        # The graph's one input, read from the session: naming it through dlib_onnx would
+        # import onnx, which only the conversion needs.
+        name = session.get_inputs()[0].name  # type: ignore[attr-defined]
         batch = np.ascontiguousarray(np.stack(chips), dtype=np.uint8)
         rows = [
-            session.run(None, {INPUT_NAME: batch[i : i + self.batch_size]})[0]  # type: ignore[attr-defined]
+            session.run(None, {name: batch[i : i + self.batch_size]})[0]  # type: ignore[attr-defined]
             for i in range(0, len(batch), self.batch_size)
         ]
         return normalize(np.concatenate(rows).astype(np.float32))
