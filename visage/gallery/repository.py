@@ -31,9 +31,10 @@ from sqlalchemy.orm import Session, selectinload
 from visage.errors import ConsentError, NotFoundError
 from visage.gallery.consent import ConsentRecord, consent_in_force, normalise_purpose
 from visage.store import crypto
+from visage.store.db import Store
 from visage.store.keyring import NAME_INDEX, REFERENCE_INDEX, KeyDestroyedError, Keyring
 from visage.store.meta import get_meta, put_meta
-from visage.store.schema import ConsentRow, SubjectRow, TemplateRow
+from visage.store.schema import ConsentRow, Meta, SubjectRow, TemplateRow
 
 
 def new_id() -> str:
@@ -257,7 +258,15 @@ def gallery_digest(session: Session) -> str:
 
 
 def bump_gallery_version(session: Session, change: str) -> int:
-    """Record a change of the gallery (``+template id`` or ``-subject id``)."""
+    """Record a change of the gallery (``+template id`` or ``-subject id``).
+
+    Serialised (:meth:`Store.serialise`): two replicas changing the gallery at once must not
+    both write version n+1 (an index would miss one change) nor fork the digest. The values
+    are read again after the lock, past the session's identity map."""
+    Store.serialise(session, "gallery")
+    session.flush()
+    for key in (GALLERY_VERSION, GALLERY_DIGEST):
+        session.get(Meta, key, populate_existing=True)
     version = gallery_version(session) + 1
     put_meta(session, GALLERY_VERSION, version.to_bytes(8, "big"))
     digest = hashlib.sha256(bytes.fromhex(gallery_digest(session)) + change.encode()).digest()

@@ -296,3 +296,15 @@ class HaltRow(Base):
     reason: Mapped[str] = mapped_column(String(500))
     actor: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CameraLeaseRow(Base):
+    """Which replica watches a camera, until when (renewed by its heartbeat): see
+    :mod:`visage.store.leases`. Deleted with the camera."""
+
+    __tablename__ = "camera_leases"
+    camera_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
+    )
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
