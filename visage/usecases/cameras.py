@@ -21,6 +21,15 @@ and audit entries show. A row written before sealing existed is sealed and maske
 time the cameras are read (:func:`seal_plaintext_sources`). A source that cannot be opened is
 reported as "could not open the camera source", whatever the reason, so that the status
 never tells a caller what exists on the server or its network.
+
+Several replicas on one database share the cameras through leases
+(:mod:`visage.store.leases`): a started supervisor claims and renews, every
+:data:`~visage.store.leases.HEARTBEAT_S` seconds, the leases of enabled cameras that are free
+or lapsed, and watches exactly those; the others show ``elsewhere``. A replica that dies
+loses its leases when they lapse, and another takes its cameras over at its next heartbeat.
+Each event a worker writes checks the lease in its own transaction, so a replica that lost a
+lease (paused past its expiry, say) stops before writing anything. On SQLite the one process
+holds every lease, through the same code.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -44,7 +54,7 @@ from visage.governance.profile import GateError
 from visage.media.preview import LiveFeed
 from visage.media.sources import check_camera_source, mask_source, scrub
 from visage.media.video import SourceOpenError, StreamError
-from visage.store import crypto
+from visage.store import crypto, leases
 from visage.store.keyring import CAMERA_SOURCE, derive_key
 from visage.store.schema import CameraRow
 from visage.usecases.halt import HaltedError, blocking
@@ -66,12 +76,15 @@ class CameraState(StrEnum):
     stopped = "stopped"
     unsupervised = "unsupervised"
     """Enabled, but this process watches no camera (a CLI; the server watches them)."""
+    elsewhere = "elsewhere"
+    """Enabled and watched by another replica (which holds the camera's lease)."""
 
 
 class CameraStatus(BaseModel):
     state: CameraState = Field(
         description="starting, running, retrying, refused, halted, stopped, or unsupervised "
-        "(enabled, but not watched by this process)"
+        "(enabled, but not watched by this process) or elsewhere (watched by another "
+        "replica)"
     )
     halt: str | None = Field(default=None, description="the scope of the halt that stops it")
     frames: int = 0
@@ -145,9 +158,18 @@ class CameraSupervisor:
         backoff_s: float = 2.0,
         max_backoff_s: float = 60.0,
         halt_poll_s: float = 1.0,
+        lease_ttl_s: float = leases.LEASE_TTL_S,
+        heartbeat_s: float = leases.HEARTBEAT_S,
     ):
         self.core, self.backoff_s, self.max_backoff_s = core, backoff_s, max_backoff_s
         self.halt_poll_s = halt_poll_s
+        self.lease_ttl_s, self.heartbeat_s = lease_ttl_s, heartbeat_s
+        self.holder = leases.new_holder()
+        """This process's name on the camera leases it holds."""
+        self.held: set[str] = set()
+        """Cameras whose lease this process holds (as of the last heartbeat)."""
+        self._beat_stop = threading.Event()
+        self._beat: threading.Thread | None = None
         self._workers: dict[str, tuple[threading.Thread, threading.Event]] = {}
         self.feeds: dict[str, LiveFeed] = {}
         """Each running camera's live view: fps, dropped frames, latest masked frame."""
@@ -157,9 +179,27 @@ class CameraSupervisor:
         """Started (by the server): enabled cameras are watched in this process."""
 
     def start(self) -> None:
-        """Watch every enabled camera until :meth:`stop`."""
+        """Watch every enabled camera whose lease this process gets, until :meth:`stop`;
+        the heartbeat renews the leases and takes over lapsed ones."""
         self.running = True
         self.sync()
+        if self._beat is None:
+            self._beat_stop.clear()
+            self._beat = threading.Thread(target=self._heartbeat, name="camera-leases", daemon=True)
+            self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._beat_stop.wait(self.heartbeat_s):
+            try:
+                self.sync()
+            except Exception:  # the database is away: the lease checks stop the writes
+                log.warning("camera leases: the heartbeat failed", exc_info=True)
+
+    def _guard(self, camera_id: str) -> Callable[[Session], None]:
+        def check(session: Session) -> None:
+            leases.check(session, self.holder, camera_id)
+
+        return check
 
     def refresh(self) -> None:
         """The cameras changed: apply it now if running."""
@@ -181,7 +221,7 @@ class CameraSupervisor:
                     self.core,
                     source,
                     camera.purpose,
-                    WatchOptions(camera=camera.name, feed=feed),
+                    WatchOptions(camera=camera.name, feed=feed, guard=self._guard(camera.id)),
                     stop=stop,
                     progress=lambda n: setattr(status, "frames", status.frames + 1),
                     actor=Actor(f"camera:{camera.name}"[:64], "system"),
@@ -192,6 +232,9 @@ class CameraSupervisor:
                     continue  # not a failure: the next turn shows the halt and waits
             except HaltedError:
                 continue  # halted between the check above and the watch's own gate
+            except leases.LeaseLostError:
+                status.state = CameraState.elsewhere  # another replica watches it now
+                return
             except Exception as exc:  # keep supervising; the error is shown in the status
                 status.last_error = public_error(exc, source)
                 status.state = (
@@ -227,22 +270,35 @@ class CameraSupervisor:
         thread.start()
 
     def sync(self) -> None:
-        """Start workers for enabled cameras, stop the others."""
+        """Claim or renew the leases of enabled cameras (when running); start workers for
+        the cameras held, stop the others."""
         with self.core.store.session() as session:
             seal_plaintext_sources(self.core, session)
             cameras = {c.id: c for c in session.scalars(select(CameraRow))}
+            enabled = [cid for cid, c in cameras.items() if c.enabled]
+            held = (
+                leases.claim(session, self.holder, enabled, self.lease_ttl_s)
+                if self.running
+                else set()
+            )
         with self._lock:
+            if not self.running:
+                return
+            self.held = held
             for cid in list(self._workers):
-                if cid not in cameras or not cameras[cid].enabled:
-                    thread, stop = self._workers.pop(cid)
+                thread, stop = self._workers[cid]
+                if cid not in held or not thread.is_alive():
+                    del self._workers[cid]
                     stop.set()
                     thread.join(timeout=30)
                     self.feeds.pop(cid, None)
             for cid, camera in cameras.items():
-                if camera.enabled and cid not in self._workers:
+                if cid in held and cid not in self._workers:
                     self._start(camera)
                 elif not camera.enabled:
                     self.status[cid] = CameraStatus(state=CameraState.stopped)
+                elif cid not in held:
+                    self.status[cid] = CameraStatus(state=CameraState.elsewhere)
 
     def restart(self, camera_id: str) -> None:
         """The camera's settings changed: stop its worker and start it again."""
@@ -254,14 +310,26 @@ class CameraSupervisor:
         self.sync()
 
     def stop(self) -> None:
-        """Stop every worker; each ends its watch between frames (its last events sent)."""
+        """Stop every worker; each ends its watch between frames (its last events sent).
+        Then give the leases up, so that another replica takes the cameras at once."""
+        self._beat_stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=30)
+            self._beat = None
         with self._lock:
-            self.running = False
+            was_running, self.running = self.running, False
             for _thread, stop in self._workers.values():
                 stop.set()
             for thread, _ in self._workers.values():
                 thread.join(timeout=30)
             self._workers.clear()
+            self.held = set()
+        if was_running:
+            try:
+                with self.core.store.session() as session:
+                    leases.release(session, self.holder)
+            except Exception:  # they lapse on their own
+                log.warning("camera leases: could not release them", exc_info=True)
 
     def close(self) -> None:
         """The core closes."""

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from visage.core import Visage
 from visage.governance import review as review_gov
@@ -98,9 +99,12 @@ class TrackEvents:
         *,
         watchlist: bool,
         update_every_s: float = 5.0,
+        guard: Callable[[Session], None] | None = None,
     ) -> None:
         self.core, self.purpose, self.camera, self.actor = core, purpose, camera, actor
         self.watchlist, self.update_every = watchlist, timedelta(seconds=update_every_s)
+        self.guard = guard
+        """Checked in each write's transaction (a camera's lease); raises to refuse it."""
         self.ended: list[WatchEvent] = []
         """Events of tracks that ended (what the run reports)."""
         self._open: dict[int, WatchEvent] = {}
@@ -161,6 +165,7 @@ class TrackEvents:
         )
         try:
             with self.core.store.session() as session:
+                self._guard(session)
                 row = record_event(
                     session,
                     subject_id=track.label,
@@ -201,6 +206,7 @@ class TrackEvents:
         event.media_end_s = self._media(track.last_seen)
         event.best_score = round(max(score, event.best_score or 0.0), 4)
         with self.core.store.session() as session:
+            self._guard(session)
             found = update_event(
                 session,
                 event.event_id,
@@ -216,6 +222,10 @@ class TrackEvents:
         self._send(phase, event)
         return True
 
+    def _guard(self, session: Session) -> None:
+        if self.guard is not None:
+            self.guard(session)
+
     def _send(self, phase: EventPhase, event: WatchEvent) -> None:
         self.core.notifier.send(phase.kind, event.model_dump(mode="json"))
 
@@ -224,6 +234,7 @@ class TrackEvents:
         score = round(score, 4)
         try:
             with self.core.store.session() as session:
+                self._guard(session)
                 item = review_gov.open_review(
                     session,
                     self.core.keyring,

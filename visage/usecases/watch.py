@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from visage.core import Visage
 from visage.errors import InputError
@@ -102,6 +103,9 @@ class WatchOptions:
     video), unless its score improves."""
     feed: LiveFeed | None = None
     """The camera's live view (fps, dropped frames, latest frame with every face masked)."""
+    guard: Callable[[Session], None] | None = None
+    """Run inside the transaction of every event or review item written; raises to refuse
+    the write (a camera whose lease this replica lost: :func:`visage.store.leases.check`)."""
 
 
 _Best = BestMatch
@@ -288,6 +292,7 @@ def watch(
         actor,
         watchlist=state.watchlist,
         update_every_s=options.event_update_s,
+        guard=options.guard,
     )
     run = _Run(state, events, live=live, stop=stop, progress=progress)
     backoff = _Backoff(options, stop)
