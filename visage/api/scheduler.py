@@ -1,4 +1,8 @@
-"""The server's housekeeping thread: retention and audit checkpoints, on a timer."""
+"""The server's housekeeping thread: retention and audit checkpoints, on a timer.
+
+Every replica runs one; retention runs on one replica at a time (the others skip that turn,
+:func:`visage.usecases.retention.run_if_free`), and a checkpoint is an audit append like any
+other (serialised)."""
 
 from __future__ import annotations
 
@@ -21,10 +25,13 @@ class Housekeeping:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.runs = 0
+        self.skipped = 0
+        """Turns whose retention another replica was running (so this one skipped it)."""
 
     def run_once(self) -> None:
         try:
-            retention_uc.run(self.core, Actor.system())
+            if retention_uc.run_if_free(self.core, Actor.system()) is None:
+                self.skipped += 1
             audit_uc.checkpoint(self.core)
             self.runs += 1
         except Exception:  # keep the server up; the next run tries again

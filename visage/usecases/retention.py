@@ -1,11 +1,18 @@
-"""Retention: delete on time, and say so in the audit log (GDPR Art. 5(1)(e))."""
+"""Retention: delete on time, and say so in the audit log (GDPR Art. 5(1)(e)).
+
+With several replicas on one PostgreSQL database, the servers' housekeeping runs retention
+one replica at a time (:func:`run_if_free`): a replica that finds the run under way on
+another skips its turn instead of queueing behind it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import selectinload
 
 from visage.core import Visage
@@ -14,6 +21,7 @@ from visage.governance import audit
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import RetentionPurgeAudit
 from visage.governance.events import purge_events
+from visage.store.db import lock_key
 from visage.store.schema import ReviewRow, SubjectRow
 
 ORPHAN_KEY_AGE_S = 3600.0
@@ -93,3 +101,33 @@ def run(core: Visage, actor: Actor | None = None, now: datetime | None = None) -
     if events or reviews or templates or dropped:
         core.store.scrub()
     return report
+
+
+@contextmanager
+def _alone(core: Visage) -> Iterator[bool]:
+    """Whether this process may run retention now: on PostgreSQL, whether it got the
+    session-level advisory lock ``retention`` (``pg_try_advisory_lock``, held on a
+    connection of its own until the block ends, released by the server if the process
+    dies); on SQLite always (one machine, and the run's writes are serialised anyway)."""
+    store = core.store
+    if not store.is_postgresql:
+        yield True
+        return
+    key = {"k": lock_key("retention")}
+    with store.engine.connect() as conn:
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), key).scalar_one())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), key)
+                conn.commit()
+
+
+def run_if_free(
+    core: Visage, actor: Actor | None = None, now: datetime | None = None
+) -> RetentionReport | None:
+    """:func:`run`, unless another replica is running it right now (then None)."""
+    with _alone(core) as free:
+        return run(core, actor, now) if free else None
