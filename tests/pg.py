@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import inspect, text
+
+from visage.store.db import Store
 
 INSTALL_HINT = "PostgreSQL is not installed: as root, run apt-get install -y postgresql"
 _OWNER = "postgres"
@@ -220,6 +223,26 @@ def copy_database(home: Path, dst: Path) -> None:
     target = database_url_of(dst)
     assert target is not None
     pg_server().replace(target, source)
+
+
+def stored_bytes(store: Store) -> bytes:
+    """Everything ``store`` holds, as bytes, to search for what must never be stored in the
+    clear. SQLite: its files on disk (database and write-ahead log, free pages included).
+    PostgreSQL: every value of every table, read back (binary values as they are, others in
+    their text form); dead row versions are not readable this way (see ``Store.scrub``)."""
+    if store.path is not None:
+        files = store.path.parent.glob(store.path.name + "*")
+        return b"".join(p.read_bytes() for p in sorted(files) if p.is_file())
+    chunks: list[bytes] = []
+    with store.engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            for row in conn.execute(text(f'SELECT * FROM "{table}"')):
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        chunks.append(bytes(value))
+                    elif value is not None:
+                        chunks.append(str(value).encode())
+    return b"\n".join(chunks)
 
 
 _SERVER: PgServer | None = None

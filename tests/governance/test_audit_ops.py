@@ -4,13 +4,13 @@ cannot read a figure says so instead of publishing 0."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text, update
 
 from tests.conftest import make_app
 from visage.core import Visage
@@ -32,8 +32,8 @@ from visage.governance.audit_ops import (
 )
 from visage.governance.reports import transparency_figures
 from visage.governance.review import Status
-from visage.store.db import DB_FILE
 from visage.store.keyring import REFERENCE_AUDIT
+from visage.store.schema import AuditEntryRow
 from visage.usecases import keys as keys_uc
 from visage.usecases import report as report_uc
 from visage.usecases.subjects import add_subject, make_consent, rename_subject, withdraw_consent
@@ -50,14 +50,17 @@ def app(tmp_path: Path) -> Iterator[Visage]:
 
 
 def _stored(app: Visage, seq: int) -> tuple[str, str | None, str | None, str, str]:
-    """The entry's columns as SQLite holds them (details as raw JSON text)."""
-    with sqlite3.connect(app.home / DB_FILE) as db:
-        row = db.execute(
-            "SELECT operation, purpose, subject_id, outcome, details FROM audit_entries "
-            "WHERE seq = ?",
-            (seq,),
-        ).fetchone()
-    return row  # type: ignore[no-any-return]
+    """The entry's columns as the store holds them (details as raw JSON text: SQLite's TEXT,
+    PostgreSQL's ``json``, which keeps its input text as it was)."""
+    with app.store.engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT operation, purpose, subject_id, outcome, CAST(details AS TEXT) "
+                "FROM audit_entries WHERE seq = :seq"
+            ),
+            {"seq": seq},
+        ).one()
+    return tuple(row)  # type: ignore[return-value]
 
 
 def _legacy(
@@ -300,10 +303,9 @@ def test_a_missing_figure_fails_the_report_instead_of_reading_0(app: Visage) -> 
         transparency_figures([entry.model_copy(update={"details": renamed})])
 
     # The same through the use-case, on the data dir itself.
-    with sqlite3.connect(app.home / DB_FILE) as db:
-        db.execute(
-            "UPDATE audit_entries SET details = json_remove(details, '$.bystanders') WHERE seq = ?",
-            (entry.seq,),
+    with app.store.session() as session:
+        session.execute(
+            update(AuditEntryRow).where(AuditEntryRow.seq == entry.seq).values(details=renamed)
         )
     with pytest.raises(AuditRecordError, match="bystanders"):
         report_uc.transparency(app)

@@ -191,7 +191,7 @@ def test_migration_moves_subject_keys_out_of_the_database(tmp_path: Path) -> Non
             "INSERT INTO subjects (id, name, wrapped_key, created_at) VALUES (?, ?, ?, ?)",
             ("cd" * 16, "Old Subject", crypto.wrap(master, data_key), "2026-01-01 00:00:00"),
         )
-    app = Visage(Settings(home=home))
+    app = Visage(Settings(home=home, database_url=None))  # an old SQLite file, on either run
     assert app.keyring.get("cd" * 16) == data_key
     with sqlite3.connect(home / "visage.db") as db:
         cols = [r[1] for r in db.execute("PRAGMA table_info(subjects)")]

@@ -88,7 +88,7 @@ def client(core: Visage) -> Iterator[TestClient]:
 
 
 def _cli(core: Visage, *args: str, key: str | None = None) -> Result:
-    env = {"VISAGE_HOME": str(core.home)}
+    env = {"VISAGE_HOME": str(core.home), "VISAGE_DATABASE_URL": core.settings.database_url}
     if key is not None:
         env["VISAGE_API_KEY"] = key
     return CliRunner().invoke(cli_app, list(args), env=env)

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from tests.cli_runner import run
 from tests.conftest import make_app
+from tests.pg import stored_bytes
 from visage.core import Visage
 from visage.errors import InputError, NotFoundError
 from visage.governance import audit_ops
@@ -116,7 +117,7 @@ def test_password_is_stored_as_argon2id_only(core: Visage) -> None:
         stored = session.scalars(select(UserRow.password_hash)).one()
     assert stored.startswith("$argon2id$v=19$")
     assert PASSWORD not in stored
-    assert PASSWORD.encode() not in (core.home / "visage.db").read_bytes()
+    assert PASSWORD.encode() not in stored_bytes(core.store)
 
 
 def test_last_admin_cannot_be_disabled(core: Visage) -> None:
@@ -304,7 +305,7 @@ def test_totp_required_and_accepted(core: Visage) -> None:
     with core.store.session() as session:
         sealed = session.scalars(select(UserRow.totp_sealed)).one()
     assert sealed is not None and setup.secret.encode() not in sealed
-    assert setup.secret.encode() not in (core.home / "visage.db").read_bytes()
+    assert setup.secret.encode() not in stored_bytes(core.store)
     with pytest.raises(uc.TotpRequiredError):
         uc.sign_in(core, "Alice", PASSWORD, None, "c")
     wrong = f"{(int(totp.now()) + 500_000) % 1_000_000:06d}"

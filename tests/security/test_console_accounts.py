@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import make_app
+from tests.pg import stored_bytes
 from visage.core import Visage
 from visage.governance.access import AuthError, Role
 from visage.governance.audit import Actor
@@ -38,8 +39,9 @@ def core(tmp_path: Path) -> Iterator[Visage]:
 
 
 def _data_bytes(core: Visage) -> bytes:
-    """Everything the data directory's database holds on disk, write-ahead log included."""
-    return b"".join(p.read_bytes() for p in core.home.glob("visage.db*") if p.is_file())
+    """Everything the data directory's database holds (on SQLite, on disk, write-ahead log
+    included)."""
+    return stored_bytes(core.store)
 
 
 def test_brute_force_is_throttled_even_with_the_right_password(core: Visage) -> None:

@@ -37,7 +37,6 @@ from visage.media.image import RGBImage
 from visage.media.redact import Recognise, RedactOptions, VideoRedactor
 from visage.media.tracking import Track
 from visage.media.video import VIDEO_SUFFIXES, Frame, Prefetch, VideoReader, VideoWriter
-from visage.store.db import DB_FILE
 from visage.usecases.matching import MatchOperation, PurposeMatcher
 from visage.vision.types import Detection
 
@@ -71,7 +70,7 @@ def plan(core: Visage, *, keep_enrolled: bool = False) -> AnonymizePlan:
     directory (the gallery and the consents); plain masking needs none, and is audited only
     where a data directory exists. Opens the store when there is one, so that a wrong key or
     a locked database fails now."""
-    initialised = (core.home / DB_FILE).is_file()
+    initialised = core.initialised  # the SQLite file, or the database at database_url
     if keep_enrolled and not initialised:
         raise NotInitialisedError(
             f"--keep-enrolled needs the data directory (no Visage data in {core.home}): "
@@ -79,7 +78,7 @@ def plan(core: Visage, *, keep_enrolled: bool = False) -> AnonymizePlan:
             "mask everyone without --keep-enrolled"
         )
     if initialised:
-        _ = core.store  # opened, migrated and key-checked now, not after the run
+        _ = core.store  # opened, migrated and key-checked now, not after the run (SQLite)
     return AnonymizePlan(audited=initialised)
 
 
