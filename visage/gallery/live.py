@@ -13,6 +13,19 @@ rewritten at once without them (the subject's rows deleted from the index, or th
 rebuilt when it was not current) and the index key replaced, so no copy of an older cache or
 journal (in a backup, say) can be opened any more.
 Changes made through this object (enrolment, deletion) update the index in memory at once.
+
+Replicas (several processes on one PostgreSQL database and one shared data dir): every search
+reads the store's gallery version (one small read), so a change committed by any process is
+seen by the next search of every other. An index that is behind catches up from the journal
+when it holds every missing enrolment (a read of the journal, not the snapshot), else reloads
+the snapshot plus journal, else rebuilds from the sealed templates; an erasure or withdrawal
+is never in the journal, so it always means a reload or a rebuild without the subject. The
+cache files are shared safely: the snapshot is replaced atomically (a temporary file renamed
+over it), each journal record is one append, and every record and snapshot is sealed with
+its version as associated data, so a file another process rewrote or cut short can only make
+a load fall back to a rebuild, never return a wrong index. Version bumps are serialised
+across processes (:func:`visage.gallery.repository.bump_gallery_version`), so each version
+names exactly one change.
 """
 
 from __future__ import annotations
@@ -140,16 +153,34 @@ class LiveGallery:
         return out
 
     def index(self) -> VectorIndex:
-        """The index, current with the store (reloaded if another process changed it)."""
+        """The index, current with the store (caught up or reloaded if another process
+        changed it)."""
         with self._lock:
             version = self._current_version()
             if self._index is not None and version == self._version:
+                return self._index
+            if self._index is not None and version > self._version and self._catch_up(version):
                 return self._index
             index = self._load_cache(version)
             if index is None:
                 index = self._build_and_save(version)
             self._index, self._version = index, version
             return index
+
+    def _catch_up(self, version: int) -> bool:
+        """Add the enrolments another process journalled since this index's version; False
+        (nothing changed) unless the journal holds every one of them."""
+        assert self._index is not None
+        try:
+            added = self._read_journal(self.keys.get_or_create(INDEX_KEY))
+        except (MasterKeyError, ValueError, OSError):
+            return False
+        steps = range(self._version + 1, version + 1)
+        if any(step not in added for step in steps):
+            return False
+        self._index.add([added[s][0] for s in steps], np.stack([added[s][1] for s in steps]))
+        self._version = version
+        return True
 
     def _build_and_save(self, version: int) -> VectorIndex:
         with self.store.session() as session:
