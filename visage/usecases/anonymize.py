@@ -211,6 +211,10 @@ def _video(
     crf: int,
     progress: ProgressFn | None,
 ) -> AnonymizeReport:
+    if output.suffix.lower() not in VIDEO_SUFFIXES:  # named here, not as the temporary file
+        raise InputError(
+            f"{output}: unsupported output type; use one of {', '.join(sorted(VIDEO_SUFFIXES))}"
+        )
     with VideoReader(str(source), keep_audio=True) as reader, _staged(output) as tmp:
         info = reader.info
         redactor = VideoRedactor(
