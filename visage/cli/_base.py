@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
-from rich.console import Console
 
+from visage.cli._lazy import lazy_object
 from visage.errors import VisageError
 
 if TYPE_CHECKING:  # imported by the commands that use them: `visage --help` needs none
     from pydantic import BaseModel
+    from rich.console import Console
     from rich.progress import Progress
 
     from visage.core import Visage
@@ -57,8 +58,16 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-out = Console()
-err = Console(stderr=True)
+
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+# Made on first use: rich costs as much to import as Typer, and `--help` prints without it.
+out: Console = lazy_object(lambda: _console(stderr=False))
+err: Console = lazy_object(lambda: _console(stderr=True))
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document, no table.")]
 AuthorisationRef = Annotated[

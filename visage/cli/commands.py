@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from visage.cli._base import (
     AuthorisationRef,
@@ -29,11 +28,13 @@ from visage.cli._base import (
 )
 from visage.cli._ids import full_id, short
 from visage.cli._input import build
-from visage.cli._lazy import lazy
+from visage.cli._lazy import lazy, lazy_call
 from visage.errors import VisageError
 from visage.governance.roles import Role
 
 if TYPE_CHECKING:  # use-cases are imported when a command runs (see visage.cli._lazy)
+    from rich.table import Table
+
     from visage.core import Visage
     from visage.governance.profile import DeploymentProfile
     from visage.usecases import bench_search as bench_uc
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # use-cases are imported when a command runs (see visage.cli.
     from visage.usecases import subjects as subjects_uc
     from visage.usecases import verify as verify_uc
 else:
+    Table = lazy_call("rich.table", "Table")
     bench_uc = lazy("visage.usecases.bench_search")
     demo_uc = lazy("visage.usecases.demo")
     enroll_uc = lazy("visage.usecases.enroll")

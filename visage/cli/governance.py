@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from visage.cli._base import JsonFlag, _core, _emit_json, _Exit, app, err, guarded, out, subject_app
 from visage.cli._ids import full_id, short
-from visage.cli._lazy import lazy
+from visage.cli._lazy import lazy, lazy_call
 from visage.errors import VisageError
 
 if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
+    from rich.table import Table
+
     from visage.core import Visage
     from visage.governance import access, audit, review, signing
     from visage.governance.access import Principal
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
     from visage.usecases import review as review_uc
     from visage.usecases import subjects as subjects_uc
 else:
+    Table = lazy_call("rich.table", "Table")
     access = lazy("visage.governance.access")
     audit = lazy("visage.governance.audit")
     review = lazy("visage.governance.review")

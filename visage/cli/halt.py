@@ -9,17 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from visage.cli._base import JsonFlag, _core, _emit_json, app, guarded, out
-from visage.cli._lazy import lazy
+from visage.cli._lazy import lazy, lazy_call
 from visage.errors import InputError
 
 if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
+    from rich.table import Table
+
     from visage.governance import halt as halts_policy
     from visage.governance.halt import HaltScope
     from visage.usecases import halt as halt_uc
 else:
+    Table = lazy_call("rich.table", "Table")
     halts_policy = lazy("visage.governance.halt")
     halt_uc = lazy("visage.usecases.halt")
 

@@ -8,21 +8,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from visage.cli._base import AuthorisationRef, JsonFlag, _core, _emit_json, app, err, guarded, out
 from visage.cli._ids import short
-from visage.cli._lazy import lazy
+from visage.cli._lazy import lazy, lazy_call
 from visage.media.modes import BlurMode, MaskShape
 
 if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
     from rich.progress import Progress
+    from rich.table import Table
 
     from visage.media import redact
     from visage.usecases import anonymize as anonymize_uc
     from visage.usecases import cameras as cameras_uc
     from visage.usecases import watch as watch_uc
 else:
+    Table = lazy_call("rich.table", "Table")
     redact = lazy("visage.media.redact")
     anonymize_uc = lazy("visage.usecases.anonymize")
     cameras_uc = lazy("visage.usecases.cameras")

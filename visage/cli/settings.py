@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from visage.cli._base import _core, _emit_json, app, guarded, out
+from visage.cli._lazy import lazy_call
+
+if TYPE_CHECKING:
+    from rich.table import Table
+else:
+    Table = lazy_call("rich.table", "Table")
 
 config_app = typer.Typer(
     help="The effective settings.", no_args_is_help=True, rich_markup_mode=None

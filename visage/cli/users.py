@@ -6,18 +6,20 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from visage.cli._base import JsonFlag, _core, _emit_json, app, guarded, out
 from visage.cli._input import build
-from visage.cli._lazy import lazy
+from visage.cli._lazy import lazy, lazy_call
 from visage.errors import InputError
 from visage.governance.roles import Role
 
 if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
+    from rich.table import Table
+
     from visage.governance import audit
     from visage.usecases import users as users_uc
 else:
+    Table = lazy_call("rich.table", "Table")
     audit = lazy("visage.governance.audit")
     users_uc = lazy("visage.usecases.users")
 
