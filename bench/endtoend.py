@@ -142,7 +142,9 @@ def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
     return elapsed, json.loads(out)
 
 
-def process_run(root: Path, pairs_csv: Path, runs: int) -> dict[str, Any]:
+def process_run(
+    root: Path, pairs_csv: Path, runs: int, detect_min_side: int | None = None
+) -> dict[str, Any]:
     visage = str(Path(sys.executable).with_name("visage"))
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "face_recognition_eval.py"
@@ -150,6 +152,8 @@ def process_run(root: Path, pairs_csv: Path, runs: int) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VISAGE_")}
         # No data dir (eval needs none); the converted model cached as after any first use.
         env |= {"VISAGE_HOME": str(Path(tmp) / "home"), "VISAGE_CACHE_DIR": str(Path(tmp))}
+        if detect_min_side is not None:  # the detection-scale lever, to measure it
+            env["VISAGE_DETECT_MIN_SIDE"] = str(detect_min_side)
         commands = {
             "face_recognition": [sys.executable, str(script), str(root), str(pairs_csv)],
             "visage": [visage, "eval", "--pairs", str(pairs_csv), "--root", str(root), "--json"],
@@ -171,7 +175,7 @@ def process_run(root: Path, pairs_csv: Path, runs: int) -> dict[str, Any]:
                     - before.children_user
                     - before.children_system
                 )
-    out: dict[str, Any] = {"runs": runs}
+    out: dict[str, Any] = {"runs": runs, "detect_min_side": detect_min_side}
     for name in commands:
         out[name] = {
             "wall_s": round(statistics.median(walls[name]), 3),
@@ -186,8 +190,10 @@ def process_run(root: Path, pairs_csv: Path, runs: int) -> dict[str, Any]:
     return out
 
 
-def main_process(root: Path, pairs_csv: Path, runs: int, as_json: bool) -> None:
-    result = process_run(root, pairs_csv, runs)
+def main_process(
+    root: Path, pairs_csv: Path, runs: int, as_json: bool, detect_min_side: int | None
+) -> None:
+    result = process_run(root, pairs_csv, runs, detect_min_side)
     fr, ours = result["face_recognition"], result["visage"]
     emit(
         result,
@@ -221,11 +227,17 @@ def main() -> None:
         "--process", action="store_true", help="time whole fresh processes (see above)"
     )
     parser.add_argument("--runs", type=int, default=3, help="timed runs each, with --process")
+    parser.add_argument(
+        "--detect-min-side",
+        type=int,
+        default=None,
+        help="with --process: Visage's VISAGE_DETECT_MIN_SIDE (default: the setting's, 320)",
+    )
     args = parser.parse_args()
     root = data_dir() / "lfw10"
     pairs_csv = root / "pairs.csv"
     if args.process:
-        main_process(root, pairs_csv, args.runs, args.json)
+        main_process(root, pairs_csv, args.runs, args.json, args.detect_min_side)
         return
     with pairs_csv.open() as fh:
         pairs = [(r["image_a"], r["image_b"], r["same"] == "1") for r in csv.DictReader(fh)]
