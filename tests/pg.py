@@ -34,6 +34,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import inspect, text
 
+from visage.store import DB_FILE
 from visage.store.db import Store
 
 INSTALL_HINT = "PostgreSQL is not installed: as root, run apt-get install -y postgresql"
@@ -223,6 +224,14 @@ def copy_database(home: Path, dst: Path) -> None:
     target = database_url_of(dst)
     assert target is not None
     pg_server().replace(target, source)
+
+
+def store_of(home: Path) -> Store:
+    """The store of the data dir ``home`` on this run, opened as it is (no migration, no key
+    check): for a test that edits rows as someone with write access to the database would.
+    Close it when done."""
+    url = database_url_of(home)
+    return Store(home / DB_FILE) if url is None else Store(url=url)
 
 
 def stored_bytes(store: Store) -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,16 +18,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests.cli_runner import run
 from tests.conftest import make_app
+from tests.pg import copy_database, store_of
 from visage.api.app import create_app
 from visage.config import Settings
 from visage.core import Visage
 from visage.governance import audit, signing, witness
 from visage.governance.access import Role
-from visage.store.db import DB_FILE
 from visage.store.schema import AuditCheckpointRow, AuditEntryRow, AuditPurgeRow
 from visage.usecases import audit_log
 from visage.usecases.enroll import enroll
@@ -63,6 +62,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage, data:
 def home(pristine: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "home"
     shutil.copytree(pristine, copy)
+    copy_database(pristine, copy)
     return copy
 
 
@@ -70,15 +70,25 @@ def _app(home: Path) -> Visage:
     return Visage(Settings(home=home, audit_checkpoint_every=EVERY))
 
 
-def _sql(home: Path, *statements: str, params: tuple[object, ...] = ()) -> None:
-    with sqlite3.connect(home / DB_FILE) as db:
-        for s in statements:
-            db.execute(s, params if "?" in s else ())
+def _sql(home: Path, *statements: str, params: dict[str, object] | None = None) -> None:
+    """Run ``statements`` on the data dir's database directly (as an attacker would)."""
+    store = store_of(home)
+    try:
+        with store.engine.begin() as db:
+            for s in statements:
+                db.execute(text(s), params if ":" in s else {})
+    finally:
+        store.close()
 
 
 def _hash_of(home: Path, seq: int) -> str:
-    with sqlite3.connect(home / DB_FILE) as db:
-        return str(db.execute("SELECT hash FROM audit_entries WHERE seq = ?", (seq,)).fetchone()[0])
+    store = store_of(home)
+    try:
+        with store.engine.connect() as db:
+            found = db.execute(text("SELECT hash FROM audit_entries WHERE seq = :s"), {"s": seq})
+            return str(found.scalar_one())
+    finally:
+        store.close()
 
 
 def _attacker_key() -> Ed25519PrivateKey:
@@ -89,8 +99,8 @@ def _resign_checkpoints(home: Path, key: Ed25519PrivateKey) -> None:
     """Re-sign every checkpoint in the database with ``key``."""
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     app = _app(home)
-    with sqlite3.connect(home / DB_FILE) as db:
-        rows = db.execute("SELECT seq, hash FROM audit_checkpoints").fetchall()
+    with app.store.session() as session:
+        rows = session.execute(select(AuditCheckpointRow.seq, AuditCheckpointRow.hash)).all()
     with app.store.session() as session:
         for seq, head in rows:
             cp = session.get(AuditCheckpointRow, seq)
@@ -173,8 +183,8 @@ def test_rewritten_and_rehashed_history_is_caught(home: Path) -> None:
     _sql(
         home,
         "DELETE FROM audit_checkpoints",
-        "UPDATE meta SET value = CAST('[[1, 1000000]]' AS BLOB) WHERE key = ?",
-        params=(audit.INTERVAL_META,),
+        "UPDATE meta SET value = :v WHERE key = :k",
+        params={"v": b"[[1, 1000000]]", "k": audit.INTERVAL_META},
     )
     app = _app(home)
     with app.store.session() as session:
@@ -211,8 +221,8 @@ def test_a_replaced_signing_key_that_resigned_everything_is_caught(home: Path) -
     attacker = signing.Signer(key)
     _sql(
         home,
-        "UPDATE meta SET value = ? WHERE key = ?",
-        params=(attacker.fingerprint.encode(), audit.PIN_META),
+        "UPDATE meta SET value = :v WHERE key = :k",
+        params={"v": attacker.fingerprint.encode(), "k": audit.PIN_META},
     )
     path = home / witness.WITNESS_DIR / witness.WITNESS_FILE
     old = witness.read(path)

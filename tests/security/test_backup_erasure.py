@@ -10,22 +10,23 @@ cannot be opened once the subject's data key is destroyed.
 from __future__ import annotations
 
 import shutil
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select, text
 
 from tests.conftest import make_app
+from tests.pg import store_of, stored_bytes
 from visage.api.app import create_app
 from visage.core import Visage
 from visage.errors import MasterKeyError
 from visage.gallery import repository as repo
 from visage.governance.access import Role
 from visage.store import crypto
-from visage.store.db import DB_FILE
+from visage.store.db import DB_FILE, Store
 from visage.store.keyring import KEYS_DIR, KeyDestroyedError, Keyring
+from visage.store.schema import SubjectRow
 from visage.usecases.erase import erase
 from visage.usecases.keys import create_key
 from visage.usecases.subjects import (
@@ -59,6 +60,13 @@ def _leaks(root: Path, values: list[str]) -> list[str]:
     return found
 
 
+def _in_database(store: Store, values: list[str]) -> list[str]:
+    """Every value that appears in clear in what the database holds (SQLite: its files;
+    PostgreSQL: every stored value, as a dump would hold them)."""
+    held = stored_bytes(store)
+    return [f"database: {n!r}" for n in _needles(*values) if n in held]
+
+
 def _backup(home: Path, into: Path) -> Path:
     """What a backup of the database holds: every file of the data dir but the keys."""
     shutil.copytree(home, into, ignore=shutil.ignore_patterns(KEYS_DIR))
@@ -73,14 +81,18 @@ def test_an_old_backup_reveals_nothing_of_an_erased_person(
     withdraw_consent(fresh_app, sid, SECOND_REFERENCE)
     assert [s.name for s in list_subjects(fresh_app)] == [NAME]  # still readable while live
     backup = _backup(fresh_app.home, tmp_path / "backup")
-    assert (backup / DB_FILE).is_file()
-    with closing(sqlite3.connect(backup / DB_FILE)) as db:
-        (row,) = db.execute("SELECT name, name_sealed FROM subjects WHERE id = ?", (sid,))
+    assert (backup / DB_FILE).is_file() or fresh_app.store.is_postgresql
+    assert _in_database(fresh_app.store, [NAME, REFERENCE, SECOND_REFERENCE]) == []
+    with fresh_app.store.session() as session:  # the row as the backup holds it
+        row = session.execute(
+            select(SubjectRow.name, SubjectRow.name_sealed).where(SubjectRow.id == sid)
+        ).one()
 
     erase(fresh_app, sid)
 
     assert _leaks(backup, [NAME, REFERENCE, SECOND_REFERENCE]) == []
     assert _leaks(fresh_app.home, [NAME, REFERENCE, SECOND_REFERENCE]) == []
+    assert _in_database(fresh_app.store, [NAME, REFERENCE, SECOND_REFERENCE]) == []
     # With the master key, but the subject's key destroyed, the backup's sealed name is shut.
     plain, sealed = row
     assert plain == "" and sealed
@@ -115,16 +127,21 @@ def test_a_data_dir_with_plaintext_names_is_sealed_on_open(fresh_app: Visage) ->
     home = fresh_app.home
     fresh_app.close()
     # Rewind the rows to the old format, as a data dir of an older version holds them.
-    db = sqlite3.connect(home / DB_FILE)
-    with db:
-        db.execute("UPDATE subjects SET name = ?, name_sealed = NULL, name_index = NULL", (NAME,))
+    store = store_of(home)
+    with store.engine.begin() as db:
         db.execute(
-            "UPDATE consents SET reference = ?, reference_sealed = NULL, reference_index = NULL",
-            (REFERENCE,),
+            text("UPDATE subjects SET name = :v, name_sealed = NULL, name_index = NULL"),
+            {"v": NAME},
         )
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-    assert _leaks(home, [NAME, REFERENCE])  # the old format, in clear
+        db.execute(
+            text(
+                "UPDATE consents SET reference = :v, reference_sealed = NULL, "
+                "reference_index = NULL"
+            ),
+            {"v": REFERENCE},
+        )
+    assert _in_database(store, [NAME, REFERENCE])  # the old format, in clear
+    store.close()  # SQLite: the last connection closed, the log is checkpointed into the file
 
     reopened = make_app(home, dpia=False)
     try:
@@ -133,6 +150,7 @@ def test_a_data_dir_with_plaintext_names_is_sealed_on_open(fresh_app: Visage) ->
         assert [c.reference for c in subject.consents] == [REFERENCE]
         assert [s.id for s in list_subjects(reopened, NAME.upper())] == [sid]
         assert _leaks(home, [NAME, REFERENCE]) == []
+        assert _in_database(reopened.store, [NAME, REFERENCE]) == []
         with reopened.store.session() as session:  # idempotent: nothing left to seal
             assert repo.seal_plaintext(session, reopened.keyring) == 0
     finally:

@@ -6,6 +6,10 @@ template or probe crop must be recoverable from no file: not from ``visage.db``,
 shared memory, nor from the index cache (``index.bin``) or its journal, opened with the
 index key that is on disk. And an erasure certificate must not claim a WAL truncation that a
 reader prevented.
+
+The claims are about SQLite's own files, so these data dirs keep SQLite on either
+``--store`` run (what erasure achieves on PostgreSQL is tested in
+tests/governance/test_erasure.py).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlalchemy import select
 
 from tests.api.conftest import auth
 from tests.conftest import DATA, make_app
+from tests.pg import use_sqlite
 from visage.api.app import create_app
 from visage.config import Settings
 from visage.core import Visage
@@ -67,6 +72,7 @@ def populated(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> P
     """Two subjects enrolled through the API (Ada twice, Bob once), built once: the index
     cache and its journal exist, the sealed templates are in the database."""
     home = tmp_path_factory.mktemp("deletions") / "home"
+    use_sqlite(home)
     core = make_app(home, models=shared_app)
     enroller = auth(create_key(core, Role.enroller, []).key)
     operator = auth(create_key(core, Role.operator, [PURPOSE]).key)
@@ -99,8 +105,9 @@ def setup(tmp_path: Path, populated: Populated, shared_app: Visage) -> Iterator[
     """A copy of the populated data directory, served through the API."""
     p = populated
     home = tmp_path / "home"
+    use_sqlite(home)
     shutil.copytree(p.home, home)
-    core = Visage(Settings(home=home))
+    core = Visage(Settings(home=home, database_url=None))
     core._analyzer = shared_app.analyzer
     with TestClient(
         create_app(core, identify_per_minute=10_000, housekeeping=False, watch_cameras=False)
@@ -207,7 +214,7 @@ def test_templates_of_a_withdrawn_consent_are_in_no_file(setup: Setup, data: Pat
     for _, sealed, plain in held:
         _assert_recoverable(s, sealed, plain)
 
-    other = Visage(Settings(home=s.core.home))
+    other = Visage(Settings(home=s.core.home, database_url=None))
     try:
         assert withdraw_consent(other, s.ada, "FORM-A").templates_deleted == 2
     finally:

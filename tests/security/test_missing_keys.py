@@ -8,15 +8,16 @@ key was destroyed may be finished, and exactly once.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from tests.cli_runner import run
 from tests.conftest import make_app
+from tests.pg import store_of
 from visage.config import Settings
 from visage.core import Visage
 from visage.gallery import repository as repo
@@ -53,16 +54,16 @@ def _populate(home: Path, people: int = 3, templates: int = 2) -> list[str]:
     return ids
 
 
-def _rows(home: Path) -> dict[str, int]:
-    """Row counts read straight from the database file (no Visage code involved)."""
-    conn = sqlite3.connect(home / "visage.db")
+def _rows(
+    home: Path, tables: tuple[str, ...] = ("subjects", "templates", "consents")
+) -> dict[str, int]:
+    """Row counts read straight from the database (no Visage code involved)."""
+    store = store_of(home)
     try:
-        return {
-            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("subjects", "templates", "consents")
-        }
+        with store.engine.connect() as conn:
+            return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
     finally:
-        conn.close()
+        store.close()
 
 
 def _erase_entries(app: Visage) -> list[tuple[str | None, str]]:
@@ -168,9 +169,7 @@ def test_recorded_erasure_is_finished_exactly_once(tmp_path: Path, apps: int) ->
     assert [s.id for s in list_subjects(app)] == [ids[2]]
     assert not app.keyring.exists(ids[0]) and not app.keyring.exists(ids[1])
     assert _rows(home) == {"subjects": 1, "templates": 2, "consents": 1}
-    conn = sqlite3.connect(home / "visage.db")
-    assert conn.execute("SELECT count(*) FROM erasure_intents").fetchone()[0] == 0
-    conn.close()
+    assert _rows(home, ("erasure_intents",)) == {"erasure_intents": 0}
     assert (home / "certificates" / f"{ids[0]}.json").is_file()
     assert audit_log.verify(app).ok
     for a in opened:

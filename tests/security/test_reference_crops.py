@@ -10,23 +10,21 @@ may review, and only the faces, never who the system thinks it is.
 from __future__ import annotations
 
 import io
-import shutil
-import sqlite3
 import zipfile
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import make_app
+from tests.pg import stored_bytes
 from visage.core import Visage
 from visage.gallery import repository as repo
 from visage.governance import review as review_gov
 from visage.governance.access import ForbiddenError, Principal, Role
 from visage.store import crypto
-from visage.store.db import DB_FILE
-from visage.store.keyring import KEYS_DIR, KeyDestroyedError
+from visage.store.keyring import KeyDestroyedError
 from visage.store.schema import TemplateRow
 from visage.usecases.enroll import enroll
 from visage.usecases.erase import erase
@@ -64,15 +62,14 @@ def _enrolled(core: Visage, data: Path, name: str, photos: list[str]) -> str:
 
 
 def test_an_erased_persons_crop_cannot_be_opened_even_from_a_backup(
-    core: Visage, data: Path, tmp_path: Path
+    core: Visage, data: Path
 ) -> None:
     sid = _enrolled(core, data, "Rose", ["people/rose_leslie/1.jpg"])
-    backup = tmp_path / "backup"
-    shutil.copytree(core.home, backup, ignore=shutil.ignore_patterns(KEYS_DIR))
-    with closing(sqlite3.connect(backup / DB_FILE)) as db:
-        (tid, sealed), *_ = db.execute(
-            "SELECT id, reference FROM templates WHERE subject_id = ?", (sid,)
-        )
+    with core.store.session() as session:  # what a backup of the database holds
+        (tid, sealed), *_ = session.execute(
+            select(TemplateRow.id, TemplateRow.reference).where(TemplateRow.subject_id == sid)
+        ).all()
+    assert sealed is not None
     key = core.keyring.get(sid)
     assert crypto.open_sealed(key, sealed, f"template-reference:{sid}:{tid}".encode()).startswith(
         JPEG_SOI
@@ -89,6 +86,7 @@ def test_an_erased_persons_crop_cannot_be_opened_even_from_a_backup(
     for f in core.home.rglob("*"):  # and the live data dir no longer holds it at all
         if f.is_file():
             assert sealed[:48] not in f.read_bytes(), f"erased reference crop left in {f}"
+    assert sealed[:48] not in stored_bytes(core.store)  # nor the live database
 
 
 def test_the_access_export_holds_every_reference_crop(core: Visage, data: Path) -> None:

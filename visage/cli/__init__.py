@@ -6,6 +6,7 @@ from visage.cli import halt as halt
 from visage.cli import media as media
 from visage.cli import settings as settings
 from visage.cli import signage as signage
+from visage.cli import store as store
 from visage.cli import users as users
 from visage.cli._base import app
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,6 +85,21 @@ def lock_key(name: str) -> int:
     number (the same in every process and version), in Visage's own key space."""
     digest = hashlib.blake2b(f"visage:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def upgrade(conn: Connection) -> None:
+    """Bring the schema of ``conn``'s database to the newest revision, inside ``conn``'s
+    transaction (on PostgreSQL, DDL is transactional: a rollback leaves nothing behind)."""
+    from alembic import command  # about 0.2 s of imports, needed only to upgrade
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with _MIGRATE_LOCK:
+        if conn.dialect.name == "postgresql":  # replicas starting together migrate in turn
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("migrate")})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
 
 
 @dataclass(frozen=True)
@@ -193,16 +208,8 @@ class Store:
         only when the schema is not at head already; returns whether it ran."""
         if (self.path is None or self.path.is_file()) and self.at_head():
             return False
-        from alembic import command  # about 0.2 s of imports, needed only to upgrade
-        from alembic.config import Config
-
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with _MIGRATE_LOCK, self.engine.begin() as conn:
-            if self.is_postgresql:  # replicas starting together migrate one at a time
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key("migrate")})
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        with self.engine.begin() as conn:
+            upgrade(conn)
         return True
 
     def is_initialised(self) -> bool:
