@@ -77,6 +77,8 @@ bench: bench-setup
 	$(PY) bench/embedder.py
 	$(PY) bench/detector.py
 	$(PY) bench/endtoend.py
+	$(PY) bench/endtoend.py --process
+	$(PY) bench/startup.py
 	$(PY) bench/anonymize.py
 	$(PY) bench/eligibility.py
 	$(VENV)/bin/visage bench search --gallery 10000
