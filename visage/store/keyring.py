@@ -126,7 +126,7 @@ class Keyring:
             os.fsync(fd)
         finally:
             os.close(fd)
-        path.unlink()
+        path.unlink(missing_ok=True)  # a concurrent destroy (another core) unlinked it first
         _fsync_dir(self.dir)
         return True
 
