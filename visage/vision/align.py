@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from numpy.typing import NDArray
 
 from visage.vision.model import LazyModel, file_sha256, package_file
 from visage.vision.types import Box, RGBImage
@@ -65,3 +66,32 @@ def _landmark_seed(box: Box) -> tuple[int, int, int, int]:
     cy += 0.04 * box.height
     half = side / 2
     return (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+
+
+ARCFACE_SIZE = 112
+ARCFACE_TEMPLATE = np.array(
+    [
+        [38.2946, 51.6963],  # eye on the image's left
+        [73.5318, 51.5014],  # eye on the image's right
+        [56.0252, 71.7366],  # nose tip
+        [41.5493, 92.3655],  # mouth corner on the image's left
+        [70.7299, 92.2041],  # mouth corner on the image's right
+    ],
+    dtype=np.float32,
+)
+"""Where ArcFace-family models (SFace among them) expect the five landmarks in a 112x112
+chip; CenterFace gives its landmarks in this order (see :class:`visage.vision.types.Detection`)."""
+
+
+def arcface_chip(image: RGBImage, landmarks: NDArray[np.float32]) -> RGBImage:
+    """The 112x112 chip of ArcFace's 5-point similarity alignment (the least-squares
+    similarity transform from ``landmarks`` to :data:`ARCFACE_TEMPLATE`, as OpenCV's
+    ``FaceRecognizerSF.alignCrop`` does)."""
+    import cv2
+
+    src = np.asarray(landmarks, dtype=np.float32).reshape(5, 2)
+    matrix, _ = cv2.estimateAffinePartial2D(src, ARCFACE_TEMPLATE, method=cv2.LMEDS)
+    if matrix is None:  # degenerate landmarks (all on one point): a plain resize
+        return np.ascontiguousarray(cv2.resize(image, (ARCFACE_SIZE, ARCFACE_SIZE)), dtype=np.uint8)
+    chip = cv2.warpAffine(image, matrix, (ARCFACE_SIZE, ARCFACE_SIZE), borderValue=0.0)
+    return np.ascontiguousarray(chip, dtype=np.uint8)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from visage.vision.embedders import DLIB_SPEC, EmbedderSpec
 from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
 from visage.vision.ort import make_session
 from visage.vision.types import RGBImage
@@ -54,6 +55,7 @@ class OnnxEmbedder(LazyModel[object]):
     """
 
     name = MODEL_ID
+    spec: EmbedderSpec = DLIB_SPEC
 
     def __init__(
         self, cache_dir: Path | None = None, *, threads: int = 0, batch_size: int = 16

@@ -1,4 +1,8 @@
-"""The vision pipeline: detect -> align -> measure quality -> embed, for every face."""
+"""The vision pipeline: detect -> align -> measure quality -> embed, for every face.
+
+Every face is aligned to dlib's 150x150 chip (quality, and the reference crop enrolment
+keeps); an embedder trained on ArcFace's 112x112 alignment gets that chip as well, made
+from the detector's five landmarks."""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from visage.vision.align import FaceAligner
+import numpy as np
+
+from visage.vision.align import FaceAligner, arcface_chip
 from visage.vision.detect import CenterFaceDetector, ScalePolicy
-from visage.vision.embed import OnnxEmbedder
+from visage.vision.embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
 from visage.vision.quality import measure
-from visage.vision.types import Detection, Face, RGBImage
+from visage.vision.types import Detection, Embedding, Face, RGBImage
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +26,8 @@ class PipelineOptions:
     min_side: int = 320
     threads: int = 0
     cache_dir: Path | None = None
+    embedder: str = DEFAULT_EMBEDDER
+    """``dlib-resnet``, ``sface`` or ``onnx:/path/model.onnx`` (see :mod:`.embedders`)."""
 
 
 class FaceAnalyzer:
@@ -33,7 +41,9 @@ class FaceAnalyzer:
             cache_dir=self.options.cache_dir,
         )
         self.aligner = FaceAligner()
-        self.embedder = OnnxEmbedder(self.options.cache_dir, threads=self.options.threads)
+        self.embedder: Embedder = make_embedder(
+            self.options.embedder, self.options.cache_dir, threads=self.options.threads
+        )
 
     @property
     def model_id(self) -> str:
@@ -62,8 +72,31 @@ class FaceAnalyzer:
         qualities = [measure(d, c) for d, c in zip(detections, chips, strict=True)]
         if not embed:
             return [Face(d, q) for d, q in zip(detections, qualities, strict=True)]
-        vectors = self.embedder.embed(chips)
+        if self.embedder.spec.alignment == "arcface112":
+            inputs = [arcface_chip(image, d.landmarks) for d in detections]
+        else:
+            inputs = chips
+        vectors = self.embedder.embed(inputs)
+        # ``chip`` stays dlib's 150x150 chip whatever the embedder: it is what quality is
+        # measured on and what enrolment seals as the reference crop, so that a gallery can
+        # be moved to any model later (see :meth:`embed_reference`).
         return [
             Face(d, q, vectors[i], chips[i])
             for i, (d, q) in enumerate(zip(detections, qualities, strict=True))
         ]
+
+    def embed_reference(self, chip: RGBImage) -> Embedding | None:
+        """The active model's template for a reference crop (dlib's 150x150 chip, as kept at
+        enrolment): the chip itself for a ``dlib150`` model; for an ``arcface112`` model the
+        chip's face is found again (the detector on the chip) and aligned from its five
+        landmarks. None when no face is found in the chip."""
+        if self.embedder.spec.alignment == "dlib150":
+            vector: Embedding = self.embedder.embed([chip])[0]
+            return vector
+        found = self.detector.detect(chip, min(self.options.detect_threshold, 0.3))
+        if not found:
+            return None
+        middle = np.array(chip.shape[1::-1], np.float32) / 2
+        nearest = min(found, key=lambda d: float(np.abs(np.array(d.box.center) - middle).sum()))
+        aligned: Embedding = self.embedder.embed([arcface_chip(chip, nearest.landmarks)])[0]
+        return aligned
