@@ -1,3 +1,4 @@
 from visage.cli import main
 
-main()
+if __name__ == "__main__":  # not again in a spawned worker (anonymize --workers)
+    main()

@@ -5,11 +5,21 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from visage.cli._base import AuthorisationRef, JsonFlag, _core, _emit_json, app, err, guarded, out
+from visage.cli._base import (
+    AuthorisationRef,
+    JsonFlag,
+    _core,
+    _emit_json,
+    _Exit,
+    app,
+    err,
+    guarded,
+    out,
+)
 from visage.cli._ids import short
 from visage.cli._lazy import lazy, lazy_call
 from visage.media.modes import BlurMode, MaskShape
@@ -18,14 +28,17 @@ if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
     from rich.progress import Progress
     from rich.table import Table
 
+    from visage.core import Visage
     from visage.media import redact
     from visage.usecases import anonymize as anonymize_uc
+    from visage.usecases import batch as batch_uc
     from visage.usecases import cameras as cameras_uc
     from visage.usecases import watch as watch_uc
 else:
     Table = lazy_call("rich.table", "Table")
     redact = lazy("visage.media.redact")
     anonymize_uc = lazy("visage.usecases.anonymize")
+    batch_uc = lazy("visage.usecases.batch")
     cameras_uc = lazy("visage.usecases.cameras")
     watch_uc = lazy("visage.usecases.watch")
 
@@ -70,8 +83,20 @@ def _frame_progress(*, eta: bool = False, quiet: bool = False) -> Progress:
 @app.command()
 @guarded
 def anonymize(
-    source: Annotated[Path, typer.Argument(help="Image or video file (mp4, mkv, webm, avi).")],
-    output: Annotated[Path, typer.Argument(help="Where to write; the type follows the suffix.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Image or video file (mp4, mkv, webm, avi), or a folder: every video and "
+            "image under it (batch; resumable)."
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write; the type follows the suffix. For a folder: the output "
+            "folder (same relative paths)."
+        ),
+    ],
     mode: Annotated[
         BlurMode, typer.Option("--mode", help="gaussian (default), pixelate or solid.")
     ] = BlurMode.gaussian,
@@ -109,11 +134,40 @@ def anonymize(
     crf: Annotated[
         int, typer.Option("--crf", help="Video quality: lower is better and larger (0-51).")
     ] = 23,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Folder: files anonymised at once (processes).")
+    ] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Folder: one Ray task per file on the cluster at this address (auto, "
+            "HOST:PORT, ray://...), or 'local' to start Ray here. Needs visage[cluster].",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Mask every face (irreversibly) in an image or a video; audio is kept."""
     options = redact.RedactOptions(threshold=threshold, mode=mode, shape=shape, margin=margin)
     core = _core()
+    if source.is_dir():
+        _anonymize_folder(
+            core,
+            source,
+            output,
+            options=options,
+            keep_enrolled=keep_enrolled,
+            purpose=purpose,
+            authorisation_ref=authorisation_ref,
+            codec=codec,
+            crf=crf,
+            workers=workers,
+            ray=ray,
+            as_json=as_json,
+        )
+        return
+    if workers != 1 or ray is not None:
+        err.print("visage: note: --workers and --ray apply to a folder; one file runs here")
     # Before any frame: a data directory that is needed and missing fails now, and a run
     # that cannot be audited says so now.
     if not anonymize_uc.plan(core, keep_enrolled=keep_enrolled).audited:
@@ -150,6 +204,61 @@ def anonymize(
             f"wrote {report.output}: {report.frames} frame(s), {report.faces_masked} face "
             f"regions masked, {report.kept_visible} kept visible, {report.fps} fps"
         )
+
+
+def _anonymize_folder(
+    core: Visage,
+    source: Path,
+    output: Path,
+    *,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """Batch mode: files and the current file's frames on a terminal, a table of results
+    (or JSON), exit status 1 when any file failed."""
+    if not anonymize_uc.plan(core, keep_enrolled=kwargs["keep_enrolled"]).audited:
+        err.print(
+            f"visage: note: no data directory in {core.home}: masking everyone, not audited",
+            highlight=False,
+            soft_wrap=True,
+        )
+    with _frame_progress(eta=True, quiet=as_json) as bar:
+        files = bar.add_task("files", total=None, fps="-")
+        frames = bar.add_task("", total=None, fps="-", visible=False)
+
+        def on_files(done: int, total: int) -> None:
+            bar.update(files, completed=done, total=total)
+
+        def on_frames(rel: str, done: int, total: int) -> None:
+            elapsed = bar.tasks[1].elapsed or 0.0
+            fps = f"{done / elapsed:.1f}" if elapsed and done else "-"
+            if done == 0:
+                bar.reset(frames, description=rel, total=None, visible=True)
+            bar.update(frames, completed=done, total=total or None, fps=fps)
+
+        report = batch_uc.anonymize_folder(
+            core, source, output, files=on_files, frames=on_frames, **kwargs
+        )
+    if as_json:
+        _emit_json(report)
+    else:
+        table = Table(
+            title=f"{report.anonymised} anonymised, {report.skipped} skipped, {report.failed} "
+            f"failed ({report.runner}, {report.seconds:.1f} s)"
+        )
+        for col in ("file", "result", "frames", "faces masked", "reason"):
+            table.add_column(col)
+        for item in report.items:
+            table.add_row(
+                item.path,
+                item.status.value,
+                str(item.frames) if item.frames else "",
+                str(item.faces_masked) if item.status.value == "anonymised" else "",
+                item.reason or "",
+            )
+        out.print(table)
+    if report.failed:
+        raise _Exit(1)
 
 
 @app.command()

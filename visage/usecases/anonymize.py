@@ -132,32 +132,93 @@ def anonymize(
         recognise, seen = _recogniser(matcher)
     else:
         authorisation_ref = None  # nobody is recognised: no search to authorise
+    report = _run(core, source, output, options, recognise, codec, crf, progress, None)
+    report.audited = audited
+    if not audited:
+        return report  # nobody recognised, nothing stored: plain masking on a fresh install
+    record(
+        core,
+        actor,
+        report,
+        purpose=purpose if keep_enrolled else None,
+        recognised=seen,
+        authorisation_ref=authorisation_ref,
+    )
+    return report
+
+
+def mask_file(
+    core: Visage,
+    source: Path,
+    output: Path,
+    *,
+    options: RedactOptions,
+    codec: str | None = None,
+    crf: int = 23,
+    encoder_threads: int | None = None,
+    progress: ProgressFn | None = None,
+) -> AnonymizeReport:
+    """Mask every face of one file, recognising nobody: what a batch worker runs. It needs
+    the models only — no data directory, no key — and records nothing; the process that
+    handed out the work audits the result (:func:`record`). ``encoder_threads`` pins the
+    video encoder's thread count: x264's output depends on it, so a fixed count gives the
+    same bytes on every machine (the default follows the machine's cores)."""
+    if output.resolve() == source.resolve():
+        raise InputError("the output must be a different file from the input")
+    report = _run(core, source, output, options, None, codec, crf, progress, encoder_threads)
+    report.audited = False
+    return report
+
+
+def record(
+    core: Visage,
+    actor: Actor,
+    report: AnonymizeReport,
+    *,
+    purpose: str | None = None,
+    recognised: set[str] | None = None,
+    authorisation_ref: str | None = None,
+) -> None:
+    """Append the audit entry of one anonymised file (the data directory must exist)."""
+    with core.store.session() as session:
+        core.audit(
+            session,
+            actor,
+            AnonymizeAudit(
+                purpose=purpose,
+                kind=report.kind,
+                frames=report.frames,
+                faces_masked=report.faces_masked,
+                kept_visible=report.kept_visible,
+                recognised_subjects=sorted(recognised or ()),
+                authorisation_ref=authorisation_ref,
+            ),
+        )
+    report.audited = True
+
+
+def _run(
+    core: Visage,
+    source: Path,
+    output: Path,
+    options: RedactOptions,
+    recognise: Recognise | None,
+    codec: str | None,
+    crf: int,
+    progress: ProgressFn | None,
+    encoder_threads: int | None,
+) -> AnonymizeReport:
     started = time.perf_counter()
     suffix = source.suffix.lower()
     out_suffix = output.suffix.lower()
     if suffix in IMAGE_SUFFIXES or (suffix not in VIDEO_SUFFIXES and out_suffix in IMAGE_SUFFIXES):
         report = _image(core, source, output, options, recognise)
     else:
-        report = _video(core, source, output, options, recognise, codec, crf, progress)
+        report = _video(
+            core, source, output, options, recognise, codec, crf, progress, encoder_threads
+        )
     report.seconds = round(time.perf_counter() - started, 3)
     report.fps = round(report.frames / report.seconds, 2) if report.seconds else 0.0
-    report.audited = audited
-    if not audited:
-        return report  # nobody recognised, nothing stored: plain masking on a fresh install
-    with core.store.session() as session:
-        core.audit(
-            session,
-            actor,
-            AnonymizeAudit(
-                purpose=purpose if keep_enrolled else None,
-                kind=report.kind,
-                frames=report.frames,
-                faces_masked=report.faces_masked,
-                kept_visible=report.kept_visible,
-                recognised_subjects=sorted(seen),
-                authorisation_ref=authorisation_ref,
-            ),
-        )
     return report
 
 
@@ -210,6 +271,7 @@ def _video(
     codec: str | None,
     crf: int,
     progress: ProgressFn | None,
+    encoder_threads: int | None = None,
 ) -> AnonymizeReport:
     if output.suffix.lower() not in VIDEO_SUFFIXES:  # named here, not as the temporary file
         raise InputError(
@@ -221,6 +283,8 @@ def _video(
             core.analyzer.detector, info.width, info.height, options, recognise
         )
         writer = VideoWriter(tmp, reader, codec=codec, crf=crf)
+        if encoder_threads:
+            writer.stream.codec_context.thread_count = encoder_threads  # before it opens
         frames = 0
         try:
             with Prefetch(reader.items(), 16, drop_oldest=False) as items:
