@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from visage.config import Settings
 from visage.errors import MasterKeyError, NotInitialisedError
-from visage.gallery.matching import DEFAULT_THRESHOLD
+from visage.gallery.matching import DEFAULT_THRESHOLD, Calibration
 from visage.notify import Notifier
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ ImageInput = Path | str | bytes
 """A path to an image file, or the image's bytes (an upload)."""
 
 KEY_CHECK = "master_key_check"
+ACTIVE_MODEL = "active_model"
+"""``meta`` key: the embedder setting ``visage models migrate --confirm`` switched to."""
 _NO_KEY_CHECK = "the data directory has no master-key check: initialise it again"
 
 
@@ -68,6 +70,8 @@ class Visage:
         self._gallery: LiveGallery | None = None
         self._signer: signing.Signer | None = None
         self._eligibility: EligibilityCache | None = None
+        self._calibration: Calibration | None = None
+        self._embedder: str | None = None
         s = self.settings
         self.notifier = Notifier(s.webhook_urls, s.webhook_secret, s.mqtt_url, s.mqtt_topic)
         self._services: dict[type[Service], Service] = {}
@@ -89,13 +93,70 @@ class Visage:
         return self.settings.home
 
     @property
+    def embedder(self) -> str:
+        """The active embedder's setting (``dlib-resnet``, ``sface``, ``onnx:/path``): the
+        ``embedder`` setting, else the data dir's active model (``visage models migrate
+        --confirm``), else ``dlib-resnet``."""
+        if self._embedder is None:
+            from visage.vision.embedders import DEFAULT_EMBEDDER
+
+            chosen = self.settings.embedder
+            if chosen is None and self.initialised:
+                from visage.store.meta import get_meta
+
+                with self.store.session() as session:
+                    stored = get_meta(session, ACTIVE_MODEL)
+                chosen = None if stored is None else stored.decode()
+            self._embedder = chosen or DEFAULT_EMBEDDER
+        return self._embedder
+
+    @property
+    def model_id(self) -> str:
+        """The active model's id (its embedding space), known without loading any model."""
+        if self._analyzer is not None:
+            return self._analyzer.model_id
+        from visage.vision.embedders import model_id_of
+
+        return model_id_of(self.embedder)
+
+    @property
+    def calibration(self) -> Calibration:
+        """How the active model's cosines become scores: the calibration fitted on this
+        installation's labelled pairs (``visage eval --calibrate``), else the built-in one."""
+        found = self._calibration
+        if found is None:
+            from visage.gallery.matching import built_in_calibration, calibration_key
+
+            model_id = self.model_id
+            if self.initialised:
+                from visage.store.meta import get_meta
+
+                with self.store.session() as session:
+                    stored = get_meta(session, calibration_key(model_id))
+                if stored is not None:
+                    found = Calibration.model_validate_json(stored)
+            found = found or built_in_calibration(model_id)
+            self._calibration = found
+        return found
+
+    def calibration_changed(self) -> None:
+        """A calibration was stored: read it again on next use."""
+        self._calibration = None
+
+    @property
     def threshold(self) -> float:
+        """``match_threshold`` if set; else the active model's threshold for ``target_fmr``
+        from its calibration table; else (nothing measured) the built-in default."""
         t = self.settings.match_threshold
-        return DEFAULT_THRESHOLD if t is None else t
+        if t is not None:
+            return t
+        fitted = self.calibration.threshold_for(self.settings.target_fmr)
+        return DEFAULT_THRESHOLD if fitted is None else fitted
 
     @property
     def analyzer(self) -> FaceAnalyzer:
         if self._analyzer is None:
+            embedder = self.embedder  # may open the store: not under the lock
             with self._lock:
                 if self._analyzer is None:
                     from visage.vision.pipeline import FaceAnalyzer, PipelineOptions
@@ -108,6 +169,7 @@ class Visage:
                             min_side=s.detect_min_side,
                             threads=s.num_threads,
                             cache_dir=s.cache_dir,
+                            embedder=embedder,
                         )
                     )
         return self._analyzer
@@ -269,9 +331,11 @@ class Visage:
 
     @property
     def gallery(self) -> LiveGallery:
-        """The search index over every template, shared by all calls of this core."""
+        """The search index over the active model's templates, shared by all calls of this
+        core."""
         if self._gallery is None:
             store = self.store
+            model_id = self.analyzer.model_id  # built outside the lock it takes
             with self._lock:
                 if self._gallery is None:
                     from visage.gallery.live import LiveGallery
@@ -279,7 +343,7 @@ class Visage:
                     self._gallery = LiveGallery(
                         store,
                         self.keyring,
-                        self.analyzer.model_id,
+                        model_id,
                         self.home,
                         build_threads=self.settings.num_threads,
                     )

@@ -48,6 +48,7 @@ from visage.store import crypto
 from visage.store.db import Store
 from visage.store.keyring import Keyring
 from visage.store.schema import TemplateRow
+from visage.vision.spec import DLIB_ID
 
 CACHE_FILE = "index.bin"
 JOURNAL_FILE = "index.journal"
@@ -84,6 +85,12 @@ class LiveGallery:
         self._version = -1
         self._journalled = 0
 
+    def _aad(self, head: bytes) -> bytes:
+        """What the cache and journal records are sealed with: their version and, for any
+        model but the default, the model id, so that an index of one model is never loaded
+        as another's (it fails to open and is rebuilt from the active model's templates)."""
+        return head if self.model_id == DLIB_ID else head + b"|" + self.model_id.encode()
+
     def _current_version(self) -> int:
         with self.store.session() as session:
             return repo.gallery_version(session)
@@ -99,7 +106,9 @@ class LiveGallery:
             return None
         try:
             key = self.keys.get_or_create(INDEX_KEY)
-            index = from_bytes(crypto.open_sealed(key, blob[_VERSION:], head), self.build_threads)
+            index = from_bytes(
+                crypto.open_sealed(key, blob[_VERSION:], self._aad(head)), self.build_threads
+            )
             added = self._read_journal(key) if snapshot < version else {}
         except (MasterKeyError, ValueError, OSError):
             return None  # unreadable cache: rebuild from the store
@@ -114,7 +123,8 @@ class LiveGallery:
     def _save_cache(self, index: VectorIndex, version: int) -> None:
         """Write a snapshot of the whole index and start an empty journal."""
         head = version.to_bytes(_VERSION, "big")
-        blob = head + crypto.seal(self.keys.get_or_create(INDEX_KEY), index.to_bytes(), head)
+        sealed = crypto.seal(self.keys.get_or_create(INDEX_KEY), index.to_bytes(), self._aad(head))
+        blob = head + sealed
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".part")
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)
@@ -128,7 +138,7 @@ class LiveGallery:
         head = version.to_bytes(_VERSION, "big")
         name = label.encode()
         payload = len(name).to_bytes(1, "big") + name + vector.astype("<f4").tobytes()
-        sealed = crypto.seal(self.keys.get_or_create(INDEX_KEY), payload, head)
+        sealed = crypto.seal(self.keys.get_or_create(INDEX_KEY), payload, self._aad(head))
         with open(self.journal, "ab") as fh:
             fh.write(head + len(sealed).to_bytes(_LENGTH, "big") + sealed)
         self._journalled += 1
@@ -144,7 +154,7 @@ class LiveGallery:
             start = at + _VERSION + _LENGTH
             if start + size > len(data):
                 break
-            payload = crypto.open_sealed(key, data[start : start + size], head)
+            payload = crypto.open_sealed(key, data[start : start + size], self._aad(head))
             name_len = payload[0]
             label = payload[1 : 1 + name_len].decode()
             vector = np.frombuffer(payload[1 + name_len :], "<f4").astype(np.float32)

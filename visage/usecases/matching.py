@@ -32,7 +32,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from visage.core import Visage
-from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import AuditOp, refused
 from visage.governance.consent import normalise_purpose
@@ -195,7 +194,7 @@ class PurposeMatcher:
             [
                 Match(h.label, score)
                 for h in face_hits
-                if (score := calibrate(h.cosine)) >= self.threshold
+                if (score := self.core.calibration.score(h.cosine)) >= self.threshold
             ]
             for face_hits in hits
         ]

@@ -7,7 +7,6 @@ from pydantic import BaseModel
 
 from visage.core import ImageInput, Visage
 from visage.errors import FaceNotFoundError
-from visage.gallery.matching import calibrate
 from visage.governance.audit import Actor
 from visage.governance.audit_ops import VerifyAudit
 from visage.usecases.faces import primary_face
@@ -39,7 +38,7 @@ def verify(
     a, hash_a = main_face(core, image_a, "the first image")
     b, hash_b = main_face(core, image_b, "the second image")
     assert a.embedding is not None and b.embedding is not None
-    score = calibrate(float(a.embedding @ b.embedding))
+    score = core.calibration.score(float(a.embedding @ b.embedding))
     result = VerifyResult(
         same=score >= core.threshold, score=round(score, 4), threshold=core.threshold
     )

@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from visage.vision.embedders import DLIB_SPEC, EmbedderSpec
 from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
 from visage.vision.ort import make_session
+from visage.vision.spec import DLIB_ID, DLIB_SPEC, EmbedderSpec
 from visage.vision.types import RGBImage
 
 EMBEDDING_DIM = 128
-MODEL_ID = "dlib-resnet-v1"
+MODEL_ID = DLIB_ID
 """Both embedders compute the same embedding space; templates carry this id."""
 
 _log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, cast
 
@@ -30,12 +29,8 @@ from numpy.typing import NDArray
 
 from visage.errors import ModelMissingError, VisageError
 from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
-from visage.vision.ort import make_session
+from visage.vision.spec import ALIGNMENTS, DLIB_ID, Alignment, EmbedderSpec
 from visage.vision.types import RGBImage
-
-Alignment = Literal["dlib150", "arcface112"]
-ALIGNMENTS: dict[str, int] = {"dlib150": 150, "arcface112": 112}
-"""Alignment templates and their chip side in pixels."""
 
 DEFAULT_EMBEDDER = "dlib-resnet"
 BUILT_IN = ("dlib-resnet", "sface")
@@ -50,33 +45,6 @@ _log = logging.getLogger(__name__)
 class EmbedderError(VisageError):
     """An embedder that cannot be used as configured (bad name, sidecar, or file)."""
 
-
-@dataclass(frozen=True, slots=True)
-class EmbedderSpec:
-    """How a network is fed: chips from ``alignment`` (RGB uint8), channels reordered to
-    ``channels``, then ``(x - mean) / std`` per channel, as NCHW float32 (``layout``)."""
-
-    alignment: Alignment
-    dim: int
-    channels: Literal["rgb", "bgr"] = "rgb"
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    layout: Literal["nchw", "nhwc"] = "nchw"
-
-    @property
-    def input_size(self) -> int:
-        return ALIGNMENTS[self.alignment]
-
-
-DLIB_SPEC = EmbedderSpec(
-    alignment="dlib150",
-    dim=128,
-    channels="rgb",
-    mean=(122.782, 117.001, 104.298),  # dlib's input_rgb_image_sized mean, inside the graph
-    std=(256.0, 256.0, 256.0),
-    layout="nhwc",
-)
-"""dlib's ResNet, for the record: its graph takes uint8 NHWC chips and does this itself."""
 
 SFACE_SPEC = EmbedderSpec(alignment="arcface112", dim=128, channels="rgb")
 """SFace: raw 0..255 values, no mean or std. Channel order checked against OpenCV's own
@@ -188,6 +156,8 @@ class OnnxFileEmbedder(LazyModel[object]):
         return self._session(graph)
 
     def _session(self, graph: bytes) -> object:
+        from visage.vision.ort import make_session  # ONNX Runtime only to run
+
         session = make_session(graph, intra_op_threads=self.threads)
         first = session.get_inputs()[0].shape[0]
         self._batched = not isinstance(first, int) or first != 1
@@ -301,7 +271,7 @@ def own_model(path: Path, cache_dir: Path | None = None, *, threads: int = 0) ->
     if not path.is_file():
         raise EmbedderError(f"embedder model {path} does not exist")
     spec = sidecar_spec(path)
-    name = f"onnx-{file_sha256(path)[:16]}"
+    name = model_id_of(f"onnx:{path}")
     return OnnxFileEmbedder(name, path, spec, cache_dir=cache_dir, threads=threads)
 
 
@@ -315,6 +285,20 @@ def check_name(value: str) -> str:
     raise ValueError(
         f"embedder must be one of {', '.join(BUILT_IN)} or onnx:/path/model.onnx, not {value!r}"
     )
+
+
+def model_id_of(setting: str) -> str:
+    """The model id (embedding space) a setting names, without loading anything: what the
+    search and the calibration are keyed by."""
+    setting = check_name(setting)
+    if setting == "dlib-resnet":
+        return DLIB_ID
+    if setting == "sface":
+        return SFACE_ID
+    path = Path(setting.removeprefix("onnx:")).expanduser()
+    if not path.is_file():
+        raise EmbedderError(f"embedder model {path} does not exist")
+    return f"onnx-{file_sha256(path)[:16]}"
 
 
 def make_embedder(setting: str, cache_dir: Path | None = None, *, threads: int = 0) -> Embedder:
