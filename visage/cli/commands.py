@@ -343,6 +343,14 @@ def evaluate(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a DET curve (PNG/SVG).")
     ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option("--calibrate", help="Fit and store the active model's calibration."),
+    ] = False,
+    groups: Annotated[
+        Path | None,
+        typer.Option("--groups", help="CSV image,group (your labels): error rates per group."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Verification accuracy, FMR, FNMR and failures to acquire on labelled pairs."""
@@ -350,7 +358,13 @@ def evaluate(
     with _progress(hidden=as_json) as bar:
         task = bar.add_task("embedding images", total=None)
         report = eval_uc.evaluate(
-            core, pairs, root, plot, progress=lambda n, t: bar.update(task, completed=n, total=t)
+            core,
+            pairs,
+            root,
+            plot,
+            progress=lambda n, t: bar.update(task, completed=n, total=t),
+            calibrate=calibrate,
+            groups_csv=groups,
         )
     if as_json:
         _emit_json(report)
@@ -370,6 +384,15 @@ def evaluate(
     rows.append(("time", f"{report.seconds:.1f} s for {report.images} images"))
     if report.plot:
         rows.append(("DET curve", report.plot))
+    if report.calibrated:
+        rows.append(("calibration", f"fitted and stored for {report.model}"))
+    for g in report.groups.groups if report.groups else []:
+        rows.append(
+            (
+                f"group {g.group}",
+                f"FMR {g.fmr:.4f} (x{g.fmr_ratio}) FNMR {g.fnmr:.4f} (x{g.fnmr_ratio})",
+            )
+        )
     _print_metrics(str(pairs), rows)
 
 

@@ -19,7 +19,7 @@ from visage.governance import audit
 from visage.governance.reports import TransparencyFigures, render_html, transparency_figures
 from visage.store.schema import ApiKeyRow, ConsentRow
 from visage.usecases import audit_log
-from visage.usecases.evaluate import last_evaluation
+from visage.usecases.evaluate import last_evaluation, last_group_evaluation
 from visage.usecases.profile import get_profile
 
 TRANSPARENCY_TITLE = "Visage transparency report"
@@ -192,11 +192,37 @@ def dpia_pack(core: Visage) -> dict[str, Any]:
         "threshold": {
             "value": core.threshold,
             "calibrated_default": core.settings.match_threshold is None,
+            "model_id": core.model_id,
+            "target_fmr": core.settings.target_fmr,
+            "calibrated_on": core.calibration.fitted_on or None,
         },
         "accuracy": accuracy,
+        "group_error_rates": _group_rates(core),
         "retention": _retention(core),
         "safeguards": SAFEGUARDS,
         "audit": check.model_dump(),
         "model": core.analyzer.model_fingerprint(),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _group_rates(core: Visage) -> dict[str, Any]:
+    """The latest per-group evaluation (``visage eval --groups``): FMR and FNMR per group
+    the user labelled, at the operating threshold, and each one's ratio to the best group."""
+    evaluation = last_group_evaluation(core)
+    if evaluation is None or evaluation.report.groups is None:
+        return {
+            "measured": False,
+            "how": "visage eval --pairs P --root R --groups groups.csv (labels of your choice)",
+        }
+    groups = evaluation.report.groups
+    return {
+        "measured": True,
+        "measured_at": evaluation.measured_at.isoformat(timespec="seconds"),
+        "dataset": evaluation.dataset,
+        "model": evaluation.model,
+        "threshold": groups.threshold,
+        "groups": [g.model_dump(exclude={"plot"}) for g in groups.groups],
+        "cross_group_pairs": groups.cross_group_pairs,
+        "unlabelled_pairs": groups.unlabelled_pairs,
     }
