@@ -4,6 +4,7 @@ from visage.cli import commands as commands
 from visage.cli import governance as governance
 from visage.cli import halt as halt
 from visage.cli import media as media
+from visage.cli import models as models
 from visage.cli import settings as settings
 from visage.cli import signage as signage
 from visage.cli import store as store

@@ -65,6 +65,7 @@ class AuditOp(StrEnum):
     sign_out = "sign_out"
     halt = "halt"
     resume = "resume"
+    model_migrate = "model.migrate"
 
 
 class AuditOutcome(StrEnum):
@@ -258,6 +259,23 @@ class ConsentWithdrawAudit(AuditPayload):
     subject_id: str
     consent_reference_hash: str
     templates_deleted: int
+
+
+class ModelMigrateAudit(AuditPayload):
+    """A gallery moved to another embedding model: a run that re-embedded reference crops
+    (``step`` = "embed"), or the switch that made the new model active and deleted the old
+    model's templates (``step`` = "confirm")."""
+
+    op = AuditOp.model_migrate
+    step: str
+    source: str
+    target: str
+    target_fingerprint: str
+    templates_made: int
+    templates_skipped: int
+    without_reference: int
+    templates_deleted: int
+    gallery: str
 
 
 class TemplateDeleteAudit(AuditPayload):
