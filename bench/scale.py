@@ -1,14 +1,19 @@
-"""Scale-out figures (issue 15): identify throughput with 1 and 2 replicas, and store
-operation latency on SQLite and PostgreSQL.
+"""Scale-out figures (issue 15): identify throughput with 1 and 2 replicas, store
+operation latency on SQLite and PostgreSQL, and batch anonymisation locally vs on Ray.
 
     python bench/scale.py replicas [--requests 60] [--clients 4] [--database-url URL] [--json]
     python bench/scale.py store [--ops 200] [--database-url URL] [--json]
+    python bench/scale.py anonymize [--files 4] [--seconds 3] [--json]
 
 ``replicas`` starts real ``visage serve`` processes on one PostgreSQL database and one data
 dir (the layout of docs/deployment.md), enrols the people of ../shared/faces, and times
 ``--requests`` identify calls of ``--clients`` concurrent clients against one replica, then
 against two (requests alternating). Both replicas run on this machine: the figure says how
 far one machine's cores are used, not how a cluster of machines scales.
+
+``anonymize`` times ``visage anonymize IN_DIR OUT_DIR`` over ``--files`` copies of the
+Hamilton clip: in one process, with 2 local worker processes, and on a local Ray instance
+(``ray.init(num_cpus=<cores>)``), and checks that every run wrote the same bytes.
 
 ``store`` times the store's own operations (no model): creating a subject with its consent,
 adding a sealed template, appending an audit entry, reading the gallery version (what every
@@ -250,8 +255,59 @@ def replicas(url: str, requests: int, clients: int) -> dict[str, float]:
 
 
 # -- batch anonymisation on Ray ---------------------------------------------------------------
-# The third figure of issue 15 (batch anonymisation of 4 files, locally vs on Ray) belongs
-# here: a subcommand `anonymize` beside `replicas` and `store`, added with the Ray runner.
+
+
+def batch(files: int, seconds: float) -> dict[str, Any]:
+    """Wall time of ``visage anonymize IN_DIR OUT_DIR`` over ``files`` copies of the first
+    ``seconds`` of the Hamilton clip: in this process (models already loaded), with 2 local
+    worker processes (their start and model load included), and on a local Ray instance
+    with one CPU per core (its start timed apart; actors' start and model load included).
+    Every output must be byte-identical to the first run's."""
+    import hashlib
+    import shutil
+
+    import ray
+
+    from tests.conftest import clip_head
+    from visage.usecases.batch import anonymize_folder
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.mp4")}
+
+    data = data_dir()
+    cpus = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in"
+        src.mkdir()
+        clip_head(data / "video/hamilton_clip.mp4", src / "clip0.mp4", seconds)
+        for i in range(1, files):
+            shutil.copy(src / "clip0.mp4", src / f"clip{i}.mp4")
+        core = Visage(Settings(home=Path(tmp) / "none"))
+        _ = core.analyzer.detector
+        out: dict[str, Any] = {"files": files, "seconds_each": seconds, "cpus": cpus}
+
+        def run(name: str, **kwargs: Any) -> None:
+            t = time.perf_counter()
+            report = anonymize_folder(core, src, Path(tmp) / name, **kwargs)
+            out[f"{name}_s"] = round(time.perf_counter() - t, 2)
+            if report.anonymised != files:
+                raise SystemExit(f"{name}: {report.failed} file(s) failed")
+            out["frames"] = sum(i.frames for i in report.items)
+
+        run("local_1_worker")
+        run("local_2_workers", workers=2)
+        t = time.perf_counter()
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        out["ray_start_s"] = round(time.perf_counter() - t, 2)
+        try:
+            run("ray", ray="auto")
+        finally:
+            ray.shutdown()
+        first = digests(Path(tmp) / "local_1_worker")
+        out["identical"] = all(
+            digests(Path(tmp) / name) == first for name in ("local_2_workers", "ray")
+        )
+    return out
 
 
 def main() -> None:
@@ -264,12 +320,28 @@ def main() -> None:
     st.add_argument("--ops", type=int, default=200)
     for p in (rep, st):
         p.add_argument("--database-url", help="a PostgreSQL URL (default: start a server)")
+    an = sub.add_parser("anonymize", help="batch anonymisation: local workers vs Ray")
+    an.add_argument("--files", type=int, default=4)
+    an.add_argument("--seconds", type=float, default=3.0, help="of the clip, per file")
+    for p in (rep, st, an):
         p.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    url = database_url(args.database_url)
     cpus = os.cpu_count()
+    if args.bench == "anonymize":
+        result: dict[str, Any] = batch(args.files, args.seconds)
+        rows = [
+            ("CPUs", str(cpus)),
+            ("files", f"{args.files} x {args.seconds} s ({result['frames']} frames in all)"),
+            ("local, 1 worker", f"{result['local_1_worker_s']} s"),
+            ("local, 2 workers", f"{result['local_2_workers_s']} s"),
+            ("Ray (local instance)", f"{result['ray_s']} s (+ {result['ray_start_s']} s start)"),
+            ("outputs identical", str(result["identical"])),
+        ]
+        emit(result, args.json, rows)
+        return
+    url = database_url(args.database_url)
     if args.bench == "replicas":
-        result: dict[str, Any] = {"cpus": cpus, **replicas(url, args.requests, args.clients)}
+        result = {"cpus": cpus, **replicas(url, args.requests, args.clients)}
         rows = [
             ("CPUs", str(cpus)),
             ("identify, 1 replica", f"{result['one_replica_per_s']} /s"),
