@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,8 @@ def installed(sqlite_home: Path, shared_app: Visage, data: Path) -> tuple[Path, 
     app = make_app(sqlite_home, models=shared_app)
     ids = {}
     for folder in ("joe_biden", "barack_obama"):
-        sid = add_subject(app, folder, make_consent(f"F-{folder}", [PEOPLE_PURPOSE])).id
+        consent = make_consent(f"F-{folder}", [PEOPLE_PURPOSE], expires_on=date(2031, 1, 31))
+        sid = add_subject(app, folder, consent).id
         assert enroll(app, sid, sorted((data / "people" / folder).iterdir())).enrolled
         ids[folder] = sid
     found = identify(app, data / "scenes/obama_and_biden.jpg", PEOPLE_PURPOSE)
@@ -122,6 +124,7 @@ def test_a_non_empty_or_wrong_target_is_refused(
         ("sqlite:///elsewhere.db", "must name a PostgreSQL database"),
         ("not a url", "is not a database URL"),
         ("postgresql+psycopg://user:secret@/", "names no database"),
+        ("postgresql+psycopg://user:secret@/db?host=/nonexistent", "cannot write to the database"),
     ]:
         refused = run(home, "migrate-store", "--to", bad)
         assert refused.returncode == 2 and why in refused.stderr, refused.stderr

@@ -24,7 +24,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -154,7 +154,13 @@ def _copy(source: Store, target: Store) -> list[TableCopy]:
     with source.session() as src_session, target.engine.begin() as dst:
         # SQLite's write lock for the whole copy: one snapshot, no writer meanwhile. A no-op
         # write: the file is not changed.
-        Store.serialise(src_session, "migrate-store")
+        try:
+            Store.serialise(src_session, "migrate-store")
+        except OperationalError:
+            raise VisageError(
+                f"the SQLite file {source.path} stayed busy: another process is writing to it "
+                "(stop visage serve and any other visage command first)"
+            ) from None
         src = src_session.connection()
         _check_schemas(src, tables)
         found = sorted(set(inspect(dst).get_table_names()))
@@ -227,13 +233,14 @@ def _digest(conn: Connection, table: Table) -> tuple[int, str]:
 def _feed(hasher: Any, values: Iterable[Any]) -> None:
     """One row into the digest, each value in a form that is the same whichever engine it
     was read from (the column types have already converted it)."""
-    hasher.update(json.dumps([_canonical(v) for v in values], sort_keys=True).encode())
+    row = [_canonical(v) for v in values]
+    hasher.update(json.dumps(row, sort_keys=True, default=repr).encode())
 
 
 def _canonical(value: Any) -> Any:
     if isinstance(value, bytes | memoryview):
         return {"b": bytes(value).hex()}
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # and datetime (aware UTC from either engine)
         return {"t": value.isoformat()}
     return value
 
