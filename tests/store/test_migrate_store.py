@@ -17,6 +17,7 @@ from tests.conftest import PEOPLE_PURPOSE, make_app
 from tests.pg import pg_server
 from visage.config import Settings
 from visage.core import Visage
+from visage.gallery import repository as repo
 from visage.governance.access import AuthError, Role
 from visage.governance.audit import Actor
 from visage.store import DB_FILE
@@ -88,7 +89,9 @@ def test_migrate_store_copies_verifies_and_leaves_the_source(
                     session.scalar(select(func.count()).select_from(t))
                     for t in (TemplateRow, AuditEntryRow)
                 ]
+                digest = repo.gallery_digest(session)
             assert counted == [rows["templates"], rows["audit_entries"]]
+            assert digest == report["gallery_digest"] != "0" * 64
         found = identify(copy, data / "scenes/obama_and_biden.jpg", PEOPLE_PURPOSE)
         assert {c.subject_id for f in found.faces for c in f.candidates} == set(ids.values())
         with pytest.raises(AuthError):

@@ -38,7 +38,7 @@ from visage.gallery import repository as repo
 from visage.governance.audit import VerifyReport
 from visage.masking import mask_url
 from visage.store.db import Store, upgrade
-from visage.store.schema import Base, Meta
+from visage.store.schema import AuditEntryRow, Base, Meta
 from visage.usecases import audit_log
 
 _BATCH = 500
@@ -108,7 +108,7 @@ def migrate_store(core: Visage, to: str) -> MigrateStoreReport:
         )
     target = Store(url=url)
     try:
-        tables = _copy(source, target)
+        tables, digest = _copy(source, target)
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise VisageError(f"cannot write to the database at {target.url}: {reason}") from None
@@ -119,13 +119,12 @@ def migrate_store(core: Visage, to: str) -> MigrateStoreReport:
         ) from None
     finally:
         target.close()
-    with source.session() as session:
-        digest = repo.gallery_digest(session)
+    entries = next(t.rows for t in tables if t.table == AuditEntryRow.__tablename__)
     after = _verify_copy(core, url)
-    if not after.ok or after.entries != before.entries:
+    if not after.ok or after.entries != entries:
         raise VisageError(
             f"the copy at {target.url} was written but its audit chain does not verify "
-            f"({after.problem or f'{after.entries} entries, not {before.entries}'}); do not "
+            f"({after.problem or f'{after.entries} entries, not {entries}'}); do not "
             "use it: drop that database and run migrate-store again"
         )
     return MigrateStoreReport(
@@ -149,7 +148,8 @@ def _tables() -> list[Table]:
     return [*ordered, Base.metadata.tables[Meta.__tablename__]]
 
 
-def _copy(source: Store, target: Store) -> list[TableCopy]:
+def _copy(source: Store, target: Store) -> tuple[list[TableCopy], str]:
+    """Copy, compare, commit; the tables copied and the gallery digest (equal on both)."""
     tables = _tables()
     with source.session() as src_session, target.engine.begin() as dst:
         # SQLite's write lock for the whole copy: one snapshot, no writer meanwhile. A no-op
@@ -184,7 +184,17 @@ def _copy(source: Store, target: Store) -> list[TableCopy]:
                     f"table {table.name}: {rows} rows in the target, {copy.rows} in the source "
                     "(or the same number with different content); nothing was committed"
                 )
-    return copies
+        digests = {_gallery_digest(conn) for conn in (src, dst)}
+        if len(digests) != 1:
+            raise VisageError("the gallery digests differ after the copy; nothing was committed")
+    return copies, digests.pop()
+
+
+def _gallery_digest(conn: Connection) -> str:
+    """The gallery's content digest (see :func:`visage.gallery.repository.gallery_digest`),
+    read on a plain connection."""
+    found = conn.execute(select(Meta.value).where(Meta.key == repo.GALLERY_DIGEST)).scalar()
+    return bytes(found).hex() if found is not None else "0" * 64
 
 
 def _check_schemas(src: Connection, tables: Sequence[Table]) -> None:
