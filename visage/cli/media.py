@@ -22,6 +22,7 @@ from visage.cli._base import (
 )
 from visage.cli._ids import short
 from visage.cli._lazy import lazy, lazy_call
+from visage.errors import InputError
 from visage.media.modes import BlurMode, MaskShape
 
 if TYPE_CHECKING:  # imported when a command runs (see visage.cli._lazy)
@@ -149,6 +150,8 @@ def anonymize(
 ) -> None:
     """Mask every face (irreversibly) in an image or a video; audio is kept."""
     options = redact.RedactOptions(threshold=threshold, mode=mode, shape=shape, margin=margin)
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
     core = _core()
     if source.is_dir():
         _anonymize_folder(
