@@ -17,6 +17,7 @@ from visage.errors import InputError
 from visage.gallery.matching import DEFAULT_THRESHOLD, calibration_key
 from visage.store.meta import get_meta
 from visage.usecases.evaluate import EvalReport, evaluate, last_group_evaluation, read_groups
+from visage.usecases.limits import operating_point
 from visage.usecases.report import dpia_pack
 
 LFW = DATA / "lfw10"
@@ -101,6 +102,10 @@ def test_calibration_sets_the_threshold_by_fmr(calibrated: tuple[Visage, EvalRep
     assert report.fnmr <= 0.05
     # The fit is dlib's built-in one, refitted: the same order of slope.
     assert 100 < calibration.slope < 500
+    # Every screen cites the measured rates at that threshold.
+    point = operating_point(app)
+    assert point.measured and point.threshold == app.threshold
+    assert (point.fmr, point.fnmr) == (report.fmr, report.fnmr)
 
 
 def test_group_file_errors(tmp_path: Path) -> None:

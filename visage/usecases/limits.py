@@ -4,8 +4,10 @@ match (identify, verify, reviews) cites the same figures and where they were mea
 
 The source, best first: the latest ``visage eval`` on this installation (its overall figures
 when it was run at the threshold in use, or one of its operating points at that threshold);
-else, at the calibrated default threshold, the measurement made when that threshold was
-chosen (see :mod:`visage.gallery.matching`); else nothing is known and the rates are None —
+else the active model's calibration table (``visage eval --calibrate``, or SFace's built-in
+lfw10 table) when the threshold is one of its rows; else, for dlib's ResNet at the calibrated
+default threshold, the measurement made when that threshold was chosen (see
+:mod:`visage.gallery.matching`); else nothing is known and the rates are None —
 a threshold set by hand has not been measured until someone runs ``visage eval``.
 """
 
@@ -16,6 +18,7 @@ from pydantic import BaseModel, Field
 from visage.core import Visage
 from visage.gallery.matching import DEFAULT_THRESHOLD
 from visage.usecases.evaluate import last_evaluation
+from visage.vision.spec import DLIB_ID
 
 DEFAULT_FMR = 0.000667
 """FMR at :data:`DEFAULT_THRESHOLD` on lfw10: 3 of 4,500 impostor pairs (re-measured
@@ -56,7 +59,7 @@ def operating_point(core: Visage) -> OperatingPoint:
     """The threshold in use and its measured FMR/FNMR (see the module docstring)."""
     threshold = core.threshold
     evaluation = last_evaluation(core)
-    if evaluation is not None:
+    if evaluation is not None and evaluation.report.model in ("", core.model_id):
         report = evaluation.report
         where = (
             f"{report.pairs} labelled pairs of {evaluation.dataset}, model "
@@ -71,7 +74,18 @@ def operating_point(core: Visage) -> OperatingPoint:
                 return OperatingPoint(
                     threshold=threshold, fmr=point.fmr, fnmr=point.fnmr, measured_on=where
                 )
-    if abs(threshold - DEFAULT_THRESHOLD) < SAME_THRESHOLD:
+    calibration = core.calibration
+    for row in calibration.table:
+        if abs(row.threshold - threshold) < SAME_THRESHOLD:
+            when = f", {calibration.fitted_at:%Y-%m-%d}" if calibration.fitted_at else ""
+            return OperatingPoint(
+                threshold=threshold,
+                fmr=row.fmr,
+                fnmr=row.fnmr,
+                measured_on=f"calibration of {calibration.model_id} on "
+                f"{calibration.fitted_on}{when} (the threshold for FMR {row.target_fmr:g})",
+            )
+    if calibration.model_id == DLIB_ID and abs(threshold - DEFAULT_THRESHOLD) < SAME_THRESHOLD:
         return OperatingPoint(
             threshold=threshold,
             fmr=DEFAULT_FMR,
