@@ -3,6 +3,10 @@ the dlib ResNet was trained on (``padding=0.25``, as in dlib's reference pipelin
 
 The CenterFace box seeds the landmark model; dlib's 5 points (eye corners and the base of
 the nose) define the warp, because the embedder was trained on chips aligned exactly so.
+
+Models of the ArcFace family (SFace) were trained on another template: 112x112 chips warped
+by a similarity transform from five landmarks (eyes, nose tip, mouth corners) to fixed
+positions; :func:`arcface_chip` makes them from CenterFace's own landmarks.
 """
 
 from __future__ import annotations
