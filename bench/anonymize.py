@@ -51,29 +51,41 @@ def _frames(path: Path) -> list[Any]:
 
 
 def judge(original: Path, outputs: list[Path], workers: int) -> list[dict[str, Any]]:
-    """Every frame of each output against the same frame of ``original``: totals of faces
-    found, frames with one, re-identifiable faces, frames with one, and the nearest distance."""
+    """Every frame of each output against the frame of ``original`` shown at the same time:
+    totals of faces found, frames with one, re-identifiable faces, frames with one, and the
+    nearest distance. (deface's writer may repeat frames: 300 out of Hamilton's 275, so
+    frames are paired by their place in time, not by their index.)"""
     before = _frames(original)
-    masked = [_frames(p) for p in outputs]
-    for m, p in zip(masked, outputs, strict=True):
-        if len(m) != len(before):
-            raise SystemExit(f"{p}: {len(m)} frames, the original has {len(before)}")
-    jobs = [(before[i], [m[i] for m in masked]) for i in range(len(before))]
+    n = len(before)
+    jobs: dict[int, list[tuple[int, int, Any]]] = {}
+    counts = []
+    for k, path in enumerate(outputs):
+        frames = _frames(path)
+        counts.append(len(frames))
+        for i, pixels in enumerate(frames):
+            j = min(n - 1, (i * n) // len(frames))
+            jobs.setdefault(j, []).append((k, i, pixels))
+    order = sorted(jobs)
+    work = [(before[j], [pixels for _, _, pixels in jobs[j]]) for j in order]
+    per: list[list[tuple[int, Verdict]]] = [[] for _ in outputs]
     with ProcessPoolExecutor(workers) as pool:
-        verdicts: list[list[Verdict]] = list(pool.map(judge_outputs, jobs, chunksize=2))
+        for j, verdicts in zip(order, pool.map(judge_outputs, work, chunksize=2), strict=True):
+            for (k, i, _), verdict in zip(jobs[j], verdicts, strict=True):
+                per[k].append((i, verdict))
     results = []
     for k in range(len(outputs)):
-        per = [v[k] for v in verdicts]
-        distances = [d for v in per for d in v.distances]
+        judged = sorted(per[k], key=lambda iv: iv[0])
+        distances = [d for _, v in judged for d in v.distances]
         results.append(
             {
-                "reference_faces": sum(v.faces_in_original for v in per),
-                "found": sum(v.found for v in per),
-                "frames_found": [i for i, v in enumerate(per) if v.found],
-                "reidentifiable": sum(v.reidentifiable for v in per),
-                "frames_reidentifiable": [i for i, v in enumerate(per) if v.reidentifiable],
+                "frames_judged": len(judged),
+                "reference_faces": sum(v.faces_in_original for _, v in judged),
+                "found": sum(v.found for _, v in judged),
+                "frames_found": [i for i, v in judged if v.found],
+                "reidentifiable": sum(v.reidentifiable for _, v in judged),
+                "frames_reidentifiable": [i for i, v in judged if v.reidentifiable],
                 "nearest_distance": round(min(distances), 3) if distances else None,
-                "judge_noise": sum(v.judge_noise for v in per),
+                "judge_noise": sum(v.judge_noise for _, v in judged),
             }
         )
     return results
@@ -128,7 +140,7 @@ def run_clip(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deface", default=str(REPO / ".venv-deface" / "bin" / "deface"))
-    parser.add_argument("--seconds-per-scene", type=float, default=3.0)
+    parser.add_argument("--seconds-per-scene", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
