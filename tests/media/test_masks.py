@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import clip_head
-from tests.mask_judge import REIDENTIFIABLE, judge_outputs
+from tests.mask_judge import REIDENTIFIABLE, judge_frame, judge_outputs
 from tests.zoom_clip import build_zoom_clip
 from visage.config import Settings
 from visage.core import Visage
@@ -84,6 +84,24 @@ def test_hamilton_every_frame(bare: Visage, data: Path, folder: Path) -> None:
     anonymised, so tracks are as they would be in the whole clip."""
     clip = clip_head(data / "video/hamilton_clip.mp4", folder / "hamilton.mp4", 4.2)
     _judge_every_frame(bare, clip, folder, min_faces=20, first=90)
+
+
+def test_hamilton_frame_236(bare: Visage, data: Path, folder: Path) -> None:
+    """Issue 14: the judge "found" a face in frame 236 of Visage's output. It is no face (a
+    hand and a bag that HOG scores -0.28 in the original) and nothing is masked there: the
+    re-encoding alone lifts it to ~0, which the judge counts as its own noise. Frames 225-249,
+    with tracks as in the whole clip (its first 250 frames anonymised): HOG finds nothing."""
+    clip = clip_head(data / "video/hamilton_clip.mp4", folder / "hamilton-250.mp4", 8.35)
+    out = folder / "hamilton-250-out.mp4"
+    anonymize(bare, clip, out)
+    original, masked = _frames(clip), _frames(out)
+    assert len(original) == len(masked) >= 250
+    pairs = [(original[i], masked[i]) for i in range(225, 250)]
+    with ProcessPoolExecutor(2) as pool:
+        verdicts = list(pool.map(judge_frame, pairs, chunksize=4))
+    found = [225 + i for i, v in enumerate(verdicts) if v.found]
+    assert found == [], f"HOG finds a face in frames {found}"
+    assert all(v.reidentifiable == 0 for v in verdicts)
 
 
 @pytest.mark.parametrize("mode", list(BlurMode))
