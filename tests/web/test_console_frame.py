@@ -23,9 +23,13 @@ NAV = [
 
 
 def test_signed_out_pages_redirect_to_sign_in(server: TestClient) -> None:
-    response = server.get("/?page=2", follow_redirects=False)
+    response = server.get("/?page=2&q=a b", follow_redirects=False)
     assert response.status_code == 303
-    assert response.headers["location"].startswith("/sign-in?next=/?page=2")
+    # the whole URL (query included) travels as one parameter value, and comes back whole
+    location = response.headers["location"]
+    assert location == "/sign-in?next=/%3Fpage%3D2%26q%3Da%2520b"
+    form = server.get(location).text
+    assert 'name="next" value="/?page=2&amp;q=a%20b"' in form
 
 
 def test_sign_in_page_has_labelled_fields_and_strict_headers(server: TestClient) -> None:

@@ -123,7 +123,7 @@ def _next_url(request: Request) -> str:
     path = request.url.path
     if request.url.query:
         path += "?" + request.url.query
-    return quote(path, safe="/?=&")
+    return quote(path, safe="/")  # the whole path and query, as one parameter value
 
 
 def current_viewer(request: Request, core: Core) -> Viewer:
