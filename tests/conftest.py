@@ -8,6 +8,7 @@ server (:mod:`tests.pg`); reopening the same data dir reopens the same database,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -107,6 +109,49 @@ def store_url(tmp_path: Path) -> str | None:
 @pytest.fixture(scope="session")
 def data() -> Path:
     return DATA
+
+
+@contextlib.contextmanager
+def serve_over_http(path: Path) -> Iterator[str]:
+    """``path`` served over real HTTP with byte ranges, as an IP camera's file would be (a
+    path on the server is not an allowed camera source); yields its URL."""
+    body = path.read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            start, end = 0, len(body) - 1
+            wanted = self.headers.get("Range", "")
+            if wanted.startswith("bytes="):
+                first, _, last = wanted[6:].partition("-")
+                start, end = int(first or 0), int(last) if last else end
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
+            else:
+                self.send_response(200)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(end - start + 1))
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(body[start : end + 1])
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture()
+def http_clip(data: Path) -> Iterator[str]:
+    """The Hamilton clip over real HTTP (see :func:`serve_over_http`)."""
+    with serve_over_http(data / "video/hamilton_clip.mp4") as url:
+        yield url
 
 
 TEST_DPIA = "DPIA-TEST-2026-01"

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -25,40 +19,6 @@ from visage.usecases.cameras import add_camera, list_cameras
 from visage.usecases.enroll import enroll
 from visage.usecases.keys import create_key
 from visage.usecases.subjects import add_subject, make_consent
-
-
-@pytest.fixture()
-def http_clip(data: Path) -> Iterator[str]:
-    """The test clip served over real HTTP with byte ranges, as an IP camera's file would be
-    (a path on the server is not an allowed camera source)."""
-    clip = (data / "video/hamilton_clip.mp4").read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            start, end = 0, len(clip) - 1
-            wanted = self.headers.get("Range", "")
-            if wanted.startswith("bytes="):
-                first, _, last = wanted[6:].partition("-")
-                start, end = int(first or 0), int(last) if last else end
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{end}/{len(clip)}")
-            else:
-                self.send_response(200)
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(end - start + 1))
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(clip[start : end + 1])
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hamilton_clip.mp4"
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_camera_is_watched_and_its_events_listed(

@@ -27,7 +27,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_cameras import http_clip  # noqa: F401  (fixture)
 from tests.api.test_serve import _free_port
 from tests.pg import pg_server
 
@@ -136,7 +135,7 @@ def _wait(check: Callable[[], Any], timeout_s: float, every_s: float = 0.2) -> A
 def test_two_replicas_are_one_system(
     cluster: tuple[Replica, Replica, str, Path, str],
     data: Path,
-    http_clip: str,  # noqa: F811
+    http_clip: str,
 ) -> None:
     a, b, admin, _home, _url = cluster
     people = data / "people"

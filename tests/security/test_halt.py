@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import auth
-from tests.api.test_cameras import http_clip  # noqa: F401 - a fixture: the clip over HTTP
 from tests.cli_runner import run
 from tests.conftest import make_app
 from visage.api.app import create_app
@@ -202,7 +201,7 @@ def _wait(what: Callable[[], bool], seconds: float) -> float:
 def test_a_halt_stops_a_running_camera_until_resumed(
     tmp_path: Path,
     shared_app: Visage,
-    http_clip: str,  # noqa: F811
+    http_clip: str,
 ) -> None:
     home = tmp_path / "home"
     core = make_app(home, models=shared_app)

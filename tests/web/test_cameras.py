@@ -4,19 +4,16 @@ subject's included."""
 
 from __future__ import annotations
 
-import contextlib
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import serve_over_http
 from tests.web.conftest import PURPOSE, page_csrf, sign_in
 from visage.core import Visage
 from visage.media.video import VideoReader
@@ -31,36 +28,8 @@ FACE_THRESHOLD = 0.5
 
 @pytest.fixture(scope="module")
 def clip_url(data: Path) -> Iterator[str]:
-    """The test clip over real HTTP with byte ranges, as an IP camera's file would be (a
-    path on the server is not an allowed camera source)."""
-    clip = (data / "video/hamilton_clip.mp4").read_bytes()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            start, end = 0, len(clip) - 1
-            wanted = self.headers.get("Range", "")
-            if wanted.startswith("bytes="):
-                first, _, last = wanted[6:].partition("-")
-                start, end = int(first or 0), int(last) if last else end
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{end}/{len(clip)}")
-            else:
-                self.send_response(200)
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(end - start + 1))
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self.wfile.write(clip[start : end + 1])
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hamilton_clip.mp4"
-    server.shutdown()
-    server.server_close()
+    with serve_over_http(data / "video/hamilton_clip.mp4") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
