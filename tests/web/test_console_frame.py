@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.web.conftest import PASSWORD, csrf_of, page_csrf, sign_in
-from visage.web.app import CSP
+from tests.conftest import make_app
+from tests.web.conftest import PASSWORD, add_users, csrf_of, page_csrf, sign_in
+from visage.core import Visage
+from visage.web.app import CSP, create_server
 
 NAV = [
     "Overview",
@@ -88,6 +91,9 @@ def test_every_sign_in_gets_a_new_session_and_sign_out_ends_it(server: TestClien
     sign_in(client, "aude")
     second = client.cookies["visage_session"]
     assert first != second
+    stale = TestClient(server.app)
+    stale.cookies.set("visage_session", first)
+    assert stale.get("/", follow_redirects=False).status_code == 303  # the old one ended
     csrf = page_csrf(client)
     response = client.post("/sign-out", data={"csrf": csrf}, follow_redirects=False)
     assert response.status_code == 303
@@ -151,3 +157,18 @@ def test_open_redirect_after_sign_in_is_refused(server: TestClient) -> None:
         follow_redirects=False,
     )
     assert response.headers["location"] == "/"
+
+
+def test_cookies_are_secure_when_served_behind_https(tmp_path: Path, shared_app: Visage) -> None:
+    core = make_app(tmp_path / "home", models=shared_app, web_secure_cookies=True)
+    add_users(core)
+    with TestClient(create_server(core, housekeeping=False, watch_cameras=False)) as client:
+        token = csrf_of(client.get("/sign-in").text)
+        response = client.post(
+            "/sign-in",
+            data={"username": "aude", "password": PASSWORD, "csrf": token, "next": "/"},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303
+        assert "Secure" in response.headers["set-cookie"]
+    core.close()
