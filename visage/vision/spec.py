@@ -9,6 +9,9 @@ from typing import Literal
 DLIB_ID = "dlib-resnet-v1"
 """dlib's ResNet's model id, the one templates carry (``templates.model_id``)."""
 
+SFACE_ID = "sface-2021dec-int8bq"
+"""OpenCV's SFace's model id."""
+
 Alignment = Literal["dlib150", "arcface112"]
 ALIGNMENTS: dict[str, int] = {"dlib150": 150, "arcface112": 112}
 """Alignment templates and their chip side in pixels."""
