@@ -1,6 +1,7 @@
-"""Moving a gallery to SFace without new photos (issue 16): the people/ gallery enrolled with
-dlib's ResNet is re-embedded from its sealed reference crops, then scenes/ are identified
-with SFace; before the migration, SFace finds nobody (one model per search, no error)."""
+"""Moving a gallery to SFace, or to the fusion of dlib's ResNet and SFace, without new photos
+(issue 16): the people/ gallery enrolled with dlib's ResNet is re-embedded from its sealed
+reference crops, then scenes/ are identified with the new model; before the migration, SFace
+finds nobody (one model per search, no error)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from tests.usecases.test_enroll_identify import SCENES
 from visage.config import Settings
 from visage.core import Visage
 from visage.errors import InputError
+from visage.gallery.matching import DLIB_SFACE
 from visage.governance import audit
 from visage.store.schema import TemplateRow
 from visage.usecases.enroll import enroll
 from visage.usecases.identify import identify
-from visage.usecases.models import confirm, migrate
+from visage.usecases.models import confirm, migrate, pending
 from visage.usecases.subjects import add_subject, make_consent
-from visage.vision.embedders import SFACE_ID
+from visage.vision.embedders import SFACE_ID, model_id_of
 from visage.vision.pipeline import FaceAnalyzer, PipelineOptions
 from visage.vision.spec import DLIB_ID
 
@@ -74,7 +76,8 @@ def test_migrate_people_to_sface_then_identify_scenes(dlib_home: Path, shared_ap
 
         # Resumable: a second run makes nothing new.
         again = migrate(sface, "sface")
-        assert again.templates_made == 0 and again.templates_skipped == report.templates_made
+        assert again.templates_made == 0
+        assert again.templates_skipped + len(again.no_face) == dlib_templates
 
         for scene, people in SCENES.items():
             result = identify(sface, DATA / "scenes" / scene, PEOPLE_PURPOSE)
@@ -97,6 +100,53 @@ def test_migrate_people_to_sface_then_identify_scenes(dlib_home: Path, shared_ap
         result = identify(reopened, DATA / "scenes/kit_with_rose.jpg", PEOPLE_PURPOSE)
         named = sorted(f.candidates[0].name for f in result.faces if f.candidates)
         assert named == sorted(SCENES["kit_with_rose.jpg"])
+    finally:
+        reopened.close()
+
+
+def test_migrate_people_to_fusion_then_identify_scenes(dlib_home: Path, shared_app: Visage) -> None:
+    """The fused model is a model like any other: migrated to from the crops (each part fed
+    its own alignment), resumable per subject, identifies scenes/, and its threshold is its
+    built-in calibration's for the FMR target."""
+    fused = _core(dlib_home, shared_app, embedder="dlib-resnet+sface")
+    fused_id = model_id_of("dlib-resnet+sface")
+    assert fused_id == DLIB_SFACE.model_id == f"{DLIB_ID}+{SFACE_ID}@0.13"
+    try:
+        assert fused.model_id == fused_id
+        dlib_templates = _counts(fused)[DLIB_ID]
+        report = migrate(fused, "dlib-resnet+sface")
+        assert report.templates_made + len(report.no_face) == dlib_templates
+        assert len(report.no_face) <= 1
+        assert _counts(fused)[fused_id] == report.templates_made
+
+        # Progress is the templates table: take one subject's fused templates away and only
+        # that subject is migrated again.
+        with fused.store.session() as session:
+            left = pending(session, fused_id)  # a subject whose crops all show no face
+            assert sum(len(ids) for ids in left.values()) <= len(report.no_face)
+            victim = session.scalars(
+                select(TemplateRow).where(TemplateRow.model_id == fused_id)
+            ).first()
+            assert victim is not None
+            lost = [t for t in victim.subject.templates if t.model_id == fused_id]
+            for t in lost:
+                session.delete(t)
+        again = migrate(fused, "dlib-resnet+sface")
+        assert again.templates_made == len(lost)
+        assert _counts(fused)[fused_id] == report.templates_made
+
+        for scene, people in SCENES.items():
+            result = identify(fused, DATA / "scenes" / scene, PEOPLE_PURPOSE)
+            named = [f.candidates[0].name for f in result.faces if f.candidates]
+            assert sorted(named) == sorted(people), scene
+        assert confirm(fused, "dlib-resnet+sface").templates_deleted == dlib_templates
+    finally:
+        fused.close()
+
+    reopened = _core(dlib_home, shared_app, target_fmr=1e-2)
+    try:
+        assert reopened.embedder == "dlib-resnet+sface" and reopened.model_id == fused_id
+        assert reopened.threshold == DLIB_SFACE.threshold_for(1e-2)
     finally:
         reopened.close()
 

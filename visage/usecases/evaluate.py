@@ -23,7 +23,13 @@ from pydantic import BaseModel
 
 from visage.core import Visage
 from visage.errors import InputError, VisageError
-from visage.gallery.matching import Calibration, OperatingRow, calibration_key, fit_logistic
+from visage.gallery.matching import (
+    Calibration,
+    OperatingRow,
+    calibration_key,
+    fit_fusion,
+    fit_logistic,
+)
 from visage.usecases.faces import primary_face
 
 ProgressFn = Callable[[int, int], None]
@@ -76,6 +82,10 @@ class EvalReport(BaseModel):
     plot: str | None = None
     model: str = ""
     calibrated: bool = False
+    fusion_weight: float | None = None
+    """For a fused model (``A+B``) with ``calibrate``: the first model's weight that a
+    two-feature logistic fit on these pairs gives. The weight is part of the embedding space:
+    to use another one, migrate to ``A+B@W`` (``visage models migrate --to``)."""
     groups: GroupReport | None = None
 
 
@@ -183,8 +193,10 @@ def evaluate(
         ],
         dtype=np.float32,
     )
+    fusion_weight = None
     if calibrate:
         store_calibration(core, fit_calibration(core.model_id, cos, same, acquired, pairs_csv))
+        fusion_weight = _fitted_fusion_weight(core, vectors, pairs, acquired)
     scores = core.calibration.scores(cos)
     scores[~acquired] = 0.0  # a failure to acquire never matches
     threshold = core.threshold
@@ -225,6 +237,7 @@ def evaluate(
         seconds=0.0,
         model=core.model_id,
         calibrated=calibrate,
+        fusion_weight=fusion_weight,
     )
     if plot is not None:
         from visage.usecases.det_plot import draw_det
@@ -236,6 +249,27 @@ def evaluate(
     report.seconds = round(time.perf_counter() - started, 2)
     remember(core, report, pairs_csv)
     return report
+
+
+def _fitted_fusion_weight(
+    core: Visage,
+    vectors: dict[str, NDArray[np.float32] | None],
+    pairs: list[Pair],
+    acquired: NDArray[np.bool_],
+) -> float | None:
+    """The two-feature fit's weight for a fused model (None for a single one): each part's
+    cosine is read back from the fused templates."""
+    from visage.vision.fusion import FusedEmbedder
+
+    embedder = core.analyzer.embedder
+    if not isinstance(embedder, FusedEmbedder):
+        return None
+    kept = [p for p, ok in zip(pairs, acquired, strict=True) if ok]
+    a_rows, b_rows = (np.stack([vectors[getattr(p, side)] for p in kept]) for side in "ab")  # type: ignore[misc]
+    (a1, a2), (b1, b2) = embedder.split(a_rows), embedder.split(b_rows)
+    same = np.array([p.same for p in kept])
+    weight, _, _ = fit_fusion((a1 * b1).sum(axis=1), (a2 * b2).sum(axis=1), same)
+    return round(weight, 4)
 
 
 def fit_calibration(
