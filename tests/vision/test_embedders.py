@@ -1,6 +1,7 @@
-"""Embedders (issue 16): dlib's ResNet, OpenCV's SFace and a model brought by the user pass
-the same pipeline tests; SFace equals OpenCV's own FaceRecognizerSF; a different SFace file
-is refused; a sidecar that does not say how to feed the model is a clear error."""
+"""Embedders (issue 16): dlib's ResNet, OpenCV's SFace, their fusion and a model brought by
+the user pass the same pipeline tests; SFace equals OpenCV's own FaceRecognizerSF; a
+different SFace file is refused; a sidecar that does not say how to feed the model is a
+clear error."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from visage.vision.embedders import (
     runnable_graph,
     sface,
 )
+from visage.vision.fusion import alignments_of
 from visage.vision.pipeline import FaceAnalyzer, PipelineOptions
 from visage.vision.spec import DLIB_ID
 
@@ -79,7 +81,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
-@pytest.fixture(scope="module", params=["dlib-resnet", "sface", "own"])
+@pytest.fixture(scope="module", params=["dlib-resnet", "sface", "dlib-resnet+sface", "own"])
 def analyzer(request: pytest.FixtureRequest, shared_app: Visage, tiny: Path) -> FaceAnalyzer:
     """The pipeline with each embedder, sharing the session's detector and aligner."""
     setting = f"onnx:{tiny}" if request.param == "own" else request.param
@@ -128,7 +130,7 @@ def test_pipeline_embeds_reference_chips(analyzer: FaceAnalyzer) -> None:
     assert again is not None and again.shape == face.embedding.shape
     if analyzer.options.embedder.startswith("onnx:"):
         return  # a random projection says nothing about faces; the two above do
-    floor = 0.999 if analyzer.embedder.spec.alignment == "dlib150" else 0.8
+    floor = 0.999 if alignments_of(analyzer.embedder) == ("dlib150",) else 0.8
     assert float(again @ face.embedding) > floor
 
 
