@@ -25,7 +25,7 @@ import logging
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol, cast
+from typing import Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,7 @@ from visage.errors import ModelMissingError, VisageError
 from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
 from visage.vision.spec import ALIGNMENTS, DLIB_ID, Alignment, EmbedderSpec
 from visage.vision.spec import SFACE_ID as SFACE_ID
+from visage.vision.spec import Embedder as Embedder
 from visage.vision.types import RGBImage
 
 DEFAULT_EMBEDDER = "dlib-resnet"
@@ -52,22 +53,6 @@ class EmbedderError(VisageError):
 SFACE_SPEC = EmbedderSpec(alignment="arcface112", dim=128, channels="rgb")
 """SFace: raw 0..255 values, no mean or std. Channel order checked against OpenCV's own
 ``FaceRecognizerSF`` (which swaps its BGR input to RGB): see tests/vision/test_embedders.py."""
-
-
-class Embedder(Protocol):
-    """What the pipeline needs of an embedder."""
-
-    name: str
-    """The model id templates carry: one embedding space."""
-    spec: EmbedderSpec
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    @property
-    def model(self) -> object: ...
-
-    def embed(self, chips: Sequence[RGBImage]) -> NDArray[np.float32]: ...
 
 
 def _normalize(vectors: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -25,16 +25,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from visage.vision.spec import DLIB_ID, SFACE_ID, Alignment, EmbedderSpec
+from visage.vision.spec import DLIB_ID, SFACE_ID, Alignment, Embedder, EmbedderSpec
 from visage.vision.types import RGBImage
-
-if TYPE_CHECKING:
-    from visage.vision.embedders import Embedder
 
 FUSION_WEIGHTS: dict[tuple[str, str], float] = {(DLIB_ID, SFACE_ID): 0.13}
 """The weight of the first part for pairs calibrated by Visage (on lfw10, see

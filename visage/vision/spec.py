@@ -1,10 +1,17 @@
 """What an embedder needs and gives: its alignment template and preprocessing
-(:class:`EmbedderSpec`), shared by :mod:`.embed` (dlib's ResNet) and :mod:`.embedders`."""
+(:class:`EmbedderSpec`) and what the pipeline calls (:class:`Embedder`), shared by
+:mod:`.embed` (dlib's ResNet), :mod:`.embedders` and :mod:`.fusion`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from visage.vision.types import RGBImage
 
 DLIB_ID = "dlib-resnet-v1"
 """dlib's ResNet's model id, the one templates carry (``templates.model_id``)."""
@@ -43,3 +50,19 @@ DLIB_SPEC = EmbedderSpec(
     layout="nhwc",
 )
 """dlib's ResNet, for the record: its graph takes uint8 NHWC chips and does this itself."""
+
+
+class Embedder(Protocol):
+    """What the pipeline needs of an embedder."""
+
+    name: str
+    """The model id templates carry: one embedding space."""
+    spec: EmbedderSpec
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def model(self) -> object: ...
+
+    def embed(self, chips: Sequence[RGBImage]) -> NDArray[np.float32]: ...
