@@ -7,6 +7,7 @@ This is the only long-lived state in Visage. Every interface (CLI, API, web) bui
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
@@ -71,6 +72,12 @@ class Visage:
         self._signer: signing.Signer | None = None
         self._eligibility: EligibilityCache | None = None
         self._calibration: Calibration | None = None
+        self._calibration_raw: bytes | None = None
+        self._calibration_checked = 0.0
+        self.calibration_recheck_s = 5.0
+        """How often (seconds) the stored calibration is compared with the one in use, so
+        that a replica sharing the database picks up ``visage eval --calibrate`` run
+        elsewhere without a restart (one small ``meta`` read)."""
         self._embedder: str | None = None
         s = self.settings
         self.notifier = Notifier(s.webhook_urls, s.webhook_secret, s.mqtt_url, s.mqtt_topic)
@@ -122,21 +129,26 @@ class Visage:
     @property
     def calibration(self) -> Calibration:
         """How the active model's cosines become scores: the calibration fitted on this
-        installation's labelled pairs (``visage eval --calibrate``), else the built-in one."""
+        installation's labelled pairs (``visage eval --calibrate``), else the built-in one.
+        Read again when the stored one changed (checked every ``calibration_recheck_s``)."""
         found = self._calibration
-        if found is None:
-            from visage.gallery.matching import built_in_calibration, calibration_key
+        now = time.monotonic()
+        if found is not None and now - self._calibration_checked < self.calibration_recheck_s:
+            return found
+        from visage.gallery.matching import built_in_calibration, calibration_key
 
-            model_id = self.model_id
-            if self.initialised:
-                from visage.store.meta import get_meta
+        model_id = self.model_id
+        stored = None
+        if self.initialised:
+            from visage.store.meta import get_meta
 
-                with self.store.session() as session:
-                    stored = get_meta(session, calibration_key(model_id))
-                if stored is not None:
-                    found = Calibration.model_validate_json(stored)
-            found = found or built_in_calibration(model_id)
-            self._calibration = found
+            with self.store.session() as session:
+                stored = get_meta(session, calibration_key(model_id))
+        if found is None or stored != self._calibration_raw or found.model_id != model_id:
+            parsed = None if stored is None else Calibration.model_validate_json(stored)
+            found = parsed or built_in_calibration(model_id)
+            self._calibration, self._calibration_raw = found, stored
+        self._calibration_checked = now
         return found
 
     def calibration_changed(self) -> None:
