@@ -28,7 +28,10 @@ def migrate(
     to: Annotated[
         str,
         typer.Option(
-            "--to", help="dlib-resnet, sface or onnx:/path/model.onnx.", show_default=False
+            "--to",
+            help="dlib-resnet, sface, onnx:/path/model.onnx, or two fused: "
+            "dlib-resnet+sface (A+B, or A+B@weight).",
+            show_default=False,
         ),
     ],
     confirm: Annotated[
