@@ -30,7 +30,7 @@ from visage.gallery.matching import (
     fit_fusion,
     fit_logistic,
 )
-from visage.usecases.faces import primary_face
+from visage.usecases.faces import primary_detection
 
 ProgressFn = Callable[[int, int], None]
 
@@ -126,12 +126,18 @@ lfw10 than one at a time, the same CPU time, the same vectors)."""
 
 
 def _main_embedding(core: Visage, path: Path) -> NDArray[np.float32] | None:
+    """The main face's vector; the other faces are found but neither aligned nor embedded
+    (the main face is chosen by its box alone: the same face, the same vector)."""
+    analyzer = core.analyzer
     try:
         loaded = core.load_image(path)
-        face = primary_face(core.analyzer.analyze(loaded.pixels), loaded.width, loaded.height)
+        found = analyzer.detector.detect(loaded.pixels, analyzer.options.detect_threshold)
+        main = primary_detection(found, loaded.width, loaded.height)
+        if main is None:
+            return None
+        return analyzer.describe(loaded.pixels, [main])[0].embedding
     except VisageError:
         return None
-    return None if face is None else face.embedding
 
 
 def embed_images(
@@ -140,12 +146,17 @@ def embed_images(
     """The main face's embedding of every image (None: unreadable, or no face), computed
     ``OVERLAP`` images at a time; ``progress(done, total)`` after each, in order."""
     out: dict[str, NDArray[np.float32] | None] = {}
+    analyzer = core.analyzer
     with ThreadPoolExecutor(OVERLAP, thread_name_prefix="visage-eval") as pool:
+        # One worker loads the aligner and the embedder while the other loads the detector
+        # and detects the first image: ONNX Runtime builds a session without the GIL.
+        warm = pool.submit(lambda: (analyzer.aligner.model, analyzer.embedder.model))
         vectors = pool.map(lambda name: _main_embedding(core, root / name), names)
         for i, (name, vector) in enumerate(zip(names, vectors, strict=True)):
             out[name] = vector
             if progress:
                 progress(i + 1, len(names))
+        warm.result()
     return out
 
 

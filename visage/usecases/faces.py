@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from visage.core import ImageInput, Visage
-from visage.vision.types import Face
+from visage.vision.types import Detection, Face
 
 if TYPE_CHECKING:
     from visage.governance.audit import Actor
@@ -55,19 +55,26 @@ def face_out(face: Face) -> FaceOut:
     )
 
 
-def primary_face(faces: list[Face], width: int, height: int) -> Face | None:
+def primary_detection(found: list[Detection], width: int, height: int) -> Detection | None:
     """The face a single-subject photo is about: among faces at least half as large as the
-    largest, the one nearest the image centre."""
-    if not faces:
+    largest, the one nearest the image centre (the first such, in ``found``'s order). It
+    needs only the boxes, so a caller can pick it before aligning and embedding anything."""
+    if not found:
         return None
-    largest = max(f.detection.box.area for f in faces)
+    largest = max(d.box.area for d in found)
     cx, cy = width / 2, height / 2
 
-    def off_centre(f: Face) -> float:
-        fx, fy = f.detection.box.center
+    def off_centre(d: Detection) -> float:
+        fx, fy = d.box.center
         return (fx - cx) ** 2 + (fy - cy) ** 2
 
-    return min((f for f in faces if f.detection.box.area >= largest / 2), key=off_centre)
+    return min((d for d in found if d.box.area >= largest / 2), key=off_centre)
+
+
+def primary_face(faces: list[Face], width: int, height: int) -> Face | None:
+    """The face of :func:`primary_detection` among ``faces``."""
+    main = primary_detection([f.detection for f in faces], width, height)
+    return next((f for f in faces if f.detection is main), None)
 
 
 def detect(core: Visage, image: ImageInput, actor: Actor | None = None) -> DetectResult:

@@ -71,7 +71,8 @@ class CenterFaceDetector(LazyModel[object]):
         target = self.cached_graph_path()
         if target is not None and target.is_file():
             try:
-                return make_session(target.read_bytes(), intra_op_threads=self.threads)
+                # By path: ONNX Runtime reads the file itself, without a copy in Python.
+                return make_session(str(target), intra_op_threads=self.threads)
             except Exception:  # a damaged cache file: rebuild it below
                 target.unlink(missing_ok=True)
         graph = self.dynamic_graph()

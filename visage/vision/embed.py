@@ -82,10 +82,12 @@ class OnnxEmbedder(LazyModel[object]):
 
         return bytes(to_onnx(read_dlib_net(self.path.read_bytes())).SerializeToString())
 
-    def _graph_bytes(self) -> bytes:
+    def _graph_bytes(self) -> bytes | str:
+        """The cached graph's path (ONNX Runtime reads it without a copy in Python), or the
+        graph converted now (and cached)."""
         target = self.cached_graph_path()
         if target is not None and target.is_file():
-            return target.read_bytes()
+            return str(target)
         graph = self.convert()
         if target is not None:
             write_atomically(target, graph)  # a reader never sees half a file
