@@ -39,6 +39,8 @@ SHADING = 0.25
 FEATHER = 0.2
 """Outer share of the ellipse's radius over which the mask fades into the picture."""
 SOLID_COLOUR = (0, 0, 0)
+WORK = 48
+"""Longer side, in pixels, of the grid on which a region's smooth mask is computed."""
 
 _SHUFFLE = np.random.default_rng(0x5EED).permutation(CELLS * CELLS)
 """A fixed permutation of the pixelate cells: the same look on every frame (no flicker)."""
@@ -63,21 +65,40 @@ def _cells(patch: RGBImage) -> NDArray[np.float32]:
     ).reshape(CELLS, CELLS, -1)
 
 
-def _masked_patch(patch: RGBImage, mode: BlurMode) -> NDArray[np.float32]:
+def _work_size(w: int, h: int) -> tuple[int, int]:
+    """The size at which a region's smooth mask is computed: at most ``WORK`` on its longer
+    side. The mask has no detail finer than a ninth of the region (a 3x3 grid, then a blur
+    of a third of its side), so computing it small and enlarging it loses nothing, and its
+    cost no longer grows with the face's area."""
+    scale = min(1.0, WORK / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _masked_patch(patch: RGBImage, mode: BlurMode) -> RGBImage:
+    """What replaces the region (same size, uint8): see the module's docstring."""
     h, w = patch.shape[:2]
     if mode is BlurMode.solid:
-        return np.broadcast_to(np.asarray(SOLID_COLOUR, np.float32), patch.shape).copy()
+        solid = np.empty_like(patch)
+        solid[...] = SOLID_COLOUR
+        return solid
     cells = _cells(patch)
     mean = cells.reshape(-1, cells.shape[-1]).mean(axis=0)
     if mode is BlurMode.pixelate:
         # Cells out of place: the palette of the region stays, the face's layout is gone.
         flat = cells.reshape(CELLS * CELLS, -1)[_SHUFFLE].reshape(cells.shape)
-        flat = mean + (flat - mean) * 0.5
-        return np.asarray(cv2.resize(flat, (w, h), interpolation=cv2.INTER_NEAREST), np.float32)
+        flat = np.clip(mean + (flat - mean) * 0.5 + 0.5, 0, 255).astype(np.uint8)
+        return np.asarray(cv2.resize(flat, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
     flat = mean + (cells - mean) * SHADING
-    smooth = cv2.resize(flat, (w, h), interpolation=cv2.INTER_LINEAR)
+    sw, sh = _work_size(w, h)
+    smooth = cv2.resize(flat, (sw, sh), interpolation=cv2.INTER_LINEAR)
+    # The blur of a third of the region's shorter side (OpenCV's sigma for that kernel),
+    # at the working size.
     k = max(3, (min(w, h) // 3) | 1)
-    return np.asarray(cv2.GaussianBlur(smooth, (k, k), 0), np.float32).reshape(patch.shape)
+    sigma = (0.3 * ((k - 1) * 0.5 - 1) + 0.8) * sw / w
+    smooth = cv2.GaussianBlur(smooth, (0, 0), sigma) if sigma >= 0.3 else smooth
+    small = np.clip(np.asarray(smooth, np.float32) + 0.5, 0, 255).astype(np.uint8)
+    full = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(full, np.uint8).reshape(patch.shape)
 
 
 def _ellipse_alpha(
@@ -88,7 +109,7 @@ def _ellipse_alpha(
     ys = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy) / ry
     xs = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx) / rx
     r = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
-    return np.clip((1.0 - r) / FEATHER, 0.0, 1.0)
+    return np.asarray(np.clip((1.0 - r) / FEATHER, 0.0, 1.0), np.float32)
 
 
 def mask_faces(
@@ -114,10 +135,9 @@ def mask_faces(
             cy = (box.top + box.bottom) / 2
             rx = box.width * (0.5 + margin)
             ry = box.height * (0.5 + margin)
-            alpha = _ellipse_alpha(x0, y0, x1, y1, cx, cy, rx, ry)[..., None]
-            blended = region * (1.0 - alpha) + masked * alpha
-            region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+            alpha = _ellipse_alpha(x0, y0, x1, y1, cx, cy, rx, ry)
+            region[...] = cv2.blendLinear(region, masked, 1.0 - alpha, alpha)
         else:
-            region[...] = np.clip(masked + 0.5, 0, 255).astype(np.uint8)
+            region[...] = masked
         n += 1
     return n
