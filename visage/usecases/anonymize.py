@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -286,17 +287,22 @@ def _video(
         if encoder_threads:
             writer.stream.codec_context.thread_count = encoder_threads  # before it opens
         frames = 0
+
+        def video(items: Iterable[Any]) -> Iterator[tuple[int, RGBImage]]:
+            for item in items:
+                if isinstance(item, Frame):
+                    yield item.index, _writable(item.pixels)
+                else:
+                    writer.write_audio(item)  # the muxer interleaves it with the video
+
         try:
             with Prefetch(reader.items(), 16, drop_oldest=False) as items:
-                for item in items:
-                    if isinstance(item, Frame):
-                        pixels = np.array(item.pixels)  # writable copy
-                        writer.write(redactor.process(item.index, pixels))
-                        frames += 1
-                        if progress is not None:
-                            progress(frames, info.frames)
-                    else:
-                        writer.write_audio(item)
+                # Detection of each frame overlaps the masking and encoding of the one before.
+                for _, pixels in redactor.stream(video(items)):
+                    writer.write(pixels)
+                    frames += 1
+                    if progress is not None:
+                        progress(frames, info.frames)
             writer.close()
         except BaseException:
             writer.container.close()
@@ -315,6 +321,11 @@ def _video(
         seconds=0.0,
         fps=0.0,
     )
+
+
+def _writable(pixels: RGBImage) -> RGBImage:
+    """The decoded frame itself when it may be written to (masked in place), else a copy."""
+    return pixels if pixels.flags.writeable else np.array(pixels)
 
 
 @contextmanager
