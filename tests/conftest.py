@@ -299,3 +299,17 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheapest_password_hashing() -> Iterator[None]:
+    """Passwords hashed with argon2's cheapest parameters (still argon2id) in this process:
+    a sign-in costs microseconds instead of ~0.3 s. The tests that are about the production
+    parameters (stored hash, timing) switch back with
+    ``hashing_parameters(PRODUCTION_HASHING)``."""
+    from argon2.profiles import CHEAPEST
+
+    from visage.governance.users import hashing_parameters
+
+    with hashing_parameters(CHEAPEST):
+        yield

@@ -20,6 +20,7 @@ from tests.pg import stored_bytes
 from visage.core import Visage
 from visage.errors import InputError, NotFoundError
 from visage.governance import audit_ops
+from visage.governance import users as gov_users
 from visage.governance.access import (
     AuthError,
     ForbiddenError,
@@ -112,12 +113,26 @@ def test_password_rules(core: Visage, password: str, why: str | None) -> None:
 
 
 def test_password_is_stored_as_argon2id_only(core: Visage) -> None:
-    _add(core, "Alice")
+    """With the product's own parameters (the suite hashes with the cheapest elsewhere)."""
+    with gov_users.hashing_parameters(gov_users.PRODUCTION_HASHING):
+        _add(core, "Alice")
     with core.store.session() as session:
         stored = session.scalars(select(UserRow.password_hash)).one()
-    assert stored.startswith("$argon2id$v=19$")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert PASSWORD not in stored
     assert PASSWORD.encode() not in stored_bytes(core.store)
+
+
+def test_a_hash_with_other_parameters_is_replaced_at_sign_in(core: Visage) -> None:
+    """The suite's cheapest hashes are "older parameters" to the product: the next sign-in
+    with the right password stores a hash with the production ones."""
+    _add(core, "Alice")
+    with gov_users.hashing_parameters(gov_users.PRODUCTION_HASHING):
+        uc.sign_in(core, "alice", PASSWORD, None, "10.0.0.1")
+    with core.store.session() as session:
+        stored = session.scalars(select(UserRow.password_hash)).one()
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    uc.sign_in(core, "alice", PASSWORD, None, "10.0.0.1")  # and it verifies
 
 
 def test_last_admin_cannot_be_disabled(core: Visage) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from tests.conftest import make_app
 from tests.pg import stored_bytes
 from visage.core import Visage
+from visage.governance import users as gov_users
 from visage.governance.access import AuthError, Role
 from visage.governance.audit import Actor
 from visage.store.schema import AuditEntryRow, WebSessionRow
@@ -142,8 +143,20 @@ def test_a_disabled_account_loses_its_open_sessions(core: Visage) -> None:
         uc.resume_session(core, signed.token)
 
 
-def test_unknown_names_take_as_long_as_wrong_passwords(core: Visage) -> None:
+@pytest.fixture()
+def production_core(tmp_path: Path) -> Iterator[Visage]:
+    """As ``core``, with the product's own argon2 parameters for the whole test (the suite
+    hashes with the cheapest elsewhere)."""
+    with gov_users.hashing_parameters(gov_users.PRODUCTION_HASHING):
+        c = make_app(tmp_path / "home")
+        uc.add_user(c, uc.NewUser(name="victim", role=Role.admin), PASSWORD, Actor.local())
+        yield c
+        c.close()
+
+
+def test_unknown_names_take_as_long_as_wrong_passwords(production_core: Visage) -> None:
     """No timing oracle: a name that is no account still costs one argon2 hash."""
+    core = production_core
 
     def timed(name: str, client: str) -> float:
         start = time.perf_counter()

@@ -16,16 +16,19 @@ The names a caller types are compared case-insensitively; a name is stored as gi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pyotp
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -55,8 +58,31 @@ ANONYMOUS = Actor("anonymous", "none")
 """The actor of a refused sign-in under a name that is no account: what was typed is not
 written to the audit log (it is sometimes a password typed in the wrong field)."""
 
-_HASHER = PasswordHasher()
-"""Only parameters (argon2id, RFC 9106 low-memory profile): no state."""
+PRODUCTION_HASHING = RFC_9106_LOW_MEMORY
+"""argon2id, RFC 9106 low-memory profile (m=65536 KiB, t=3, p=4): what every hash uses."""
+
+
+class _Hashing:
+    """The hasher in use. Always :data:`PRODUCTION_HASHING`, except inside
+    :func:`hashing_parameters` (a test suite's switch, as Django's test ``PASSWORD_HASHERS``)."""
+
+    hasher = PasswordHasher.from_parameters(PRODUCTION_HASHING)
+
+
+@contextlib.contextmanager
+def hashing_parameters(parameters: Parameters) -> Iterator[None]:
+    """New hashes use ``parameters`` inside the block; the production ones again after it.
+
+    For test suites only: ``argon2.profiles.CHEAPEST`` is still real argon2id and makes a
+    sign-in cost microseconds instead of ~0.3 s. Verification reads the parameters from each
+    hash, so hashes of either kind verify; a hash whose parameters differ from the ones in
+    use counts as needing a rehash. Process-wide, not per thread: never for a server."""
+    saved = _Hashing.hasher
+    _Hashing.hasher = PasswordHasher.from_parameters(parameters)
+    try:
+        yield
+    finally:
+        _Hashing.hasher = saved
 
 
 class ThrottledError(VisageError):
@@ -108,26 +134,26 @@ def check_password(name: str, password: str) -> None:
 
 def hash_password(password: str) -> str:
     """An argon2id hash in PHC format (``$argon2id$v=19$m=…,t=…,p=…$salt$hash``)."""
-    return _HASHER.hash(password)
+    return _Hashing.hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     if len(password) > PASSWORD_MAX:
         return False
     try:
-        return _HASHER.verify(password_hash, password)
+        return _Hashing.hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _HASHER.check_needs_rehash(password_hash)
+    return _Hashing.hasher.check_needs_rehash(password_hash)
 
 
 def spend_hash_time(password: str) -> None:
     """As long as a verification takes: for a name that is no account, so that the
     answer's timing does not tell which names exist."""
-    _HASHER.hash(password[:PASSWORD_MAX])
+    _Hashing.hasher.hash(password[:PASSWORD_MAX])
 
 
 def new_password() -> str:
