@@ -57,13 +57,15 @@ run: setup
 demo: setup
 	VISAGE_HOME=$${VISAGE_HOME:-.visage-demo} $(VENV)/bin/visage demo --data $(DATA)
 
-# Lint gates the tests: ruff (lint + format) and mypy --strict, then the suite.
+# Lint gates the tests: ruff (lint + format) and mypy --strict, then the suite, one
+# pytest-xdist worker per core; a module stays on one worker (its fixtures are built once).
+PYTEST_WORKERS ?= -n auto --dist loadfile
 test: setup-test
 	$(VENV)/bin/ruff check visage tests bench
 	$(VENV)/bin/ruff format --check visage tests bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
-	$(PY) -m pytest -q --store=postgresql tests/store tests/governance tests/usecases tests/api tests/security
+	$(PY) -m pytest -q $(PYTEST_WORKERS)
+	$(PY) -m pytest -q $(PYTEST_WORKERS) --store=postgresql tests/store tests/governance tests/usecases tests/api tests/security
 
 # The baseline of bench/endtoend.py: face_recognition without its dlib source build
 # (dlib comes from the dlib-bin wheel Visage already uses).
