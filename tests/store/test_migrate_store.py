@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 
 from tests.cli_runner import run
 from tests.conftest import PEOPLE_PURPOSE, make_app
-from tests.pg import pg_server
+from tests.pg import pg_server, use_sqlite
 from visage.config import Settings
 from visage.core import Visage
 from visage.gallery import repository as repo
@@ -36,11 +37,16 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture()
-def installed(sqlite_home: Path, shared_app: Visage, data: Path) -> tuple[Path, dict[str, str]]:
+@pytest.fixture(scope="module")
+def installed_once(
+    tmp_path_factory: pytest.TempPathFactory, shared_app: Visage, data: Path
+) -> tuple[Path, dict[str, str]]:
     """A closed SQLite data dir: two people enrolled from their photos, one identify, one
-    console user with a failed sign-in (a row numbered by the database itself)."""
-    app = make_app(sqlite_home, models=shared_app)
+    console user with a failed sign-in (a row numbered by the database itself). Built once
+    for the module (enrolling costs seconds); each test works on its own copy."""
+    home = tmp_path_factory.mktemp("installed") / "home"
+    use_sqlite(home)
+    app = make_app(home, models=shared_app)
     ids = {}
     for folder in ("joe_biden", "barack_obama"):
         consent = make_consent(f"F-{folder}", [PEOPLE_PURPOSE], expires_on=date(2031, 1, 31))
@@ -53,7 +59,17 @@ def installed(sqlite_home: Path, shared_app: Visage, data: Path) -> tuple[Path, 
     with pytest.raises(AuthError):
         users_uc.sign_in(app, "auditor", "wrong password!", None, "198.51.100.7")
     app.close()
-    assert not (sqlite_home / f"{DB_FILE}-wal").exists()  # all of it in the one file
+    assert not (home / f"{DB_FILE}-wal").exists()  # all of it in the one file
+    return home, ids
+
+
+@pytest.fixture()
+def installed(
+    installed_once: tuple[Path, dict[str, str]], sqlite_home: Path
+) -> tuple[Path, dict[str, str]]:
+    """A copy of :func:`installed_once` in the test's own ``sqlite_home``."""
+    home, ids = installed_once
+    shutil.copytree(home, sqlite_home)
     return sqlite_home, ids
 
 

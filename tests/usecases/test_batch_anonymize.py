@@ -7,12 +7,13 @@ directory exists."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from tests.batch_folder import CORRUPT, GOOD, digests, leftovers, make_folder
+from tests.batch_folder import CLIP_FRAMES, CORRUPT, GOOD, digests, leftovers, make_folder
 from tests.cli_runner import run
 from tests.conftest import clip_head
 from visage.config import Settings
@@ -53,7 +54,7 @@ def first_run(
         item = by_path[rel]
         assert item.status == "anonymised", item.reason
         assert item.faces_masked >= 2 and not item.audited
-    assert by_path["a.mp4"].frames == 21
+    assert by_path["a.mp4"].frames == CLIP_FRAMES
     assert (report.anonymised, report.skipped, report.failed) == (4, 0, 1)
     assert seen[0] == (0, 5) and seen[-1] == (5, 5)
     assert not (out / CORRUPT).exists() and leftovers(out) == []
@@ -94,14 +95,14 @@ def test_rerun_skips_finished_and_redoes_changed_or_damaged(
     assert digests(out) == made
 
     # A damaged output (a copy cut short) and a changed input are done again; the rest not.
-    work = tmp_path / "in"
-    make_folder(data, work)
-    partial = tmp_path / "out"
-    first = anonymize_folder(core, work, partial)
-    assert first.anonymised == 4
+    # On copies of the finished run (copied with their times: the manifest still matches).
+    work, partial = tmp_path / "in", tmp_path / "out"
+    shutil.copytree(folder, work)
+    shutil.copytree(out, partial)
+    assert anonymize_folder(core, work, partial).skipped == 4
     damaged = partial / "scenes/two_people.jpg"
     damaged.write_bytes(damaged.read_bytes()[:1000])
-    clip_head(data / "video/hamilton_clip.mp4", work / "a.mp4", 0.5)
+    clip_head(data / "video/hamilton_clip.mp4", work / "a.mp4", 0.2)  # 6 frames, not 11
     third = anonymize_folder(core, work, partial)
     done = {i.path for i in third.items if i.status == "anonymised"}
     assert done == {"a.mp4", "scenes/two_people.jpg"}
