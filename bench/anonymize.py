@@ -167,8 +167,7 @@ def run_clip(
 
 
 def stages(app: Visage, clip: Path, tmp: Path) -> dict[str, float]:
-    """Milliseconds per frame in each stage of Visage's anonymisation, from one run with the
-    stages one after another (``VideoRedactor.process``, no detection thread) and timed:
+    """Milliseconds per frame in each stage of Visage's anonymisation, from one timed run:
     decode (on its own thread, overlapping the rest), detect, track, mask, encode (the
     encoder's own threads overlap the rest too)."""
     spent: dict[str, float] = dict.fromkeys(("decode", "detect", "track", "mask", "encode"), 0.0)
@@ -181,6 +180,14 @@ def stages(app: Visage, clip: Path, tmp: Path) -> dict[str, float]:
                 return fn(*a, **k)
             finally:
                 spent[stage] += time.perf_counter() - t
+
+        return call
+
+    def counted(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **k: Any) -> Any:
+            nonlocal frames
+            frames += 1
+            return fn(*a, **k)
 
         return call
 
@@ -197,21 +204,15 @@ def stages(app: Visage, clip: Path, tmp: Path) -> dict[str, float]:
 
         return items
 
-    def sequential(self: VideoRedactor, items: Any) -> Any:
-        nonlocal frames
-        for index, pixels in items:
-            frames += 1
-            yield index, self.process(index, pixels)
-
     Wrap = Callable[[Callable[..., Any]], Callable[..., Any]]
     patches: list[tuple[object, str, Wrap]] = [
         (CenterFaceDetector, "detect", functools.partial(timed, "detect")),
         (IouTracker, "update", functools.partial(timed, "track")),
+        (VideoRedactor, "process", counted),
         (redact, "mask_faces", functools.partial(timed, "mask")),
         (VideoWriter, "write", functools.partial(timed, "encode")),
         (VideoWriter, "close", functools.partial(timed, "encode")),
         (VideoReader, "items", decoded),
-        (VideoRedactor, "stream", lambda _: sequential),
     ]
     saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in patches]
     try:

@@ -1,7 +1,6 @@
-"""The fast paths of masking give the same pixels as the plain ones: the gaussian mask
+"""The fast path of masking gives the same pixels as the plain one: the gaussian mask
 computed on a small grid and enlarged equals the mask computed at full resolution, and
-the pipelined redactor (detection on its own thread) masks exactly what the one-frame-at-a-
-time redactor masks. Whether masks hide faces is judged in test_masks.py."""
+nothing outside the region changes. Whether masks hide faces is judged in test_masks.py."""
 
 from __future__ import annotations
 
@@ -9,14 +8,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from numpy.typing import NDArray
 
-from tests.zoom_clip import build_zoom_clip
 from visage.core import Visage
 from visage.media.blur import CELLS, MARGIN, SHADING, BlurMode, MaskShape, expand, mask_faces
-from visage.media.redact import RedactOptions, VideoRedactor
-from visage.media.video import VideoReader
 
 
 def _full_resolution_gaussian(region: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -49,31 +44,3 @@ def test_small_grid_mask_equals_full_resolution(shared_app: Visage, data: Path) 
         outside = np.ones(pixels.shape[:2], bool)
         outside[y0:y1, x0:x1] = False
         assert np.array_equal(masked[outside], pixels[outside])
-
-
-@pytest.mark.parametrize("mode", [BlurMode.gaussian, BlurMode.solid])
-def test_stream_masks_what_process_masks(
-    shared_app: Visage, data: Path, tmp_path: Path, mode: BlurMode
-) -> None:
-    """Every frame of a zoom over scenes/ (faces growing, full-resolution scans every 10th
-    frame), masked by ``stream`` and by ``process``: the same pixels, frame by frame."""
-    clip = build_zoom_clip(data, tmp_path / "zoom.mp4", seconds_per_scene=0.5)
-    with VideoReader(str(clip)) as reader:
-        originals = [(f.index, f.pixels.copy()) for f in reader.frames()]
-        info = reader.info
-    detector = shared_app.analyzer.detector
-    options = RedactOptions(mode=mode)
-
-    one_by_one = VideoRedactor(detector, info.width, info.height, options)
-    expected = [one_by_one.process(i, p.copy()) for i, p in originals]
-
-    pipelined = VideoRedactor(detector, info.width, info.height, options)
-    got = list(pipelined.stream((i, p.copy()) for i, p in originals))
-
-    assert [i for i, _ in got] == [i for i, _ in originals]
-    for (i, pixels), want in zip(got, expected, strict=True):
-        assert np.array_equal(pixels, want), f"frame {i} differs"
-    assert pipelined.masked == one_by_one.masked >= len(originals)
-    assert len(pipelined.finish()) == len(one_by_one.finish())
-    changed = sum(not np.array_equal(p, o) for (_, p), (_, o) in zip(got, originals, strict=True))
-    assert changed == len(originals)  # a face masked in every frame

@@ -20,10 +20,9 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -287,22 +286,17 @@ def _video(
         if encoder_threads:
             writer.stream.codec_context.thread_count = encoder_threads  # before it opens
         frames = 0
-
-        def video(items: Iterable[Any]) -> Iterator[tuple[int, RGBImage]]:
-            for item in items:
-                if isinstance(item, Frame):
-                    yield item.index, _writable(item.pixels)
-                else:
-                    writer.write_audio(item)  # the muxer interleaves it with the video
-
         try:
             with Prefetch(reader.items(), 16, drop_oldest=False) as items:
-                # Detection of each frame overlaps the masking and encoding of the one before.
-                for _, pixels in redactor.stream(video(items)):
-                    writer.write(pixels)
-                    frames += 1
-                    if progress is not None:
-                        progress(frames, info.frames)
+                for item in items:
+                    if isinstance(item, Frame):
+                        pixels = _writable(item.pixels)  # masked in place
+                        writer.write(redactor.process(item.index, pixels))
+                        frames += 1
+                        if progress is not None:
+                            progress(frames, info.frames)
+                    else:
+                        writer.write_audio(item)
             writer.close()
         except BaseException:
             writer.container.close()
