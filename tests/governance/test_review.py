@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import auth
-from tests.conftest import Receiver, make_app
+from tests.conftest import Receiver, make_app, open_copy
 from visage.api.app import create_app
 from visage.core import Visage
 from visage.governance.access import Role
@@ -23,14 +23,15 @@ WATCH = "wanted"
 SECRET = "s3cret-for-tests"
 
 
-@pytest.fixture()
-def setup(
-    tmp_path: Path, shared_app: Visage, data: Path
-) -> Iterator[tuple[TestClient, dict[str, dict[str, str]], Receiver, Visage]]:
-    receiver = Receiver()
-    core = make_app(
-        tmp_path / "home", webhook_urls=[receiver.url], webhook_secret=SECRET, models=shared_app
-    )
+@pytest.fixture(scope="module")
+def pristine(
+    tmp_path_factory: pytest.TempPathFactory, shared_app: Visage, data: Path
+) -> tuple[Path, dict[str, dict[str, str]]]:
+    """A closed data dir with the watchlist profile, the keys and Joe Biden enrolled for the
+    watchlist over the API, built once (an enrolment is a face analysis); each test opens
+    its own copy. Returns the home and the keys' headers."""
+    home = tmp_path_factory.mktemp("review") / "home"
+    core = make_app(home, models=shared_app)
     set_profile(core, ProfileChanges(watchlist_purposes=[WATCH]))
     keys = {
         "enroller": auth(create_key(core, Role.enroller, []).key),
@@ -48,6 +49,24 @@ def setup(
             content=(data / "people/joe_biden/1.jpg").read_bytes(),
         )
         assert r.json()["enrolled"]
+    core.close()
+    return home, keys
+
+
+@pytest.fixture()
+def setup(
+    pristine: tuple[Path, dict[str, dict[str, str]]], tmp_path: Path, shared_app: Visage
+) -> Iterator[tuple[TestClient, dict[str, dict[str, str]], Receiver, Visage]]:
+    home, keys = pristine
+    receiver = Receiver()
+    core = open_copy(
+        home,
+        tmp_path / "home",
+        models=shared_app,
+        webhook_urls=[receiver.url],
+        webhook_secret=SECRET,
+    )
+    with TestClient(create_app(core, identify_per_minute=10_000)) as client:
         yield client, keys, receiver, core
     receiver.server.shutdown()
     core.close()
