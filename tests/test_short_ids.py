@@ -95,15 +95,17 @@ def test_tables_show_short_ids_within_80_columns(home: Path) -> None:
 
 
 def test_enroll_a_folder_gives_a_verdict_per_file(home: Path, data: Path, tmp_path: Path) -> None:
-    sid = _add(home, "Joe")
-    folder = tmp_path / "joe"
+    sid = _add(home, "Ariel")
+    folder = tmp_path / "ariel"
     folder.mkdir()
-    shutil.copy(data / "people/joe_biden/1.jpg", folder / "a.jpg")
-    shutil.copy(data / "people/joe_biden/2.jpg", folder / "b.JPG")
-    shutil.copy(data / "scenes/two_people.jpg", folder / "c.jpg")
+    # Small photos (250x250 of one person, 501x700 of two): every file is detected twice,
+    # and the verdicts do not depend on the size.
+    shutil.copy(data / "lfw10/Ariel_Sharon/Ariel_Sharon_0001.jpg", folder / "a.jpg")
+    shutil.copy(data / "lfw10/Ariel_Sharon/Ariel_Sharon_0003.jpg", folder / "b.JPG")
+    shutil.copy(data / "scenes/kit_with_rose.jpg", folder / "c.jpg")
     (folder / "notes.txt").write_text("not a photo")  # not an image file: not taken
     (folder / "sub").mkdir()  # not entered
-    shutil.copy(data / "people/joe_biden/1.jpg", folder / "sub" / "d.jpg")
+    shutil.copy(data / "lfw10/Ariel_Sharon/Ariel_Sharon_0001.jpg", folder / "sub" / "d.jpg")
     r = run(home, "enroll", sid[:8], str(folder), COLUMNS="250")
     assert r.returncode == 2  # one file rejected
     rows = [line for line in r.stdout.splitlines() if "enrolled" in line or "rejected" in line]
