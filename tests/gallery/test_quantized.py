@@ -17,9 +17,22 @@ def gallery():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def quantized(gallery) -> QuantizedIndex:  # type: ignore[no-untyped-def]
-    index = make_index(gallery.labels, gallery.vectors)
+    """Trained and filled once per module; tests that modify it work on :func:`_clone`.
+
+    ``build_threads=1`` is the product's ``num_threads`` setting at 1 (the codebooks and
+    codes are the same): FAISS's OpenMP threads spin-wait, and on a loaded 2-core machine two
+    of them made training 10x slower (116 s against 10 s for 1,024 vectors, load 8-12).
+    """
+    index = make_index(gallery.labels, gallery.vectors, build_threads=1)
     assert isinstance(index, QuantizedIndex)  # above EXACT_MAX
     return index
+
+
+@pytest.fixture(scope="module")
+def saved(quantized) -> bytes:  # type: ignore[no-untyped-def]
+    """``quantized.to_bytes()``, made once for the clones and the round trip."""
+    data: bytes = quantized.to_bytes()
+    return data
 
 
 def _top1(index, queries):  # type: ignore[no-untyped-def]
@@ -37,15 +50,15 @@ def test_recall_against_exact(gallery, quantized) -> None:  # type: ignore[no-un
     assert hits[0].cosine >= hits[1].cosine >= hits[2].cosine
 
 
-def _clone(index: QuantizedIndex) -> QuantizedIndex:
+def _clone(saved: bytes) -> QuantizedIndex:
     """A modifiable copy with the trained engine and its codes (no retraining)."""
-    copy = from_bytes(index.to_bytes())
+    copy = from_bytes(saved, build_threads=1)
     assert isinstance(copy, QuantizedIndex)
     return copy
 
 
-def test_remove_and_add_take_effect_at_once(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
-    index = _clone(quantized)
+def test_remove_and_add_take_effect_at_once(gallery, saved) -> None:  # type: ignore[no-untyped-def]
+    index = _clone(saved)
     query = gallery.queries[:1]
     first = index.search(query, 1)[0][0].label
     assert index.remove(first) == 1
@@ -55,10 +68,10 @@ def test_remove_and_add_take_effect_at_once(gallery, quantized) -> None:  # type
     assert best.label == "newcomer" and best.cosine == pytest.approx(1.0, abs=1e-5)
 
 
-def test_removals_then_additions_stay_consistent_and_persist(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
+def test_removals_then_additions_stay_consistent_and_persist(gallery, saved) -> None:  # type: ignore[no-untyped-def]
     """Rows deleted and added in turn (across block boundaries of the packed codes), then
     saved and loaded: the quantized index answers as exact search over the same rows."""
-    index, exact = _clone(quantized), ExactIndex()
+    index, exact = _clone(saved), ExactIndex()
     exact.add(gallery.labels, gallery.vectors)
     rng = np.random.default_rng(5)
     added: list[np.ndarray] = []
@@ -76,7 +89,7 @@ def test_removals_then_additions_stay_consistent_and_persist(gallery, quantized)
     assert len(index) == len(exact)
     probes = np.vstack([np.vstack(added)[::4], gallery.queries[:30]]).astype(np.float32)
     assert _top1(index, probes) == _top1(exact, probes)
-    restored = from_bytes(index.to_bytes())
+    restored = from_bytes(index.to_bytes(), build_threads=1)
     restored.add(["late"], gallery.queries[40:41])
     assert _top1(restored, probes) == _top1(exact, probes)
     assert _top1(restored, gallery.queries[40:41]) == ["late"]
@@ -93,8 +106,8 @@ def test_allowed_restricts_results(gallery, quantized) -> None:  # type: ignore[
     assert quantized.search(gallery.queries[:1], 3, allowed=set())[0] == []
 
 
-def test_bytes_round_trip(gallery, quantized) -> None:  # type: ignore[no-untyped-def]
-    restored = from_bytes(quantized.to_bytes())
+def test_bytes_round_trip(gallery, quantized, saved) -> None:  # type: ignore[no-untyped-def]
+    restored = from_bytes(saved, build_threads=1)
     assert isinstance(restored, QuantizedIndex) and len(restored) == len(quantized)
     assert _top1(restored, gallery.queries[:50]) == _top1(quantized, gallery.queries[:50])
     small = make_index(gallery.labels[:100], gallery.vectors[:100])
