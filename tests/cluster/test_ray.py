@@ -27,7 +27,7 @@ def cluster() -> Iterator[None]:
 def test_ray_outputs_equal_the_local_run(
     cluster: None, data: Path, shared_app: Visage, tmp_path: Path
 ) -> None:
-    folder = make_folder(data, tmp_path / "in", seconds=0.5)
+    folder = make_folder(data, tmp_path / "in")
     core = Visage(Settings(home=tmp_path / "none"))  # no data dir: workers need none either
     core._analyzer = shared_app.analyzer
     local = anonymize_folder(core, folder, tmp_path / "local")
