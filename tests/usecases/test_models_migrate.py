@@ -6,6 +6,7 @@ finds nobody (one model per search, no error)."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 
 from tests.cli_runner import run
 from tests.conftest import DATA, PEOPLE_PURPOSE, database_url_of, make_app
+from tests.pg import copy_database
 from tests.usecases.test_enroll_identify import SCENES
 from visage.config import Settings
 from visage.core import Visage
@@ -45,15 +47,26 @@ def _counts(core: Visage) -> dict[str, int]:
         return {model: n for model, n in session.execute(stmt)}
 
 
-@pytest.fixture()
-def dlib_home(tmp_path: Path, shared_app: Visage) -> Iterator[Path]:
-    """people/ enrolled with dlib's ResNet (the default), closed."""
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def people_home(tmp_path_factory: pytest.TempPathFactory, shared_app: Visage) -> Path:
+    """people/ enrolled with dlib's ResNet (the default), closed: enrolled once per module
+    (the costly part), each test migrates its own copy (:func:`dlib_home`)."""
+    home = tmp_path_factory.mktemp("people") / "home"
     app = make_app(home, models=shared_app)
     for folder in sorted(p for p in (DATA / "people").iterdir() if p.is_dir()):
         subject = add_subject(app, folder.name, make_consent(f"f-{folder.name}", [PEOPLE_PURPOSE]))
         assert enroll(app, subject.id, sorted(folder.iterdir())).enrolled
     app.close()
+    return home
+
+
+@pytest.fixture()
+def dlib_home(tmp_path: Path, people_home: Path) -> Iterator[Path]:
+    """A copy of :func:`people_home` of the test's own (its database too on PostgreSQL
+    runs), at ``tmp_path / "home"``, where the CLI of this test finds its store."""
+    home = tmp_path / "home"
+    shutil.copytree(people_home, home)
+    copy_database(people_home, home)
     yield home
 
 
