@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.cli_runner import run
-from tests.conftest import DATA, PEOPLE_PURPOSE, database_url_of, make_app
-from tests.pg import copy_database
+from tests.conftest import DATA, PEOPLE_PURPOSE, make_app
+from tests.pg import copy_database, database_url_of
 from tests.usecases.test_enroll_identify import SCENES
 from visage.config import Settings
 from visage.core import Visage
