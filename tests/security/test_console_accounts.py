@@ -9,6 +9,7 @@ passwords from the data directory.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.conftest import make_app
-from tests.pg import stored_bytes
+from tests.pg import copy_database, stored_bytes
 from visage.core import Visage
 from visage.governance import users as gov_users
 from visage.governance.access import AuthError, Role
@@ -31,10 +32,22 @@ from visage.usecases import users as uc
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture()
-def core(tmp_path: Path) -> Iterator[Visage]:
-    c = make_app(tmp_path / "home")  # default limits: 5 failures in 15 minutes
+@pytest.fixture(scope="module")
+def victim_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed data dir with the victim's admin account: each test attacks a copy of its
+    own (a copy costs a third of a new data dir's keys and migrations)."""
+    home = tmp_path_factory.mktemp("accounts") / "home"
+    c = make_app(home)
     uc.add_user(c, uc.NewUser(name="victim", role=Role.admin), PASSWORD, Actor.local())
+    c.close()
+    return home
+
+
+@pytest.fixture()
+def core(victim_home: Path, tmp_path: Path) -> Iterator[Visage]:
+    shutil.copytree(victim_home, tmp_path / "home")
+    copy_database(victim_home, tmp_path / "home")
+    c = make_app(tmp_path / "home")  # default limits: 5 failures in 15 minutes
     yield c
     c.close()
 
