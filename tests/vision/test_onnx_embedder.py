@@ -16,23 +16,33 @@ from visage.vision.embed import DlibEmbedder, OnnxEmbedder
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
-def _all_chips(app: Visage, data: Path) -> list[np.ndarray]:
-    chips = []
+@pytest.fixture(scope="module")
+def chips_by_image(shared_app: Visage, data: Path) -> dict[Path, list[np.ndarray]]:
+    """Every image of the test data and the chips of the faces found in it, in path order:
+    the faces are found once for the module (the costly part), each test takes its images."""
+    found: dict[Path, list[np.ndarray]] = {}
     for path in sorted(data.rglob("*")):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        pixels = app.load_image(path).pixels
-        for det in app.analyzer.detector.detect(pixels):
-            chips.append(app.analyzer.aligner.chip(pixels, det.box))
-    return chips
+        pixels = shared_app.load_image(path).pixels
+        dets = shared_app.analyzer.detector.detect(pixels)
+        found[path] = [shared_app.analyzer.aligner.chip(pixels, det.box) for det in dets]
+    return found
+
+
+def _chips(chips_by_image: dict[Path, list[np.ndarray]], under: Path) -> list[np.ndarray]:
+    """The chips of every face in the images under the folder ``under``."""
+    return [c for path, cs in chips_by_image.items() if path.is_relative_to(under) for c in cs]
 
 
 def _dlib_raw(chips: list[np.ndarray]) -> np.ndarray:  # type: ignore[type-arg]
     return DlibEmbedder().raw(chips)
 
 
-def test_onnx_equals_dlib_on_every_face(shared_app: Visage, data: Path) -> None:
-    chips = _all_chips(shared_app, data)
+def test_onnx_equals_dlib_on_every_face(
+    shared_app: Visage, data: Path, chips_by_image: dict[Path, list[np.ndarray]]
+) -> None:
+    chips = _chips(chips_by_image, data)
     assert len(chips) > 150  # lfw10, people, scenes and hard: every face found
     # dlib runs one thread at about 0.1 s a face: split the faces over two processes.
     half = len(chips) // 2
@@ -47,8 +57,11 @@ def test_onnx_equals_dlib_on_every_face(shared_app: Visage, data: Path) -> None:
     assert cosine.min() >= 0.9999, f"worst face: cosine {cosine.min():.6f}"
 
 
-def test_batches_equal_single_runs(shared_app: Visage, data: Path) -> None:
-    chips = _all_chips(shared_app, data / "scenes")
+def test_batches_equal_single_runs(
+    shared_app: Visage, data: Path, chips_by_image: dict[Path, list[np.ndarray]]
+) -> None:
+    chips = _chips(chips_by_image, data / "scenes")
+    assert chips
     embedder = shared_app.analyzer.embedder
     together = embedder.embed(chips)
     alone = np.vstack([embedder.embed([c]) for c in chips])
@@ -56,9 +69,9 @@ def test_batches_equal_single_runs(shared_app: Visage, data: Path) -> None:
 
 
 def test_graph_is_cached_and_a_corrupt_cache_is_rebuilt(
-    tmp_path: Path, data: Path, shared_app: Visage
+    tmp_path: Path, data: Path, chips_by_image: dict[Path, list[np.ndarray]]
 ) -> None:
-    chip = _all_chips(shared_app, data / "people/joe_biden")[0]
+    chip = _chips(chips_by_image, data / "people/joe_biden")[0]
     first = OnnxEmbedder(tmp_path)
     expected = first.embed([chip])
     cached = first.cached_graph_path()
