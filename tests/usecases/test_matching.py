@@ -11,13 +11,13 @@ their runs hand to the video redactor.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_app
+from tests.conftest import make_app, open_copy
 from visage.core import Visage
 from visage.governance.audit import Actor
 from visage.governance.profile import GateError
@@ -54,17 +54,33 @@ class Enrolled:
     obama: str
 
 
-@pytest.fixture()
-def enrolled(tmp_path: Path, shared_app: Visage, data: Path) -> Enrolled:
+@pytest.fixture(scope="module")
+def enrolled_home(
+    tmp_path_factory: pytest.TempPathFactory, shared_app: Visage, data: Path
+) -> tuple[Path, str, str]:
     """Biden consents to ``door`` (record F-door) and ``payroll`` (F-payroll), so that a
-    withdrawal of ``door`` leaves his templates in the gallery; Obama to ``payroll`` only."""
-    core = _core(tmp_path, shared_app)
+    withdrawal of ``door`` leaves his templates in the gallery; Obama to ``payroll`` only.
+    The closed data dir and their ids: enrolled once per module, copied by each test."""
+    home = tmp_path_factory.mktemp("matching") / "home"
+    core = make_app(home, models=shared_app)
     biden = add_subject(core, "Joe Biden", make_consent("F-door", [PURPOSE])).id
     add_consent(core, biden, make_consent("F-payroll", ["payroll"]))
     obama = add_subject(core, "Barack Obama", make_consent("F-obama", ["payroll"])).id
     assert enroll(core, biden, [data / "people/joe_biden/1.jpg"]).enrolled
     assert enroll(core, obama, [data / "people/barack_obama/1.jpg"]).enrolled
-    return Enrolled(core, biden, obama)
+    core.close()
+    return home, biden, obama
+
+
+@pytest.fixture()
+def enrolled(
+    tmp_path: Path, shared_app: Visage, enrolled_home: tuple[Path, str, str]
+) -> Iterator[Enrolled]:
+    """A copy of :func:`enrolled_home` of the test's own, opened."""
+    home, biden, obama = enrolled_home
+    core = open_copy(home, tmp_path / "home", models=shared_app)
+    yield Enrolled(core, biden, obama)
+    core.close()
 
 
 def _recogniser(core: Visage, caller: str) -> Recogniser:
