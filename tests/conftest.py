@@ -36,6 +36,11 @@ from visage.usecases.profile import ProfileChanges, set_profile
 from visage.usecases.setup import init
 from visage.usecases.subjects import add_subject, make_consent
 
+# Under pytest-xdist, workers share the cores: OpenMP threads (FAISS's index builds) that
+# spin-wait after a parallel region would take them from the other worker. Read by libgomp
+# when FAISS is first imported, which no module above does.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Tests must not pick up the developer's own data dir or key.
