@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from tests.api.conftest import auth
 from visage.api.app import create_app
@@ -39,9 +39,25 @@ SLOW_EXAMPLES = {
 """Fewer examples for the operations that cost the most per call; every one is still run."""
 
 
+def _auth_enforced_once(enforced: set[str]) -> Callable[[Any, Any, Any], bool | None]:
+    """schemathesis's ``ignored_auth`` as its own runner applies it: a request that
+    succeeded with the key is sent again without it and with a wrong one, and must then
+    fail; once per operation, as enforcement is a property of the operation, not of the
+    data (its pytest entry point would re-send every successful example twice)."""
+
+    def ignored_auth_once(ctx: Any, response: Any, case: Any) -> bool | None:
+        ctx.auth_enforced_operations = enforced
+        return ignored_auth(ctx, response, case)  # type: ignore[no-any-return]
+
+    return ignored_auth_once
+
+
 def _checker(
     operation: Any, headers: dict[str, str], examples: int = EXAMPLES
 ) -> Callable[[], None]:
+    enforced: set[str] = set()
+    ignored_auth_once = _auth_enforced_once(enforced)
+
     @given(case=operation.as_strategy())
     @settings(
         max_examples=examples,
@@ -52,7 +68,11 @@ def _checker(
     def check(case: schemathesis.Case) -> None:
         # Every check but "schema-valid data is accepted": any bytes are a valid upload by
         # the schema, yet only real images are accepted (422 otherwise).
-        case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+        case.call_and_validate(
+            headers=headers,
+            excluded_checks=[positive_data_acceptance, ignored_auth],
+            additional_checks=[ignored_auth_once],
+        )
 
     return check  # type: ignore[no-any-return]
 
