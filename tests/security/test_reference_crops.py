@@ -64,7 +64,8 @@ def _enrolled(core: Visage, data: Path, name: str, photos: list[str]) -> str:
 def test_an_erased_persons_crop_cannot_be_opened_even_from_a_backup(
     core: Visage, data: Path
 ) -> None:
-    sid = _enrolled(core, data, "Rose", ["people/rose_leslie/1.jpg"])
+    # a 250x250 LFW photo: the crop's fate is the claim, not the photo's size
+    sid = _enrolled(core, data, "Colin", ["lfw10/Colin_Powell/Colin_Powell_0001.jpg"])
     with core.store.session() as session:  # what a backup of the database holds
         (tid, sealed), *_ = session.execute(
             select(TemplateRow.id, TemplateRow.reference).where(TemplateRow.subject_id == sid)
@@ -141,7 +142,8 @@ def test_only_a_reviewer_who_may_review_gets_the_material(
         review_material(core, _principal(core, Role.reviewer, "Carol"), rid)
 
 
-def test_a_rejected_item_keeps_no_probe(core: Visage, data: Path) -> None:
+def test_a_rejected_item_keeps_no_probe(core: Visage, pending: tuple[str, str], data: Path) -> None:
+    """A search of its own; ``pending`` enrols Joe Biden (whatever ran before)."""
     operator = _principal(core, Role.operator, "Olga", [WATCH])
     result = identify(core, data / "people/joe_biden/2.jpg", WATCH, operator.actor)
     (rid,) = [f.review_id for f in result.faces if f.review_id]
