@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +95,21 @@ def test_unsupported_format_is_refused(portrait: Image.Image) -> None:
 
 
 def huge_png(path: Path, side: int = 20_000) -> Path:
-    Image.new("1", (side, side)).save(path, "PNG")
+    """A valid black 1-bit PNG of ``side`` x ``side`` pixels, small on disk. Written chunk by
+    chunk, its rows compressed as a stream: the same image as Pillow's
+    ``Image.new("1", (side, side)).save(path, "PNG")``, without the 50 MB image in memory and
+    its compression in one piece (0.8 s here instead of 3.5 s)."""
+    row = bytes(1 + (side + 7) // 8)  # filter type 0, then the row's packed bits
+    rows_per_block = 1000
+    stream = zlib.compressobj(9)
+    body = [stream.compress(row * rows_per_block) for _ in range(side // rows_per_block)]
+    body += [stream.compress(row * (side % rows_per_block)), stream.flush()]
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1 bit, grey, no interlace
+    with path.open("wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        for kind, payload in ((b"IHDR", header), (b"IDAT", b"".join(body)), (b"IEND", b"")):
+            crc = zlib.crc32(kind + payload)
+            f.write(struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc))
     return path
 
 
