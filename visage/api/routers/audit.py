@@ -27,7 +27,8 @@ def list_audit(
     core: Core,
     _: Auditor,
     after_seq: Annotated[
-        int, Query(ge=0, le=2**62, description="Only entries after this number")
+        # The sequence column is a 32-bit INTEGER: PostgreSQL refuses a larger bound (500).
+        int, Query(ge=0, le=2**31 - 1, description="Only entries after this number")
     ] = 0,
     since: Annotated[datetime | None, Query(description="Only entries at or after")] = None,
     operation: Annotated[str | None, Query(max_length=32)] = None,
