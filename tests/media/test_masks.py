@@ -3,12 +3,15 @@ upsampled once finds no face; no masked face's descriptor is within 0.6 of the o
 on a clip of large, close faces built here and on the first frames of the Hamilton clip.
 The full clips, against deface, are in bench/anonymize.py.
 
-Where the time goes (issue 12): the judge, not the masking. A masked frame costs a
-whole-frame HOG (upsampled once) and one ResNet descriptor per face; an original frame the
-same plus landmarks. So each original frame is studied once for all its masked versions, the
-judge processes are forked once per module after the models are loaded here (each used to
-load its own, ~4 s), they study the originals while the clip is being anonymised, and
-Hamilton's default output is anonymised once for both Hamilton tests."""
+Where the time went (issue 12): the judge, not the masking, above all dlib's ResNet
+descriptors (~115 ms a face here, where dlib is built without BLAS; one per face of the
+original and per face per mode). The judge now runs the same network with ONNX Runtime
+(~9 ms, the same descriptors to 1e-6: ``test_the_judge_descriptors_are_dlibs``); each
+original frame is studied once for all its masked versions; the judge processes are forked
+once per module, after the models are loaded here (each used to load its own, ~4 s); they
+study the originals and judge each output while the next is being anonymised; Hamilton's
+default output is anonymised once for both Hamilton tests, and the still once per mode for
+its tests. What is left is HOG on every whole frame and the anonymisation itself."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from tests.conftest import clip_head
 from tests.mask_judge import (
@@ -46,8 +50,14 @@ MODES = (
     (BlurMode.pixelate, MaskShape.box),
     (BlurMode.solid, MaskShape.ellipse),
 )
-HAMILTON_FIRST = 90
-"""Before frame 90 of the Hamilton clip, HOG finds no face in the original."""
+Frame = NDArray[np.uint8]
+HAMILTON_EVERY = range(90, 126)
+"""Hamilton frames judged in every mode: its first 4.2 s from frame 90 (before it, HOG finds
+no face in the original)."""
+HAMILTON_236 = range(225, 250)
+"""Hamilton frames around frame 236, judged in the default mode."""
+Original = tuple[Frame, Future[Study]]
+"""An original frame and the judge's study of it (made in a judge process)."""
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +89,21 @@ def hamilton_250(data: Path, folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hamilton_250_default(bare: Visage, hamilton_250: Path, folder: Path) -> Path:
+def hamilton_originals(hamilton_250: Path, judges: ProcessPoolExecutor) -> dict[int, Original]:
+    """The Hamilton frames both tests judge, by index, with their studies: submitted once
+    for the module, before its default output is made, so that the two overlap."""
+    frames = _frames(hamilton_250)
+    assert len(frames) >= HAMILTON_236.stop
+    return {i: _studied(judges, frames[i]) for i in [*HAMILTON_EVERY, *HAMILTON_236]}
+
+
+@pytest.fixture(scope="module")
+def hamilton_250_default(
+    bare: Visage, hamilton_250: Path, folder: Path, hamilton_originals: dict[int, Original]
+) -> Path:
     """Visage's output of ``hamilton_250`` with the default options, which are the first of
-    ``MODES``: anonymised once, judged by both Hamilton tests (frames 90-125 and 225-249)."""
+    ``MODES``: anonymised once, judged by both Hamilton tests (after ``hamilton_originals``
+    is submitted)."""
     default = RedactOptions()
     assert (default.mode, default.shape) == MODES[0], "split this fixture by mode"
     out = folder / "hamilton-250-out.mp4"
@@ -89,49 +111,54 @@ def hamilton_250_default(bare: Visage, hamilton_250: Path, folder: Path) -> Path
     return out
 
 
-def _frames(path: Path) -> list[np.ndarray]:  # type: ignore[type-arg]
+def _frames(path: Path) -> list[Frame]:
     with VideoReader(str(path)) as reader:
         return [f.pixels for f in reader.frames()]
 
 
+Mode = tuple[BlurMode, MaskShape]
+
+
 def _anonymised(
-    core: Visage, clip: Path, folder: Path, modes: Iterable[tuple[BlurMode, MaskShape]]
-) -> Iterator[Path]:
+    core: Visage, clip: Path, folder: Path, modes: Iterable[Mode]
+) -> Iterator[tuple[Mode, Path]]:
     """``clip`` anonymised in each of ``modes`` in turn, each when the next is asked for."""
     for mode, shape in modes:
         out = folder / f"{clip.stem}-{mode}-{shape}.mp4"
         anonymize(core, clip, out, options=RedactOptions(mode=mode, shape=shape))
-        yield out
+        yield (mode, shape), out
+
+
+def _studied(judges: ProcessPoolExecutor, frame: Frame) -> Original:
+    return frame, judges.submit(study, frame)
 
 
 def _judge(
     judges: ProcessPoolExecutor,
-    original: list[np.ndarray],  # type: ignore[type-arg]
-    outputs: Iterable[tuple[Path, slice]],
-) -> list[list[Verdict]]:
-    """The verdicts on ``original``'s frames in each output (the output's frames at the
-    slice): the judges study the original while the outputs are still being anonymised,
-    and judge each output while the next is."""
-    studies: list[Future[Study]] = [judges.submit(study, frame) for frame in original]
-    judged = []
-    for path, frames in outputs:
+    originals: list[Original],
+    outputs: Iterable[tuple[Mode, Path]],
+    frames: slice = slice(None),
+) -> dict[Mode, list[Verdict]]:
+    """The verdicts on the ``originals`` in each output (the output's ``frames``), each
+    output judged while the next is being anonymised."""
+    judged = {}
+    for mode, path in outputs:
         masked = _frames(path)[frames]
-        assert len(masked) == len(original)
-        judged.append(
-            [
-                judges.submit(judge_masked, frame, seen.result(), pixels)
-                for frame, seen, pixels in zip(original, studies, masked, strict=True)
-            ]
-        )
-    return [[verdict.result() for verdict in output] for output in judged]
+        assert len(masked) == len(originals)
+        judged[mode] = [
+            judges.submit(judge_masked, frame, seen.result(), pixels)
+            for (frame, seen), pixels in zip(originals, masked, strict=True)
+        ]
+    return {mode: [verdict.result() for verdict in output] for mode, output in judged.items()}
 
 
-def _assert_unrecognisable(verdicts: list[list[Verdict]], min_faces: int) -> None:
-    """Per output in ``MODES``' order: HOG finds no face in any frame, and no face of the
+def _assert_unrecognisable(verdicts: dict[Mode, list[Verdict]], min_faces: int) -> None:
+    """In every one of ``MODES``: HOG finds no face in any frame, and no face of the
     original is within ``REIDENTIFIABLE`` of its masked version in any frame."""
-    faces = sum(v.faces_in_original for v in verdicts[0])
+    assert sorted(verdicts) == sorted(MODES)
+    faces = sum(v.faces_in_original for v in verdicts[MODES[0]])
     assert faces >= min_faces, f"the judge sees only {faces} faces in the original"
-    for (mode, shape), per in zip(MODES, verdicts, strict=True):
+    for (mode, shape), per in verdicts.items():
         found = [i for i, v in enumerate(per) if v.found]
         reid = [i for i, v in enumerate(per) if v.reidentifiable]
         nearest = min(d for v in per for d in v.distances)
@@ -145,9 +172,10 @@ def test_large_close_faces_every_frame(
 ) -> None:
     """A slow zoom over scenes/ (faces growing to half the frame's height), 45 frames."""
     clip = build_zoom_clip(data, folder / "zoom.mp4", seconds_per_scene=0.6)
-    every = slice(None)
-    outputs = ((out, every) for out in _anonymised(bare, clip, folder, MODES))
-    _assert_unrecognisable(_judge(judges, _frames(clip), outputs), min_faces=40)
+    # The judges study the original while the first output is being made.
+    originals = [_studied(judges, frame) for frame in _frames(clip)]
+    outputs = _anonymised(bare, clip, folder, MODES)
+    _assert_unrecognisable(_judge(judges, originals, outputs), min_faces=40)
 
 
 def test_hamilton_every_frame(
@@ -155,6 +183,7 @@ def test_hamilton_every_frame(
     data: Path,
     folder: Path,
     judges: ProcessPoolExecutor,
+    hamilton_originals: dict[int, Original],
     hamilton_250_default: Path,
 ) -> None:
     """Frames 90-125 of the Hamilton clip (small faces, a moving camera), where the judge
@@ -163,24 +192,32 @@ def test_hamilton_every_frame(
     first mode's are frames 90-125 of the module's 250-frame default output (the redactor
     sees a frame only after the frames before it, never after)."""
     clip = clip_head(data / "video/hamilton_clip.mp4", folder / "hamilton.mp4", 4.2)
-    original = _frames(clip)[HAMILTON_FIRST:]
-    judged = slice(HAMILTON_FIRST, HAMILTON_FIRST + len(original))
-    others = ((out, judged) for out in _anonymised(bare, clip, folder, MODES[1:]))
-    outputs = itertools.chain([(hamilton_250_default, judged)], others)
-    _assert_unrecognisable(_judge(judges, original, outputs), min_faces=20)
+    head = _frames(clip)
+    assert len(head) == HAMILTON_EVERY.stop
+    originals = [hamilton_originals[i] for i in HAMILTON_EVERY]
+    # Both heads are the clip's own packets, decoded alike: the originals are this clip's.
+    assert all(np.array_equal(head[i], hamilton_originals[i][0]) for i in HAMILTON_EVERY)
+    made = _anonymised(bare, clip, folder, MODES[1:])
+    outputs = itertools.chain([(MODES[0], hamilton_250_default)], made)
+    every = slice(HAMILTON_EVERY.start, HAMILTON_EVERY.stop)
+    _assert_unrecognisable(_judge(judges, originals, outputs, every), min_faces=20)
 
 
 def test_hamilton_frame_236(
-    hamilton_250: Path, hamilton_250_default: Path, judges: ProcessPoolExecutor
+    hamilton_250_default: Path,
+    judges: ProcessPoolExecutor,
+    hamilton_originals: dict[int, Original],
 ) -> None:
     """Issue 14: the judge "found" a face in frame 236 of Visage's output. It is no face (a
     hand and a bag that HOG scores -0.28 in the original) and nothing is masked there: the
     re-encoding alone lifts it to ~0, which the judge counts as its own noise. Frames 225-249,
     with tracks as in the whole clip (its first 250 frames anonymised): HOG finds nothing."""
-    original = _frames(hamilton_250)
-    assert len(original) == len(_frames(hamilton_250_default)) >= 250
-    (verdicts,) = _judge(judges, original[225:250], [(hamilton_250_default, slice(225, 250))])
-    found = [225 + i for i, v in enumerate(verdicts) if v.found]
+    assert len(_frames(hamilton_250_default)) >= HAMILTON_236.stop
+    originals = [hamilton_originals[i] for i in HAMILTON_236]
+    outputs = [(MODES[0], hamilton_250_default)]
+    near = slice(HAMILTON_236.start, HAMILTON_236.stop)
+    verdicts = _judge(judges, originals, outputs, near)[MODES[0]]
+    found = [HAMILTON_236.start + i for i, v in enumerate(verdicts) if v.found]
     assert found == [], f"HOG finds a face in frames {found}"
     assert all(v.reidentifiable == 0 for v in verdicts)
 
@@ -189,12 +226,12 @@ STILL = "scenes/obama_and_biden.jpg"
 
 
 @pytest.fixture(scope="module")
-def still(bare: Visage, data: Path) -> np.ndarray:  # type: ignore[type-arg]
+def still(bare: Visage, data: Path) -> Frame:
     return bare.load_image(data / STILL).pixels
 
 
 @pytest.fixture(scope="module")
-def still_study(still: np.ndarray, judges: ProcessPoolExecutor) -> Future[Study]:  # type: ignore[type-arg]
+def still_study(still: Frame, judges: ProcessPoolExecutor) -> Future[Study]:
     """The judge's study of the still, made once for the three modes (HOG upsampled once on
     2000x1428 is most of a still's judging), in a judge process while the still is masked."""
     return judges.submit(study, still)
@@ -203,7 +240,7 @@ def still_study(still: np.ndarray, judges: ProcessPoolExecutor) -> Future[Study]
 @pytest.fixture(scope="module")
 def still_outputs(
     bare: Visage, data: Path, folder: Path, still_study: Future[Study]
-) -> dict[BlurMode, tuple[AnonymizeReport, np.ndarray]]:  # type: ignore[type-arg]
+) -> dict[BlurMode, tuple[AnonymizeReport, Frame]]:
     """The still anonymised in each mode (default shape), once for the module: the report
     and the masked pixels. (After ``still_study`` is submitted: the two overlap.)"""
     outputs = {}
@@ -218,9 +255,9 @@ def still_outputs(
 def test_still_large_faces(
     mode: BlurMode,
     judges: ProcessPoolExecutor,
-    still: np.ndarray,  # type: ignore[type-arg]
+    still: Frame,
     still_study: Future[Study],
-    still_outputs: dict[BlurMode, tuple[AnonymizeReport, np.ndarray]],  # type: ignore[type-arg]
+    still_outputs: dict[BlurMode, tuple[AnonymizeReport, Frame]],
 ) -> None:
     """The largest faces of the test data (up to 224 px), at full resolution."""
     report, masked = still_outputs[mode]
@@ -231,9 +268,9 @@ def test_still_large_faces(
 
 
 def test_the_judge_descriptors_are_dlibs(
-    still: np.ndarray,  # type: ignore[type-arg]
+    still: Frame,
     still_study: Future[Study],
-    still_outputs: dict[BlurMode, tuple[AnonymizeReport, np.ndarray]],  # type: ignore[type-arg]
+    still_outputs: dict[BlurMode, tuple[AnonymizeReport, Frame]],
 ) -> None:
     """The judge runs dlib's ResNet with ONNX Runtime (about 12x faster than dlib here). On
     the still's faces, before and after masking in every mode (inputs far from the faces the
