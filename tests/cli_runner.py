@@ -27,6 +27,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.pg import database_url_of
+from visage.cli import _base as cli_base
 from visage.cli import app as cli_app
 
 
@@ -79,6 +80,10 @@ def run(home: Path, *args: str, input: str | None = None, **env: str) -> CliResu
     An exception that escapes the command (a bug in the CLI's own error handling, which a
     process would show as a traceback) is raised here rather than folded into a status.
     """
+    # A process makes its consoles on first use, sized from its own COLUMNS; one made by an
+    # earlier call in this process would keep that call's width.
+    for console in (cli_base.out, cli_base.err):
+        console._made = None
     runner = CliRunner()
     with (
         warnings.catch_warnings(record=True) as caught,
