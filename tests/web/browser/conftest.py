@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -70,13 +70,16 @@ def chromium_path() -> str:
     )
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop running on this
+# thread while it is open, and under pytest-xdist other modules of the same worker (those
+# that call asyncio.run) run between the browser modules.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
     yield launched
@@ -128,7 +131,6 @@ class Console:
     data: Path
     known_id: str
     watched_id: str
-    contexts: list[BrowserContext] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +157,6 @@ def console(
     server.start()
     world = Console(core, server.url, data, known, watched)
     yield world
-    for context in world.contexts:
-        context.close()
     server.stop()
     core.close()
 
@@ -165,18 +165,22 @@ Opener = Callable[..., Page]
 
 
 @pytest.fixture(scope="module")
-def open_page(browser: Browser, console: Console) -> Opener:
-    """``open_page(locale="en-GB")`` → a page in a new browser context (its own cookies)."""
+def open_page(browser: Browser, console: Console) -> Iterator[Opener]:
+    """``open_page(locale="en-GB")`` → a page in a new browser context (its own cookies);
+    the contexts close here, while the browser is still open."""
+    contexts: list[BrowserContext] = []
 
     def make(locale: str = "en-GB") -> Page:
         context = browser.new_context(
             base_url=console.url, locale=locale, viewport=VIEWPORT, accept_downloads=True
         )
         context.set_default_timeout(15_000)
-        console.contexts.append(context)
+        contexts.append(context)
         return context.new_page()
 
-    return make
+    yield make
+    for context in contexts:
+        context.close()
 
 
 ENGLISH = ("Username", "Password", "Sign in")
