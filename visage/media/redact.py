@@ -10,15 +10,14 @@ doubt, blur.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from visage.media.blur import BlurMode, MaskShape, mask_faces
 from visage.media.image import RGBImage
 from visage.media.tracking import IouTracker, Track
 from visage.vision.detect import CenterFaceDetector, ScalePolicy
-from visage.vision.types import Box, Detection
+from visage.vision.types import Detection
 
 Recognise = Callable[[RGBImage, Detection, Track, list[Detection]], tuple[str, float] | None]
 """Given a frame, one detection, its track and all of the frame's detections: (subject id,
@@ -89,36 +88,9 @@ class VideoRedactor:
 
     def process(self, index: int, pixels: RGBImage) -> RGBImage:
         """Mask ``pixels`` in place and return it."""
-        policy = self.scale.policy(index, self.tracker.tracks)
-        detections = self.detector.detect(pixels, self.options.threshold, policy)
-        return self._mask(pixels, self._track(index, pixels, detections))
-
-    def stream(self, frames: Iterable[tuple[int, RGBImage]]) -> Iterator[tuple[int, RGBImage]]:
-        """Mask a stream of ``(index, pixels)`` frames in place, yielding each once masked:
-        the same frames, boxes and pixels as :meth:`process`, but the detection of each
-        frame runs on a thread of its own while the previous frame is masked and handed to
-        the caller (who encodes it). ONNX Runtime, OpenCV and the encoder release the GIL,
-        so on two cores detection no longer waits for masking and encoding. The scale for
-        a frame is still chosen from the tracks as they are after the frame before it."""
         o = self.options
-        with ThreadPoolExecutor(1, thread_name_prefix="visage-detect") as pool:
-            held: tuple[int, RGBImage, Future[list[Detection]]] | None = None
-            for index, pixels in frames:
-                boxes: list[Box] | None = None
-                if held is not None:
-                    boxes = self._track(held[0], held[1], held[2].result())
-                policy = self.scale.policy(index, self.tracker.tracks)
-                detecting = pool.submit(self.detector.detect, pixels, o.threshold, policy)
-                if held is not None and boxes is not None:
-                    yield held[0], self._mask(held[1], boxes)
-                held = (index, pixels, detecting)
-            if held is not None:
-                boxes = self._track(held[0], held[1], held[2].result())
-                yield held[0], self._mask(held[1], boxes)
-
-    def _track(self, index: int, pixels: RGBImage, detections: list[Detection]) -> list[Box]:
-        """Update the tracks with one frame's detections (recognising where asked); the
-        boxes to mask on that frame."""
+        policy = self.scale.policy(index, self.tracker.tracks)
+        detections = self.detector.detect(pixels, o.threshold, policy)
         for track, det in self.tracker.update(index, detections):
             self._maybe_recognise(index, pixels, track, det, detections)
         boxes = []
@@ -127,10 +99,6 @@ class VideoRedactor:
                 self.kept_visible += 1
             else:
                 boxes.append(box)
-        return boxes
-
-    def _mask(self, pixels: RGBImage, boxes: list[Box]) -> RGBImage:
-        o = self.options
         self.masked += mask_faces(pixels, boxes, mode=o.mode, shape=o.shape, margin=o.margin)
         return pixels
 
