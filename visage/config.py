@@ -15,6 +15,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from visage.embedder_setting import check_embedder
 from visage.errors import VisageError
 from visage.masking import mask_url
 
@@ -205,16 +206,7 @@ class Settings(BaseSettings):
     def _embedder(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        value = value.strip()
-        body = value.rpartition("@")[0] if "+" in value and "@" in value else value
-        parts = body.split("+")
-        if len(parts) <= 2 and all(
-            p in ("dlib-resnet", "sface") or (p.startswith("onnx:") and p[5:]) for p in parts
-        ):  # a fusion is checked in full (weight, paths) by visage.vision.embedders
-            return value
-        raise ValueError(
-            "embedder must be dlib-resnet, sface, onnx:/path/model.onnx or two fused (A+B)"
-        )
+        return check_embedder(value)
 
     target_fmr: float = Field(
         default=1e-3,

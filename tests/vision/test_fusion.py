@@ -97,6 +97,13 @@ def test_fusion_setting_and_model_id() -> None:
             check_name(bad)
     with pytest.raises(ValueError, match="embedder must be"):
         Settings(embedder="dlib-resnet+facenet")
+    # The settings read the same grammar as the models: a "+" inside an onnx: path is part
+    # of the path, and a weight outside (0, 1) is refused when the setting is read.
+    own = "onnx:/models/a+b/model.onnx"
+    assert Settings(embedder=own).embedder == check_name(own) == own
+    assert Settings(embedder=f"dlib-resnet+{own}").embedder == f"dlib-resnet+{own}"
+    with pytest.raises(ValueError, match="weight"):
+        Settings(embedder="dlib-resnet+sface@1.5")
 
 
 def test_fingerprint_covers_both_parts_and_the_weight(tmp_path: Path) -> None:

@@ -60,10 +60,11 @@ class MigrationReport(BaseModel):
 
 
 def _target(core: Visage, to: str) -> tuple[str, str]:
-    from visage.vision.embedders import check_name, model_id_of
+    from visage.embedder_setting import check_embedder
+    from visage.vision.embedders import model_id_of
 
     try:
-        setting = check_name(to)
+        setting = check_embedder(to)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     return setting, model_id_of(setting)

@@ -30,6 +30,9 @@ from typing import Literal, cast
 import numpy as np
 from numpy.typing import NDArray
 
+from visage.embedder_setting import EMBEDDERS, split_fusion
+from visage.embedder_setting import check_embedder as check_name
+from visage.embedder_setting import single_embedder as _single
 from visage.errors import ModelMissingError, VisageError
 from visage.vision.model import LazyModel, file_sha256, package_file, write_atomically
 from visage.vision.spec import ALIGNMENTS, DLIB_ID, Alignment, EmbedderSpec
@@ -38,7 +41,7 @@ from visage.vision.spec import Embedder as Embedder
 from visage.vision.types import RGBImage
 
 DEFAULT_EMBEDDER = "dlib-resnet"
-BUILT_IN = ("dlib-resnet", "sface")
+BUILT_IN = EMBEDDERS
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 SFACE_SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
@@ -261,53 +264,6 @@ def own_model(path: Path, cache_dir: Path | None = None, *, threads: int = 0) ->
     spec = sidecar_spec(path)
     name = model_id_of(f"onnx:{path}")
     return OnnxFileEmbedder(name, path, spec, cache_dir=cache_dir, threads=threads)
-
-
-def _single(value: str) -> bool:
-    return value in BUILT_IN or (value.startswith("onnx:") and len(value) > len("onnx:"))
-
-
-def split_fusion(setting: str) -> tuple[str, str, float | None] | None:
-    """``A+B`` or ``A+B@W`` as (A, B, W or None); None for a single model. ``+`` splits
-    only where a model setting starts after it (so an ``onnx:`` path may contain one)."""
-    body, weight = setting, None
-    head, at, tail = setting.rpartition("@")
-    if at and "/" not in tail:
-        try:
-            weight = float(tail)
-        except ValueError:
-            weight = None
-        else:
-            body = head
-    cuts = [
-        i
-        for i, ch in enumerate(body)
-        if ch == "+" and body[i + 1 :].startswith(("dlib-resnet", "sface", "onnx:"))
-    ]
-    if len(cuts) != 1:
-        return None
-    first, second = body[: cuts[0]].strip(), body[cuts[0] + 1 :].strip()
-    return first, second, weight
-
-
-def check_name(value: str) -> str:
-    """A valid ``embedder`` setting, or ValueError (what settings validation reports):
-    ``dlib-resnet``, ``sface``, ``onnx:/path/model.onnx``, or the fusion of two of them,
-    ``A+B`` (the weight Visage calibrated for the pair, else 0.5) or ``A+B@W``."""
-    value = value.strip()
-    if _single(value):
-        return value
-    fused = split_fusion(value)
-    if fused is not None:
-        first, second, weight = fused
-        if weight is not None and not 0.0 < weight < 1.0:
-            raise ValueError(f"a fusion weight lies strictly between 0 and 1, not {weight}")
-        if _single(first) and _single(second) and first != second:
-            return value
-    raise ValueError(
-        f"embedder must be one of {', '.join(BUILT_IN)}, onnx:/path/model.onnx, or two of "
-        f"them fused as A+B (optionally A+B@weight), not {value!r}"
-    )
 
 
 def _single_id(setting: str) -> str:
