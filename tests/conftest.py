@@ -21,6 +21,7 @@ from typing import Any
 import av
 import pytest
 
+from tests import detection_memo
 from tests.pg import (
     STORES,
     copy_database,
@@ -42,6 +43,9 @@ from visage.usecases.subjects import add_subject, make_consent
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+detection_memo.install()
 
 # Tests must not pick up the developer's own data dir or key.
 for _name in [n for n in os.environ if n.startswith("VISAGE_") and n != "VISAGE_TEST_DATA"]:
@@ -318,3 +322,10 @@ def _cheapest_password_hashing() -> Iterator[None]:
 
     with hashing_parameters(CHEAPEST):
         yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remembered detections for the test and its fixtures, unless it is the detector's own
+    test (:mod:`tests.detection_memo`); set before any fixture of the test is built."""
+    detection_memo.set_enabled(detection_memo.uses_memo(item.path, TESTS))
