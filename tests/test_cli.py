@@ -280,6 +280,37 @@ def test_profile_gate_from_the_cli(tmp_path: Path, data: Path) -> None:
     assert r.returncode == 2 and "yes or no" in r.stderr
 
 
+def test_profile_set_takes_every_field_of_the_profile(tmp_path: Path) -> None:
+    """The CLI door offers every field the use-case takes (``ProfileChanges``), as the API
+    and the console do: a new field without its option fails here."""
+    from typer.main import get_command
+
+    from visage.cli import app as cli_app
+    from visage.usecases.profile import ProfileChanges
+
+    group = get_command(cli_app)
+    profile_group = group.commands["profile"]  # type: ignore[attr-defined]
+    options = {p.name for p in profile_group.commands["set"].params}
+    offered = {"watchlist_purposes" if o == "watchlist" else o for o in options}
+    assert set(ProfileChanges.model_fields) <= offered
+    home = tmp_path / "home"
+    assert run(home, "init").returncode == 0
+    r = run(
+        home,
+        "profile",
+        "set",
+        "--rights-contact",
+        "rights@example.org",
+        "--supervisory-authority",
+        "CNIL, 3 place de Fontenoy, Paris",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["rights_contact"] == "rights@example.org"
+    assert shown["supervisory_authority"].startswith("CNIL")
+
+
 def test_demo_job_end_to_end(tmp_path: Path, data: Path) -> None:
     """The main job behind `make demo`: enrol, identify, anonymise, report. The folder has
     the layout of shared/faces with each person's first photo and the first third of a

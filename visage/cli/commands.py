@@ -634,6 +634,16 @@ def profile_set(
     dpo_contact: Annotated[
         str | None, typer.Option("--dpo-contact", help="Data protection officer's contact.")
     ] = None,
+    rights_contact: Annotated[
+        str | None,
+        typer.Option("--rights-contact", help="Where people exercise their rights (notices)."),
+    ] = None,
+    supervisory_authority: Annotated[
+        str | None,
+        typer.Option(
+            "--supervisory-authority", help="Supervisory authority, name and contact (notices)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change the deployment profile; options not given stay as they are."""
@@ -648,6 +658,8 @@ def profile_set(
         watchlist_purposes=None if watchlist is None else [w for w in watchlist if w],
         controller=controller,
         dpo_contact=dpo_contact,
+        rights_contact=rights_contact,
+        supervisory_authority=supervisory_authority,
     )
     profile = profile_uc.set_profile(_core(), changes)
     if as_json:
