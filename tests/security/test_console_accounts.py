@@ -1,16 +1,17 @@
 """Attacks on the console's accounts and sessions (issue 13, "People, not only keys").
 
 Each test is an attack: guessing a password (from one address, or many), guessing a
-one-time code, replaying a token after sign-out, using a session digest read from a stolen
-database, planting a session token before the victim signs in (fixation), coming back to
-an abandoned session, telling existing names from the answer's timing, and reading
-passwords from the data directory.
+one-time code, replaying a one-time code seen over a shoulder, replaying a token after
+sign-out, using a session digest read from a stolen database, planting a session token
+before the victim signs in (fixation), coming back to an abandoned session, telling
+existing names from the answer's timing, and reading passwords from the data directory.
 """
 
 from __future__ import annotations
 
 import shutil
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -97,6 +98,79 @@ def test_one_time_codes_cannot_be_guessed_past_the_limit(core: Visage) -> None:
             uc.sign_in(core, "victim", PASSWORD, code, "203.0.113.9")
     with pytest.raises(uc.ThrottledError):
         uc.sign_in(core, "victim", PASSWORD, totp.now(), "203.0.113.9")
+
+
+def _next_code(totp: pyotp.TOTP) -> str:
+    """The authenticator's code 30 s from now: still accepted now (clock drift)."""
+    return totp.at(datetime.now(UTC) + timedelta(seconds=totp.interval))
+
+
+def test_a_one_time_code_signs_in_once(core: Visage) -> None:
+    """RFC 6238 §5.2: a code seen over the victim's shoulder (or the code that confirmed the
+    authenticator) is refused while it is still valid, and the attempt counts as a failure."""
+    setup = uc.begin_totp(core, "victim")
+    totp = pyotp.TOTP(setup.secret)
+    confirming = totp.now()
+    uc.confirm_totp(core, "victim", setup.secret, confirming, Actor.local())
+    with pytest.raises(uc.TotpRequiredError, match="already used"):
+        uc.sign_in(core, "victim", PASSWORD, confirming, "198.51.100.7")
+    code = _next_code(totp)
+    signed = uc.sign_in(core, "victim", PASSWORD, code, "192.0.2.1")
+    uc.sign_out(core, signed.token)
+    with pytest.raises(uc.TotpRequiredError, match="already used"):
+        uc.sign_in(core, "victim", PASSWORD, code, "198.51.100.7")
+    with pytest.raises(uc.TotpRequiredError, match="already used"):  # nor an earlier one
+        uc.sign_in(core, "victim", PASSWORD, confirming, "198.51.100.7")
+    with core.store.session() as session:
+        reasons = list(
+            session.scalars(
+                select(AuditEntryRow.details).where(AuditEntryRow.operation == "sign_in")
+            )
+        )
+    assert [r.get("reason", "") for r in reasons] == [
+        "one-time code already used",
+        "",
+        "one-time code already used",
+        "one-time code already used",
+    ]
+    # Turning TOTP off and on again starts from the new secret's own codes.
+    uc.disable_totp(core, "victim", Actor.local())
+    again = uc.begin_totp(core, "victim")
+    fresh = pyotp.TOTP(again.secret)
+    uc.confirm_totp(core, "victim", again.secret, fresh.now(), Actor.local())
+    assert uc.sign_in(core, "victim", PASSWORD, _next_code(fresh), "192.0.2.1").token
+
+
+def test_two_sign_ins_racing_with_one_code_give_one_session(core: Visage) -> None:
+    """An attacker relaying the victim's code as the victim types it: of two sign-ins with
+    the same code at the same moment, exactly one gets a session."""
+    setup = uc.begin_totp(core, "victim")
+    totp = pyotp.TOTP(setup.secret)
+    uc.confirm_totp(core, "victim", setup.secret, totp.now(), Actor.local())
+    code = _next_code(totp)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def attempt(client: str) -> None:
+        start.wait()
+        try:
+            uc.sign_in(core, "victim", PASSWORD, code, client)
+            outcomes.append("signed in")
+        except uc.TotpRequiredError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=attempt, args=(c,)) for c in ("192.0.2.1", "192.0.2.2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == [
+        "signed in",
+        "that one-time code was already used: enter the next one",
+    ]
+    with core.store.session() as session:
+        live = session.scalars(select(WebSessionRow)).all()
+    assert len(live) == 1
 
 
 def test_a_token_from_before_sign_out_is_refused(core: Visage) -> None:

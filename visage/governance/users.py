@@ -9,7 +9,10 @@
 * **Throttling**: after ``sign_in_attempts`` failures in :data:`THROTTLE_WINDOW` for one
   user name, or from one client, sign-in is refused without looking at the password.
 * **TOTP** (RFC 6238, optional, admins and reviewers): the shared secret is sealed with
-  AES-GCM under a key derived from the master key, bound to the user's id.
+  AES-GCM under a key derived from the master key, bound to the user's id. A code is
+  accepted once (RFC 6238 §5.2): the user's last accepted time step is kept, and a code of
+  that step or an earlier one is refused, so a code read over a shoulder or from a
+  recording cannot be replayed while it is still valid.
 
 The names a caller types are compared case-insensitively; a name is stored as given.
 """
@@ -29,7 +32,7 @@ import pyotp
 from argon2 import Parameters, PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import RFC_9106_LOW_MEMORY
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from visage.errors import InputError, NotFoundError, VisageError
@@ -379,17 +382,42 @@ def totp_uri(secret: str, name: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=TOTP_ISSUER)
 
 
-def totp_ok(secret: str, code: str | None) -> bool:
-    """Whether ``code`` is the current code, or the one before or after (30 s each)."""
+def totp_step(secret: str, code: str | None, now: datetime | None = None) -> int | None:
+    """The 30-s time step of which ``code`` is the code: the current step, or the one
+    before or after (clock drift); None when it is none of them."""
     if not code:
-        return False
+        return None
     code = "".join(code.split())
     if not code.isdigit() or len(code) != 6:
-        return False
+        return None
+    at = now or datetime.now(UTC)
     try:
-        return bool(pyotp.TOTP(secret).verify(code, valid_window=1))
+        totp = pyotp.TOTP(secret)
+        for drift in (0, -1, 1):
+            when = at + timedelta(seconds=drift * totp.interval)
+            if secrets.compare_digest(totp.at(when), code):
+                return int(totp.timecode(when))
     except Exception:  # a malformed secret never signs anyone in
-        return False
+        return None
+    return None
+
+
+def totp_ok(secret: str, code: str | None) -> bool:
+    """Whether ``code`` is the current code, or the one before or after (30 s each)."""
+    return totp_step(secret, code) is not None
+
+
+def spend_totp_step(session: Session, user_id: str, step: int) -> bool:
+    """Records ``step`` as the user's last accepted code; False when a code of this step or
+    a later one was already accepted (a replay). One conditional UPDATE, so that of two
+    sign-ins racing with the same code, one wins."""
+    claimed = session.execute(
+        update(UserRow)
+        .where(UserRow.id == user_id)
+        .where(or_(UserRow.totp_last_step.is_(None), UserRow.totp_last_step < step))
+        .values(totp_last_step=step)
+    )
+    return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
 def _totp_aad(user_id: str) -> bytes:

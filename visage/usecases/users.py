@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from visage.core import Visage
 from visage.governance import users as gov
@@ -212,13 +213,15 @@ def begin_totp(core: Visage, name: str) -> TotpSetup:
 
 def confirm_totp(core: Visage, name: str, secret: str, code: str, actor: Actor) -> None:
     """Turns TOTP on for ``name`` once ``code`` proves the authenticator has ``secret``."""
-    if not gov.totp_ok(secret, code):
+    step = gov.totp_step(secret, code)
+    if step is None:
         raise TotpCodeError("that code does not match: check the authenticator's clock, retry")
     master = core.master_key
     with core.store.session() as session:
         row = gov.require_user(session, name)
         gov.check_totp_role(row)
         row.totp_sealed = gov.seal_totp(master, row.id, secret)
+        row.totp_last_step = step  # the code that confirmed cannot sign anyone in
         core.audit(session, actor, UserUpdateAudit(user=row.name, change="totp"))
 
 
@@ -227,6 +230,7 @@ def disable_totp(core: Visage, name: str, actor: Actor) -> UserInfo:
     with core.store.session() as session:
         row = gov.require_user(session, name)
         row.totp_sealed = None
+        row.totp_last_step = None
         core.audit(session, actor, UserUpdateAudit(user=row.name, change="totp-off"))
         return _info(row)
 
@@ -290,10 +294,12 @@ def sign_in(
     if row.disabled_at is not None:
         _refuse(core, name, client, row, "disabled", now)
         raise AuthError(gov.GENERIC_REFUSAL)
+    step: int | None = None
     if row.totp_sealed is not None:
         if not totp_code:
             raise TotpRequiredError("enter the one-time code from your authenticator app")
-        if not gov.totp_ok(gov.open_totp(master, row.id, row.totp_sealed), totp_code):
+        step = gov.totp_step(gov.open_totp(master, row.id, row.totp_sealed), totp_code, now)
+        if step is None:
             _refuse(core, name, client, row, "wrong one-time code", now)
             raise TotpRequiredError("that one-time code is wrong or expired")
     rehash = gov.hash_password(password) if gov.needs_rehash(row.password_hash) else None
@@ -301,19 +307,35 @@ def sign_in(
         user = session.get(UserRow, row.id)
         if user is None or user.disabled_at is not None:  # disabled in the meantime
             raise AuthError(gov.GENERIC_REFUSAL)
-        if rehash is not None and user.password_hash == row.password_hash:
-            user.password_hash = rehash
-        gov.forget_failures(session, user.name, now)
-        gov.prune_sessions(session, _idle(core), now)
-        token, csrf = gov.open_session(session, user, now)
-        principal = gov.principal_of(user)
-        core.audit(session, principal.actor, SignInAudit(user=user.name))
-        return SignedIn(
-            token=token,
-            csrf=csrf,
-            principal=principal,
-            must_change_password=user.must_change_password,
-        )
+        if step is None or gov.spend_totp_step(session, user.id, step):
+            return _open_session(core, session, user, row, rehash, now)
+    # A replay: this code (or a later one) already signed someone in.
+    _refuse(core, name, client, row, "one-time code already used", now)
+    raise TotpRequiredError("that one-time code was already used: enter the next one")
+
+
+def _open_session(
+    core: Visage,
+    session: Session,
+    user: UserRow,
+    row: UserRow,
+    rehash: str | None,
+    now: datetime,
+) -> SignedIn:
+    """The end of :func:`sign_in` once every check passed, in its last transaction."""
+    if rehash is not None and user.password_hash == row.password_hash:
+        user.password_hash = rehash
+    gov.forget_failures(session, user.name, now)
+    gov.prune_sessions(session, _idle(core), now)
+    token, csrf = gov.open_session(session, user, now)
+    principal = gov.principal_of(user)
+    core.audit(session, principal.actor, SignInAudit(user=user.name))
+    return SignedIn(
+        token=token,
+        csrf=csrf,
+        principal=principal,
+        must_change_password=user.must_change_password,
+    )
 
 
 def resume_session(core: Visage, token: str | None) -> WebSession:
