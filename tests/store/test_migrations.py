@@ -117,3 +117,34 @@ def test_consent_token_triggers_come_and_go_with_their_migration(
     store.close()
     open_store(tmp_path, create=False, url=store_url).close()  # upgrades again
     assert triggers() == expected
+
+
+def test_old_model_migration_progress_rows_are_forgotten(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    """Older versions kept ``models migrate`` progress as subject ids in ``meta`` rows that
+    erasure never touched: upgrading removes them and leaves every other ``meta`` row."""
+    from alembic import command
+    from alembic.config import Config
+
+    from visage.store.db import _MIGRATIONS
+
+    store = open_store(tmp_path, create=True, url=store_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")
+    erased_subject = "e" * 32
+    with store.session() as session:
+        kept = {m.key for m in session.query(Meta)}
+        session.add(
+            Meta(key="model_migration:sface-2021dec", value=f'["{erased_subject}"]'.encode())
+        )
+    store.close()
+    store = open_store(tmp_path, create=True, url=store_url)
+    with store.session() as session:
+        rows = list(session.query(Meta))
+    assert {m.key for m in rows} == kept
+    assert not any(erased_subject.encode() in m.value for m in rows)
+    store.close()
