@@ -106,7 +106,11 @@ def test_a_bad_date_is_a_clear_message(as_user: Login) -> None:
     client = as_user("aude")
     response = client.get("/audit", params={"from": "yesterday"})
     assert response.status_code == 422
-    assert 'role="alert"' in response.text and "From: expected a date" in response.text
+    assert 'role="alert"' in response.text and "From: a date is expected" in response.text
+    client.cookies.set("visage_lang", "fr")
+    french = client.get("/audit", params={"from": "yesterday"})
+    assert french.status_code == 422 and "Du: une date est attendue (AAAA-MM-JJ)" in french.text
+    client.cookies.delete("visage_lang")
     reversed_ = client.get("/audit", params={"from": "2026-11-26", "to": "2026-11-01"})
     assert reversed_.status_code == 422
     assert "the end date is before the start date" in reversed_.text

@@ -151,7 +151,22 @@ def test_invalid_subject_form_is_refused_with_the_values_kept(
             "legal_basis": "because",
         },
     )
-    assert bad_basis.status_code == 422 and "Legal basis" in bad_basis.text
+    assert bad_basis.status_code == 422 and "Legal basis: must be one of:" in bad_basis.text
+    # The same refusal in French: the label and pydantic's problem, both translated.
+    french = enzo.post(
+        "/subjects/new",
+        data={
+            "csrf": token,
+            "name": "Grace Hopper",
+            "reference": "F-1",
+            "purposes": "demo",
+            "legal_basis": "because",
+        },
+        headers={"Accept-Language": "fr"},
+    )
+    assert french.status_code == 422
+    assert "Base légale: doit être l\u2019une des valeurs" in french.text
+    assert "Input should be" not in french.text
     assert subjects_uc.page_subjects(console_core).total == before
 
 

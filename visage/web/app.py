@@ -20,6 +20,7 @@ from visage.api.app import create_app
 from visage.api.problems import classify
 from visage.core import Visage
 from visage.errors import VisageError
+from visage.web import form_errors, i18n
 from visage.web.pages import (
     account,
     admin,
@@ -35,7 +36,7 @@ from visage.web.pages import (
     subjects,
 )
 from visage.web.render import STATIC, page
-from visage.web.session import PasswordChangeRequired, SignInRequired
+from visage.web.session import PasswordChangeRequired, SignInRequired, language
 
 API_PREFIXES = ("/v1/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz", "/metrics")
 
@@ -132,10 +133,9 @@ def _install_error_pages(app: FastAPI) -> None:
         if not is_console(request.url.path):
             return await api_handlers[RequestValidationError](request, exc)  # type: ignore[no-any-return]
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
-        where = ".".join(str(p) for p in first.get("loc", ())[1:])
         viewer = getattr(request.state, "viewer", None)
-        detail = f"{where}: {first.get('msg')}"
+        gettext = i18n.translator(viewer.lang if viewer is not None else language(request))
+        detail = form_errors.describe(exc.errors(), gettext, skip=1)  # after "body"/"query"
         return page(request, "error.html", viewer, 422, title="Invalid form", detail=detail)
 
     app.add_exception_handler(VisageError, visage_error)

@@ -25,7 +25,7 @@ from visage.governance.profile import Jurisdiction
 from visage.usecases import keys as keys_uc
 from visage.usecases import profile as profile_uc
 from visage.usecases import users as users_uc
-from visage.web import i18n
+from visage.web import form_errors, i18n
 from visage.web.forms import text
 from visage.web.render import page
 from visage.web.session import (
@@ -44,11 +44,30 @@ def purposes_of(form: FormData, name: str = "purposes") -> list[str]:
     return [p.strip() for p in text(form, name, max_length=2000).split(",") if p.strip()]
 
 
-def invalid(exc: ValidationError) -> InputError:
-    """The first problem of a rejected input model, as the message a person reads."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "form"
-    return InputError(f"{where}: {first['msg']}")
+FIELD_LABELS = {
+    "name": "Name",
+    "role": "Role",
+    "purposes": "Purposes",
+    "owner": "Owner",
+    "jurisdiction": "Jurisdiction",
+    "controller": "Data controller",
+    "dpo_contact": "Data protection officer's contact",
+    "rights_contact": "Where people exercise their rights",
+    "supervisory_authority": "Supervisory authority (name and contact)",
+    "dpia_ref": "DPIA reference",
+    "cndp_ref": "CNDP authorisation reference",
+    "watchlist_purposes": "Watchlist purposes",
+    "public_space": "Cameras see a publicly accessible space",
+    "law_enforcement": "The operator is a law-enforcement authority",
+}
+"""Fields of the admin page's forms, named by their labels (the templates' strings)."""
+
+
+def invalid(exc: ValidationError, viewer: Viewer) -> InputError:
+    """The first problem of a rejected input model, as the message a person reads (in the
+    viewer's language)."""
+    gettext = i18n.translator(viewer.lang)
+    return InputError(form_errors.describe(exc.errors(), gettext, FIELD_LABELS))
 
 
 def _render(
@@ -105,7 +124,7 @@ def add_user(
                 purposes=purposes_of(form),
             )
         except ValidationError as exc:
-            raise invalid(exc) from None
+            raise invalid(exc, viewer) from None
         generated = not password
         if generated:
             password = users_uc.new_password()
@@ -196,7 +215,7 @@ def create_key(
                 owner=text(form, "owner", max_length=300),
             )
         except ValidationError as exc:
-            raise invalid(exc) from None
+            raise invalid(exc, viewer) from None
         created = keys_uc.create_key(
             core, new.role, new.purposes, new.name, actor=viewer.principal.actor, owner=new.owner
         )
@@ -225,7 +244,7 @@ def revoke_key(
 # -- deployment profile -------------------------------------------------------------
 
 
-def profile_changes(form: FormData) -> profile_uc.ProfileChanges:
+def profile_changes(form: FormData, viewer: Viewer) -> profile_uc.ProfileChanges:
     """Every field of the profile form (it shows them all): an empty text clears a
     reference, an unticked box is false, as ``PATCH /v1/profile`` would take them."""
     values: dict[str, Any] = {
@@ -246,7 +265,7 @@ def profile_changes(form: FormData) -> profile_uc.ProfileChanges:
     try:
         return profile_uc.ProfileChanges.model_validate(values)
     except ValidationError as exc:
-        raise invalid(exc) from None
+        raise invalid(exc, viewer) from None
 
 
 @router.post("/admin/profile")
@@ -254,7 +273,7 @@ def set_profile(
     request: Request, core: Core, viewer: ProfileAdminViewer, form: CheckedForm
 ) -> HTMLResponse:
     try:
-        profile_uc.set_profile(core, profile_changes(form), viewer.principal.actor)
+        profile_uc.set_profile(core, profile_changes(form, viewer), viewer.principal.actor)
     except VisageError as exc:
         return _refused(request, core, viewer, exc)
     gettext = i18n.translator(viewer.lang)

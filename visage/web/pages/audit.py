@@ -24,6 +24,7 @@ from visage.errors import InputError
 from visage.governance.audit import VerifyReport
 from visage.governance.audit_ops import AuditOp
 from visage.usecases import audit_log as audit_uc
+from visage.web import form_errors, i18n
 from visage.web.render import page
 from visage.web.session import AuditViewer, CheckedForm, Viewer
 
@@ -32,32 +33,39 @@ router = APIRouter(include_in_schema=False)
 PER_PAGE = 50
 
 
-def _date(value: str, label: str) -> date | None:
+FIELD_LABELS = {
+    "operation": "Operation",
+    "actor": "Actor",
+    "purpose": "Purpose",
+    "since": "From",
+    "until": "To",
+}
+"""The filter form's fields, named by their labels (the template's strings)."""
+
+
+def _date(value: str, field: str, gettext: i18n.Translator) -> date | None:
     if not value:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{label}: expected a date such as 2026-11-26") from None
+        problem = [{"loc": (field,), "type": "date_parsing", "msg": "not a date"}]
+        raise InputError(form_errors.describe(problem, gettext, FIELD_LABELS)) from None
 
 
-def _query(
-    operation: str, actor: str, purpose: str, since: str, until: str, page_no: int
-) -> audit_uc.AuditQuery:
+def _query(filters: dict[str, str], page_no: int, gettext: i18n.Translator) -> audit_uc.AuditQuery:
     try:
         return audit_uc.AuditQuery(
-            operation=operation.strip() or None,
-            actor=actor.strip() or None,
-            purpose=purpose.strip() or None,
-            since=_date(since.strip(), "From"),
-            until=_date(until.strip(), "To"),
+            operation=filters["operation"].strip() or None,
+            actor=filters["actor"].strip() or None,
+            purpose=filters["purpose"].strip() or None,
+            since=_date(filters["from"].strip(), "since", gettext),
+            until=_date(filters["to"].strip(), "until", gettext),
             page=page_no,
             per_page=PER_PAGE,
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{where}: {first['msg']}") from None
+        raise InputError(form_errors.describe(exc.errors(), gettext, FIELD_LABELS)) from None
 
 
 def _render(
@@ -72,14 +80,7 @@ def _render(
     error = ""
     status_code = 200
     try:
-        query = _query(
-            filters["operation"],
-            filters["actor"],
-            filters["purpose"],
-            filters["from"],
-            filters["to"],
-            page_no,
-        )
+        query = _query(filters, page_no, i18n.translator(viewer.lang))
         found = audit_uc.search(core, query)
     except InputError as exc:
         error, status_code = exc.message, 422

@@ -21,6 +21,7 @@ from visage.core import Visage
 from visage.errors import NotFoundError, VisageError
 from visage.usecases import cameras as cameras_uc
 from visage.usecases import signage as signage_uc
+from visage.web import form_errors, i18n
 from visage.web.forms import text
 from visage.web.render import page
 from visage.web.session import CameraAdminViewer, CheckedForm, Viewer
@@ -39,13 +40,15 @@ def _find(core: Visage, camera_id: str) -> cameras_uc.CameraOut:
     raise NotFoundError(f"no camera {camera_id}")
 
 
-def _refusal(exc: VisageError | ValidationError) -> str | None:
+FIELD_LABELS = {"name": "Name", "source": "Source", "purpose": "Purpose"}
+"""The camera form's fields, named by their labels (the templates' strings)."""
+
+
+def _refusal(exc: VisageError | ValidationError, viewer: Viewer) -> str | None:
     """The message to show on the form for an input the use-case refused; None for errors
     that are not about the form (no right, gone: the error page answers those)."""
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return f"{where}: {first['msg']}"
+        return form_errors.describe(exc.errors(), i18n.translator(viewer.lang), FIELD_LABELS)
     status, _title = classify(exc)
     return exc.message if status in (400, 409, 422) else None
 
@@ -95,7 +98,7 @@ def add(request: Request, core: Core, viewer: CameraAdminViewer, form: CheckedFo
             actor=viewer.principal.actor,
         )
     except (VisageError, ValidationError) as exc:
-        if (message := _refusal(exc)) is None:
+        if (message := _refusal(exc, viewer)) is None:
             raise
         return _list_page(request, core, viewer, status_code=422, error=message, form=fields)
     return RedirectResponse("/cameras?done=added", status_code=303)
@@ -143,7 +146,7 @@ def save(
         changes = cameras_uc.CameraChanges(**fields)
         cameras_uc.update_camera(core, camera_id, changes, viewer.principal.actor)
     except (VisageError, ValidationError) as exc:
-        if (message := _refusal(exc)) is None:
+        if (message := _refusal(exc, viewer)) is None:
             raise
         return _edit_page(request, core, viewer, camera, status_code=422, error=message)
     return RedirectResponse(f"/cameras/{camera_id}?done=saved", status_code=303)

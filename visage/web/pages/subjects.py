@@ -26,7 +26,7 @@ from visage.usecases import enroll as enroll_uc
 from visage.usecases import export as export_uc
 from visage.usecases import references as references_uc
 from visage.usecases import subjects as subjects_uc
-from visage.web import i18n
+from visage.web import form_errors, i18n
 from visage.web.forms import files, text
 from visage.web.render import page
 from visage.web.session import CheckedForm, EnrollerViewer, Viewer, allowed
@@ -106,12 +106,8 @@ _FIELD_LABELS = {
 
 
 def _invalid(exc: ValidationError, viewer: Viewer) -> str:
-    """The first problem of a form: the field's label in the viewer's language, and the
-    validator's (English) message."""
-    first = exc.errors()[0]
-    field = str(first["loc"][-1]) if first["loc"] else ""
-    label = i18n.translator(viewer.lang)(_FIELD_LABELS.get(field, field))
-    return f"{label}: {first['msg']}"
+    """The first problem of a form, with the field's label, in the viewer's language."""
+    return form_errors.describe(exc.errors(), i18n.translator(viewer.lang), _FIELD_LABELS)
 
 
 FORM_FIELDS = ("name", "reference", "purposes", "legal_basis", "expires_on")
