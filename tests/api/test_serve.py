@@ -44,13 +44,14 @@ def start_serve(home: Path, port: int) -> subprocess.Popen[str]:
 
 
 def wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
-    for _ in range(240):
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.25)
+    with httpx.Client(timeout=2) as http:  # one SSL context, not one per try
+        for _ in range(240):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if http.get(f"{base}/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.25)
     raise AssertionError("the server did not become ready")
 
 
