@@ -402,11 +402,6 @@ def totp_step(secret: str, code: str | None, now: datetime | None = None) -> int
     return None
 
 
-def totp_ok(secret: str, code: str | None) -> bool:
-    """Whether ``code`` is the current code, or the one before or after (30 s each)."""
-    return totp_step(secret, code) is not None
-
-
 def spend_totp_step(session: Session, user_id: str, step: int) -> bool:
     """Records ``step`` as the user's last accepted code; False when a code of this step or
     a later one was already accepted (a replay). One conditional UPDATE, so that of two

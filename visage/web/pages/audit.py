@@ -9,7 +9,7 @@ the signing key's fingerprint — for auditors and admins.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -43,26 +43,18 @@ FIELD_LABELS = {
 """The filter form's fields, named by their labels (the template's strings)."""
 
 
-def _date(value: str, field: str, gettext: i18n.Translator) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        problem = [{"loc": (field,), "type": "date_parsing", "msg": "not a date"}]
-        raise InputError(form_errors.describe(problem, gettext, FIELD_LABELS)) from None
-
-
 def _query(filters: dict[str, str], page_no: int, gettext: i18n.Translator) -> audit_uc.AuditQuery:
     try:
-        return audit_uc.AuditQuery(
-            operation=filters["operation"].strip() or None,
-            actor=filters["actor"].strip() or None,
-            purpose=filters["purpose"].strip() or None,
-            since=_date(filters["from"].strip(), "since", gettext),
-            until=_date(filters["to"].strip(), "until", gettext),
-            page=page_no,
-            per_page=PER_PAGE,
+        return audit_uc.AuditQuery.model_validate(
+            {
+                "operation": filters["operation"].strip() or None,
+                "actor": filters["actor"].strip() or None,
+                "purpose": filters["purpose"].strip() or None,
+                "since": filters["from"].strip() or None,  # pydantic reads YYYY-MM-DD
+                "until": filters["to"].strip() or None,
+                "page": page_no,
+                "per_page": PER_PAGE,
+            }
         )
     except ValidationError as exc:
         raise InputError(form_errors.describe(exc.errors(), gettext, FIELD_LABELS)) from None
