@@ -436,6 +436,29 @@ def test_the_requesting_user_may_not_review_their_own_search(core: Visage) -> No
         review_uc.decide(core, rid, carol, Decision.confirm)
 
 
+def test_one_person_under_two_spellings_is_still_one_person(core: Visage) -> None:
+    """Console user names are case-insensitive, so key owners are compared the same way:
+    "ALICE " (a key) after "Alice" (a user) is a second decision by the same person, and
+    "Carol" may not review a search made with a key of "carol"."""
+    _add(core, "Alice")
+    _add(core, "Carol")
+    rid = _review(core, "key:abc", "carol")
+    carol = uc.sign_in(core, "Carol", PASSWORD, None, "c").principal
+    with pytest.raises(ForbiddenError, match="someone else"):
+        review_uc.decide(core, rid, carol, Decision.confirm)
+    assert rid not in [i.id for i in review_uc.queue(core, carol)]
+    alice = uc.sign_in(core, "Alice", PASSWORD, None, "c").principal
+    assert review_uc.decide(core, rid, alice, Decision.confirm).status == "pending"
+    shouting = authenticate(core, create_key(core, Role.reviewer, [], owner="ALICE ").key)
+    assert review_uc.queue(core, shouting) == []
+    with pytest.raises(ReviewConflictError, match="another key"):
+        review_uc.decide(core, rid, shouting, Decision.confirm)
+    # NFKC: "Alice" with a full-width capital A (U+FF21) is the same name too.
+    wide = authenticate(core, create_key(core, Role.reviewer, [], owner="\uff21lice").key)
+    with pytest.raises(ReviewConflictError, match="another key"):
+        review_uc.decide(core, rid, wide, Decision.confirm)
+
+
 # -- CLI ------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -225,6 +226,20 @@ def authenticate(session: Session, token: str | None) -> Principal:
     return Principal(
         key_id=row.id, role=Role(row.role), purposes=tuple(row.purposes), owner=row.owner
     )
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    """Whether two owner names name one person: compared as console user names are
+    (case-insensitively), after Unicode NFKC and with runs of white space as one space.
+    A key owned by "alice" and the console user "Alice" are one person, so they are one
+    reviewer, and "Carol " may not review a search "carol" asked for."""
+    if not a or not b:
+        return False
+    return _person_key(a) == _person_key(b)
+
+
+def _person_key(owner: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", owner).casefold().split())
 
 
 def owner_of(session: Session, actor_id: str) -> str:

@@ -25,7 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from visage.errors import NotFoundError, VisageError
-from visage.governance.access import ForbiddenError, ReviewerWithoutOwnerError, owner_of
+from visage.governance.access import (
+    ForbiddenError,
+    ReviewerWithoutOwnerError,
+    owner_of,
+    same_person,
+)
 from visage.store import crypto
 from visage.store.db import Store
 from visage.store.keyring import Keyring
@@ -131,7 +136,7 @@ def ensure_may_review(row: ReviewRow, reviewer_owner: str) -> None:
         raise ReviewerWithoutOwnerError(
             "this reviewer key names no owner; a reviewer key that names its owner is needed"
         )
-    if row.requester_owner is not None and row.requester_owner == reviewer_owner:
+    if same_person(row.requester_owner, reviewer_owner):
         raise ForbiddenError("you asked for this search; someone else must review it")
 
 
@@ -146,10 +151,10 @@ def queue_for(session: Session, reviewer: str, owner: str) -> list[ReviewRow]:
     )
     items = []
     for row in session.scalars(stmt):
-        if owner and row.requester_owner == owner:
+        if same_person(row.requester_owner, owner):
             continue
         deciders = {d.reviewer for d in row.decisions}
-        if reviewer in deciders or (owner and owner in {owner_of(session, d) for d in deciders}):
+        if reviewer in deciders or any(same_person(owner_of(session, d), owner) for d in deciders):
             continue
         items.append(row)
     return items
@@ -176,7 +181,7 @@ def decide(
         raise ReviewConflictError(
             "this reviewer already decided on this item; a second, different reviewer must"
         )
-    if any(owner_of(session, d.reviewer) == reviewer_owner for d in row.decisions):
+    if any(same_person(owner_of(session, d.reviewer), reviewer_owner) for d in row.decisions):
         raise ReviewConflictError(
             f"{reviewer_owner} already decided on this item with another key; a second, "
             "different person must"
