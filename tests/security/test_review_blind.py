@@ -3,7 +3,9 @@
 Each test is an attack that worked before: the operator read the watchlist identity straight
 from the identify answer or the audit log; one person confirmed twice with two keys; the
 person who asked reviewed their own request; a reviewer key without an owner; concurrent
-confirmations left an item stuck; a reviewer key on the command line.
+confirmations left an item stuck; a reviewer key on the command line; the candidate's face
+left visible by ``anonymize --keep-enrolled`` (with its subject ids in the audit entry) or
+in a ``watch --record`` recording.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from tests import mask_judge
 from tests.api.conftest import auth
 from tests.conftest import Receiver, make_app, open_copy
 from visage.api.app import create_app
@@ -29,9 +34,13 @@ from visage.governance.access import Role
 from visage.store.schema import AuditEntryRow, EventRow, ReviewRow
 from visage.usecases.keys import create_key
 from visage.usecases.profile import ProfileChanges, set_profile
+from visage.vision.types import Box
 
 WATCH = "wanted"
+OPEN = "stage-door"
+"""A purpose that is not a watchlist: enrolled people are named and kept visible."""
 SCENE = "scenes/two_people.jpg"
+CLIP = "video/hamilton_clip.mp4"
 
 
 @dataclass
@@ -281,3 +290,149 @@ def test_cli_refuses_a_reviewer_key_on_the_command_line(w: World, data: Path) ->
         assert not session.get(ReviewRow, rid).decisions  # type: ignore[union-attr]
     r = run(w.core.home, "review", "confirm", rid, "--json", VISAGE_API_KEY=alice)
     assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "pending", r.stderr
+
+
+def _audit_since(core: Visage, seq: int) -> list[AuditEntryRow]:
+    with core.store.session() as session:
+        return list(
+            session.scalars(
+                select(AuditEntryRow).where(AuditEntryRow.seq > seq).order_by(AuditEntryRow.seq)
+            )
+        )
+
+
+def _head(core: Visage) -> int:
+    with core.store.session() as session:
+        return int(session.scalar(select(func.max(AuditEntryRow.seq))) or 0)
+
+
+def _rows(core: Visage, table: type[EventRow] | type[ReviewRow]) -> int:
+    with core.store.session() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def test_anonymize_keeping_enrolled_people_is_refused_for_a_watchlist(
+    w: World, data: Path, tmp_path: Path
+) -> None:
+    """The only door that offers anonymisation is the CLI (a file and a folder): both are
+    refused before any frame, with nothing written, audited as a refusal naming nobody."""
+    (inbox := tmp_path / "in").mkdir()
+    (inbox / "scene.jpg").write_bytes((data / SCENE).read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    head = _head(w.core)
+    attempts = [
+        (inbox / "scene.jpg", out / "scene.jpg"),  # Joe Biden, enrolled for the watchlist
+        (data / CLIP, out / "clip.mp4"),
+        (inbox, out / "folder"),
+    ]
+    for source, target in attempts:
+        r = run(
+            w.core.home, "anonymize", str(source), str(target), "--keep-enrolled",
+            "--purpose", WATCH, "--json",
+        )  # fmt: skip
+        assert r.exit_code == 2, (source, r.stdout, r.stderr)
+        assert "watchlist" in r.stderr and "two reviewers" in r.stderr, r.stderr
+        assert "drop --keep-enrolled" in r.stderr  # the CLI's hint
+        assert w.subject_id not in r.stdout + r.stderr and "Biden" not in r.stdout + r.stderr
+    # Nothing written: no output file (the folder run made at most its empty folder), no
+    # review item, no event.
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+    assert _rows(w.core, ReviewRow) == 0 and _rows(w.core, EventRow) == 0
+    entries = _audit_since(w.core, head)
+    refusals = [e for e in entries if e.operation == "anonymize"]
+    assert len(refusals) == len(attempts), [(e.operation, e.outcome) for e in entries]
+    for entry in refusals:
+        assert entry.outcome == "refused" and entry.purpose == WATCH
+        assert "watchlist" in entry.details["reason"]
+        assert "recognised_subjects" not in entry.details
+    for entry in entries:
+        assert entry.subject_id is None and w.subject_id not in json.dumps(entry.details)
+    # Plain masking of the same file, for the same operator, still works (and masks Biden).
+    r = run(w.core.home, "anonymize", str(inbox / "scene.jpg"), str(out / "scene.jpg"), "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["kept_visible"] == 0
+
+
+def _frames(path: Path, count: int) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        frames = []
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == count:
+                break
+    return frames
+
+
+def _change(before: np.ndarray, after: np.ndarray, box: Box) -> float:
+    """Mean absolute difference (0-255, per channel) of two frames inside ``box``."""
+    x0, y0, x1, y1 = (round(v) for v in (box.left, box.top, box.right, box.bottom))
+    region = (slice(max(0, y0), y1), slice(max(0, x0), x1))
+    return float(np.abs(before[region].astype(np.int16) - after[region]).mean())
+
+
+def test_watch_recording_masks_a_watchlist_candidate(w: World, data: Path, tmp_path: Path) -> None:
+    """Lin-Manuel Miranda, enrolled for the watchlist and for an ordinary purpose, is on the
+    clip's first frames. Recorded for the ordinary purpose his face stays visible; for the
+    watchlist it is masked like a bystander's, and neither the file, the report nor the
+    audit names him. (His face there, about 44 x 55 px, is too small for the dlib judge of
+    tests/mask_judge.py to find even in the original: the face region is compared instead.)"""
+    from visage.usecases.enroll import enroll
+    from visage.usecases.subjects import add_subject, make_consent
+    from visage.usecases.watch import WatchOptions, watch
+
+    name = "Lin-Manuel Miranda"
+    sid = add_subject(w.core, name, make_consent("W-2", [WATCH, OPEN])).id
+    people = data / "people/lin_manuel_miranda"
+    assert enroll(w.core, sid, sorted(people.iterdir())).enrolled
+    frames = 10  # he is recognised on the first: one event, as in the report test above
+    head = _head(w.core)
+    recordings = {p: tmp_path / f"{p}.mp4" for p in (WATCH, OPEN)}
+    reports = {
+        p: watch(w.core, str(data / CLIP), p, WatchOptions(max_frames=frames, record=path))
+        for p, path in recordings.items()
+    }
+    # The events behave as before: named for the ordinary purpose, pending review for the
+    # watchlist.
+    assert {e.subject_id for e in reports[OPEN].events} == {sid}
+    pending = reports[WATCH].events
+    assert pending and all(e.subject_id is None and e.review_id for e in pending)
+    with w.core.store.session() as session:
+        assert {r.subject_id for r in session.scalars(select(ReviewRow))} == {sid}
+
+    # His face on each original frame: the faces the analyser finds there, matched against
+    # the embedding of his enrolment photo (independently of the watch runs).
+    analyzer = w.core.analyzer
+    photo = analyzer.analyze(w.core.load_image(sorted(people.iterdir())[0]).pixels)[0]
+    assert photo.embedding is not None
+    original = _frames(data / CLIP, frames)
+    masked, kept = _frames(recordings[WATCH], frames), _frames(recordings[OPEN], frames)
+    assert len(masked) == len(kept) == frames
+    changes: dict[str, list[float]] = {WATCH: [], OPEN: []}
+    for before, watchlist, ordinary in zip(original, masked, kept, strict=True):
+        his = [
+            f.detection.box
+            for f in analyzer.analyze(before)
+            if f.embedding is not None
+            and w.core.calibration.score(float(f.embedding @ photo.embedding)) >= w.core.threshold
+        ]
+        assert len(his) == 1  # he is on every one of these frames
+        changes[WATCH].append(_change(before, watchlist, his[0]))
+        changes[OPEN].append(_change(before, ordinary, his[0]))
+    # Masked on every frame for the watchlist; the codec's noise only for the ordinary one.
+    assert min(changes[WATCH]) > 2 * mask_judge.CODEC_NOISE, changes
+    assert max(changes[OPEN]) < mask_judge.CODEC_NOISE, changes
+
+    # Nothing names him: the file (its metadata included), the report, the audit.
+    content = recordings[WATCH].read_bytes()
+    assert sid.encode() not in content and name.encode() not in content
+    with av.open(str(recordings[WATCH])) as container:
+        tags = [container.metadata, *(s.metadata for s in container.streams)]
+    assert not any(sid in str(t) or "Miranda" in str(t) for t in tags)
+    report = reports[WATCH].model_dump_json()
+    assert sid not in report and "Miranda" not in report
+    watch_entries = [e for e in _audit_since(w.core, head) if e.purpose == WATCH]
+    assert watch_entries
+    for entry in watch_entries:
+        assert entry.subject_id is None, entry.operation
+        assert sid not in json.dumps(entry.details) and "Miranda" not in json.dumps(entry.details)

@@ -19,6 +19,7 @@ from visage.governance.profile import (
     CndpMissingError,
     DpiaMissingError,
 )
+from visage.usecases.matching import WatchlistUnmaskRefusedError
 
 HINTS: dict[type[VisageError], str] = {
     DpiaMissingError: "visage profile set --dpia-ref REF",
@@ -31,6 +32,7 @@ HINTS: dict[type[VisageError], str] = {
     NotInitialisedError: "run `visage init` first",
     MasterKeyMissingError: "run `visage init` first, or set VISAGE_MASTER_KEY",
     KeyMaterialMissingError: "if their keys are truly gone: visage erase ID",
+    WatchlistUnmaskRefusedError: "drop --keep-enrolled to mask everyone",
 }
 
 

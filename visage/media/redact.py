@@ -5,7 +5,8 @@ scan every ``rescan_every`` frames to catch small newcomers), associate detectio
 optionally ask ``recognise`` whether a track is an enrolled, consenting subject, then mask
 every track that is not — including tracks the detector missed on this frame, at their
 predicted position, for ``hold`` frames. A track is masked until it is recognised: when in
-doubt, blur.
+doubt, blur. With ``keep_recognised=False`` a recognised track is labelled but masked all
+the same (a watchlist candidate pending review: showing the face would show who matched).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class VideoRedactor:
     """Masks every face of a stream of frames, one frame at a time, with no face leaking
     between detections: detection at an adaptive scale, tracks held at their predicted
     place when the detector misses them, an optional ``recognise`` callback that may keep
-    a consenting subject visible. One instance per video or camera run; not thread-safe.
+    a consenting subject visible (unless ``keep_recognised`` is False: then it only labels
+    the track). One instance per video or camera run; not thread-safe.
     """
 
     def __init__(
@@ -78,11 +80,14 @@ class VideoRedactor:
         height: int,
         options: RedactOptions | None = None,
         recognise: Recognise | None = None,
+        *,
+        keep_recognised: bool = True,
     ) -> None:
         self.detector, self.options = detector, options or RedactOptions()
         self.scale = AdaptiveScale(width, height, self.options)
         self.tracker = IouTracker(hold=self.options.hold)
         self.recognise = recognise
+        self.keep_recognised = keep_recognised
         self.masked = 0
         self.kept_visible = 0
 
@@ -95,7 +100,7 @@ class VideoRedactor:
             self._maybe_recognise(index, pixels, track, det, detections)
         boxes = []
         for track, box in self.tracker.boxes_to_mask(index):
-            if track.label is not None:
+            if track.label is not None and self.keep_recognised:
                 self.kept_visible += 1
             else:
                 boxes.append(box)

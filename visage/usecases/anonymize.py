@@ -4,7 +4,9 @@ With ``keep_enrolled`` and a purpose, faces recognised as subjects whose valid c
 the purpose stay visible; every other face — and every face not yet recognised — is masked.
 That is a 1:N identification, so it goes through the same :class:`PurposeMatcher` as
 ``identify`` and ``watch``: the deployment profile's gate applies (a refusal is audited), the
-eligible set is read afresh for every face, and the run is audited.
+eligible set is read afresh for every face, and the run is audited. For a watchlist purpose
+the gate refuses it before any frame: a face left visible would name a candidate before two
+reviewers confirmed.
 
 Plain masking needs no data directory: on a fresh install (no ``visage init``) it runs
 unaudited — :func:`plan` says so, before any work, so that a door can tell the user. Whatever

@@ -12,7 +12,9 @@ purpose?* — and answer it here, with one behaviour:
   accessible space needs an authorisation reference for every caller (a recording searched
   by ``watch`` or ``anonymize`` is post-remote identification as much as a still image is),
   and still-image searches are also held to the per-caller ceiling, so that a camera's
-  frames sent one by one cannot amount to live identification.
+  frames sent one by one cannot amount to live identification. ``anonymize`` for a
+  watchlist purpose is refused (:class:`WatchlistUnmaskRefusedError`): a face left
+  unmasked because it matched would name a candidate before two reviewers confirmed.
 - **The eligible set** is fetched afresh for every call of :meth:`candidates` — per image,
   per face on camera, per face in a recording — so a withdrawal or an expiry takes effect
   on the next face seen. The cache behind it (``gallery/eligibility.py``) makes that cheap.
@@ -43,6 +45,11 @@ from visage.usecases.profile import get_profile
 from visage.vision.types import Detection, Face, RGBImage
 
 RATE_WINDOW = timedelta(minutes=1)
+
+
+class WatchlistUnmaskRefusedError(GateError):
+    """Keeping recognised people unmasked for a watchlist purpose: the output itself would
+    show who matched before two reviewers confirmed (exit 2, HTTP 403)."""
 
 
 class MatchOperation(StrEnum):
@@ -114,9 +121,11 @@ class PurposeMatcher:
         """Raise :class:`HaltedError` when an admin halted this purpose (or camera), else
         :class:`GateError` when the profile refuses this search; audited first either way."""
         profile = get_profile(self.core)
-        error: GateError | HaltedError | None = profile.identification_gate(
-            live=self.live
-        ) or profile.authorisation_gate(self.authorisation_ref)
+        error: GateError | HaltedError | None = (
+            self._watchlist_error(profile)
+            or profile.identification_gate(live=self.live)
+            or profile.authorisation_gate(self.authorisation_ref)
+        )
         with self.core.store.session() as session:
             halt = blocking_halt(session, self.purpose, self.camera)
             if halt is not None:
@@ -139,6 +148,19 @@ class PurposeMatcher:
         if error is not None:
             raise error
         self._profile = profile
+
+    def _watchlist_error(self, profile: DeploymentProfile) -> GateError | None:
+        """Only ``anonymize`` shows its matches as such (a face left visible); ``identify``
+        and ``watch`` answer a watchlist purpose with review items and mask the candidate in
+        a recording."""
+        if self.operation is not MatchOperation.anonymize or not profile.is_watchlist(self.purpose):
+            return None
+        return WatchlistUnmaskRefusedError(
+            f"keeping enrolled people unmasked is refused for the watchlist purpose "
+            f"{self.purpose!r}: a face left visible would show who matched before two "
+            "reviewers confirmed; mask everyone (without keeping enrolled people), or use a "
+            "purpose that is not a watchlist"
+        )
 
     def _ceiling_error(self, session: Session, profile: DeploymentProfile) -> GateError | None:
         """Still images only: a video run is one search over a recording, not a frame sent

@@ -8,7 +8,8 @@ track is first recognised, updated while it lasts, closed when it ends
 (:mod:`visage.usecases.track_events`); for a watchlist purpose it becomes a review item
 instead. A bystander's embedding exists only inside one call of the recogniser and is never
 stored or logged. A recording, if asked for, is masked like ``visage anonymize
---keep-enrolled``.
+--keep-enrolled``, except for a watchlist purpose: there a match is a candidate pending
+review, masked in the recording like a bystander (its face would show who matched).
 
 A live source that was playing and drops, or cannot be reopened, is retried with exponential
 backoff by one policy (:class:`_Backoff`; a source that never played is an error at once); a
@@ -207,6 +208,7 @@ class _Run:
             info.height,
             o.redact or RedactOptions(),
             self.state.recognise,
+            keep_recognised=not self.state.watchlist,
         )
         source_frames = Prefetch(reader.frames(), 4, drop_oldest=self.live)
         try:
