@@ -10,11 +10,14 @@ chunked bodies alike, so an over-limit upload is refused after at most its limit
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.requests import Request
 
 from visage.errors import InputError, UploadTooLargeError
@@ -31,6 +34,11 @@ TEXT_LIMIT = 1024
 
 MAX_PARTS = 8
 """More parts than this in one body is refused (a flood of tiny parts costs parser time)."""
+
+
+FORM_TEXT_BUDGET = 64 * 1024
+"""Bytes allowed for all the text fields of a whole form together, and for a whole
+url-encoded body (see :class:`FormBudget`)."""
 
 
 def _limit(request: Request) -> int:
@@ -115,6 +123,60 @@ async def read_many(request: Request, field: str) -> list[bytes]:
 async def read_upload(request: Request, field: str) -> bytes:
     """One image: the multipart field ``field`` or the raw body."""
     return (await read_form(request, field)).images[0]
+
+
+@dataclass(frozen=True, slots=True)
+class FormBudget:
+    """What a whole form (:func:`read_form_data`) may carry: up to ``max_files`` file parts
+    of at most ``file_bytes`` each, and up to ``max_fields`` text fields of at most
+    ``text_bytes`` in all. With ``max_files=0`` a file part is refused outright."""
+
+    file_bytes: int
+    max_files: int
+    max_fields: int
+    text_bytes: int = FORM_TEXT_BUDGET
+
+    def body(self, multipart: bool) -> int:
+        """The most bytes a body may have: the text budget alone for a url-encoded body or
+        a form without files; with files, every file at its limit plus :data:`FRAMING`."""
+        if not multipart or not self.max_files:
+            return self.text_bytes
+        return self.file_bytes * self.max_files + self.text_bytes + FRAMING
+
+
+async def read_form_data(request: Request, budget: FormBudget) -> FormData:
+    """Every text field and file part of a form body, in memory, under ``budget``: a
+    drop-in for ``request.form()`` that never spools a file to disk and refuses an
+    over-budget body (:class:`UploadTooLargeError`) as soon as the bytes received pass it.
+    Multipart and url-encoded bodies are read; any other body is left unread (an empty
+    form, as Starlette gives). Files come as :class:`UploadFile` over :class:`io.BytesIO`."""
+    ctype = request.headers.get("content-type", "")
+    kind = ctype.partition(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return FormData()
+    multipart = kind == "multipart/form-data"
+    limit = budget.body(multipart)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadTooLargeError(f"form of {declared} bytes is more than the limit of {limit}")
+    if multipart:
+        collector = _FormCollector(budget)
+        await _read_multipart(request, ctype, collector, limit)
+        return FormData(collector.items)
+    body = await _read_raw(request, limit)
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=budget.max_fields,
+        )
+    except UnicodeDecodeError as exc:
+        raise InputError("the form is not UTF-8 text") from exc
+    except ValueError as exc:  # more fields than max_num_fields
+        raise InputError(f"more than {budget.max_fields} fields in one form") from exc
+    items: list[tuple[str, str | UploadFile]] = list(pairs)
+    return FormData(items)
 
 
 def _texts(parts: dict[str, bytearray], names: tuple[str, ...]) -> dict[str, str]:
@@ -238,3 +300,80 @@ class _PartCollector:
 
     def _finish(self) -> None:
         self.finished = True
+
+
+class _FormCollector(_PartCollector):
+    """Callbacks for :class:`MultipartParser` that keep every part of a form, in memory:
+    text fields (UTF-8) and files (any part whose disposition has a ``filename``, as
+    Starlette decides), each counted against a :class:`FormBudget` as its bytes arrive."""
+
+    def __init__(self, budget: FormBudget) -> None:
+        super().__init__(frozenset(), frozenset(), budget.file_bytes)
+        self.budget = budget
+        self.items: list[tuple[str, str | UploadFile]] = []
+        self._files = 0
+        self._fields = 0
+        self._text_bytes = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._filename: str | None = None
+        self._buffer = io.BytesIO()
+
+    def _begin(self) -> None:
+        self._disposition = b""
+        self._headers = []
+        self._buffer = io.BytesIO()
+
+    def _header_end(self) -> None:
+        field, value = bytes(self._field).strip().lower(), bytes(self._value)
+        self._headers.append((field, value))
+        if field == b"content-disposition":
+            self._disposition = value
+        self._field.clear()
+        self._value.clear()
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._disposition)
+        self._name = params.get(b"name", b"").decode("utf-8", "replace")
+        filename = params.get(b"filename")
+        self._filename = None if filename is None else filename.decode("utf-8", "replace")
+        if self._filename is not None:
+            self._files += 1
+            if not self.budget.max_files:
+                raise InputError("this form takes no files")
+            if self._files > self.budget.max_files:
+                raise InputError(f"more than {self.budget.max_files} files in one form")
+        else:
+            self._fields += 1
+            if self._fields > self.budget.max_fields:
+                raise InputError(f"more than {self.budget.max_fields} fields in one form")
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        size = end - start
+        if self._filename is not None:
+            if self._buffer.tell() + size > self.budget.file_bytes:
+                name = self._filename or "a file"
+                raise UploadTooLargeError(
+                    f"{name} is larger than the limit of {self.budget.file_bytes} bytes"
+                )
+        else:
+            self._text_bytes += size
+            if self._text_bytes > self.budget.text_bytes:
+                raise UploadTooLargeError(
+                    f"the form's text is more than the limit of {self.budget.text_bytes} bytes"
+                )
+        self._buffer.write(data[start:end])
+
+    def _end(self) -> None:
+        if self._filename is None:
+            try:
+                value = self._buffer.getvalue().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"form field '{self._name}' is not UTF-8 text") from exc
+            self.items.append((self._name, value))
+            return
+        size = self._buffer.tell()
+        self._buffer.seek(0)
+        upload = UploadFile(
+            self._buffer, size=size, filename=self._filename, headers=Headers(raw=self._headers)
+        )
+        self.items.append((self._name, upload))

@@ -12,12 +12,16 @@ from visage.errors import InputError, UploadTooLargeError
 CHUNK = 1 << 16
 
 
-def text(form: FormData, name: str, default: str = "", *, max_length: int = 2000) -> str:
-    """A text field, stripped; ``default`` when absent. Over ``max_length``: InputError."""
+def text(
+    form: FormData, name: str, default: str = "", *, max_length: int = 2000, strip: bool = True
+) -> str:
+    """A text field, stripped (unless ``strip`` is false: a password); ``default`` when
+    absent. Over ``max_length``: InputError."""
     value = form.get(name, default)
     if not isinstance(value, str):
         raise InputError(f"field {name} must be text")
-    value = value.strip()
+    if strip:
+        value = value.strip()
     if len(value) > max_length:
         raise InputError(f"field {name} has more than {max_length} characters")
     return value
@@ -36,8 +40,10 @@ class Upload:
 
 async def files(core: Visage, form: FormData, name: str, *, max_files: int = 20) -> list[Upload]:
     """The files of field ``name`` (empty parts skipped), each read up to the installation's
-    ``max_bytes``; a larger one is refused with :class:`UploadTooLargeError` before it is
-    read whole."""
+    ``max_bytes``; a larger one is refused with :class:`UploadTooLargeError`. The form was
+    read in memory under the same limit (:func:`visage.web.session.csrf_form`), so an
+    over-limit file was already refused there, before the rest of the body arrived; this
+    check stays for forms built otherwise."""
     limit = core.settings.max_bytes
     uploads = [f for f in form.getlist(name) if isinstance(f, UploadFile)]
     if len(uploads) > max_files:

@@ -25,6 +25,7 @@ from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
 
 from visage.api.deps import Core
+from visage.api.uploads import FormBudget, read_form_data
 from visage.core import Visage
 from visage.governance import access
 from visage.governance.access import AuthError, ForbiddenError, Principal, UseCase
@@ -187,10 +188,26 @@ HaltAdminViewer = Annotated[Viewer, Depends(allowed(UseCase.halt))]
 """Page dependencies: the signed-in viewer, if the policy lets its role use the page."""
 
 
+MAX_FILES = 64
+MAX_FIELDS = 200
+"""The most file parts and text fields one console form may carry."""
+
+
+def form_budget(core: Visage) -> FormBudget:
+    """What one console form may carry: :data:`MAX_FILES` files of at most ``max_bytes``
+    each, :data:`MAX_FIELDS` text fields of 64 KB in all."""
+    return FormBudget(core.settings.max_bytes, MAX_FILES, MAX_FIELDS)
+
+
 async def csrf_form(request: Request, viewer: AnyViewer) -> FormData:
     """The posted form, once its CSRF token (field ``csrf`` or header ``X-CSRF-Token``)
-    matches the session's. Every state-changing console route reads its form through this."""
-    form = await request.form(max_files=64, max_fields=200)
+    matches the session's. Every state-changing console route reads its form through this.
+
+    The body is read by the API's upload reader, in memory, under :func:`form_budget`
+    (413 as soon as it is passed), never by ``request.form()``, which spools file parts over
+    1 MB to the temp dir: a photo posted here may show bystanders."""
+    core: Visage = request.app.state.core
+    form = await read_form_data(request, form_budget(core))
     sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
     if not isinstance(sent, str) or not hmac.compare_digest(sent, viewer.csrf):
         raise CsrfError("the form is out of date or was not sent by this console; reload it")

@@ -6,10 +6,12 @@ import hmac
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from visage.api.deps import Core
+from visage.api.uploads import FormBudget, read_form_data
 from visage.governance.access import AuthError
 from visage.usecases import users as users_uc
 from visage.web import i18n
@@ -60,16 +62,24 @@ def sign_in_form(request: Request, next: Annotated[str, Query()] = "/") -> HTMLR
     return _sign_in_page(request, next)
 
 
+SIGN_IN_BUDGET = FormBudget(file_bytes=0, max_files=0, max_fields=16)
+"""Anyone may post the sign-in form: a few text fields, 64 KB in all, and no file part."""
+
+
+async def sign_in_fields(request: Request) -> FormData:
+    """The sign-in form, read in memory under :data:`SIGN_IN_BUDGET` (413 past it)."""
+    return await read_form_data(request, SIGN_IN_BUDGET)
+
+
 @router.post("/sign-in")
 def sign_in(
-    request: Request,
-    core: Core,
-    username: Annotated[str, Form(max_length=200)] = "",
-    password: Annotated[str, Form(max_length=1000)] = "",
-    code: Annotated[str, Form(max_length=20)] = "",
-    csrf: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",
+    request: Request, core: Core, form: Annotated[FormData, Depends(sign_in_fields)]
 ) -> Response:
+    username = text(form, "username", max_length=200, strip=False)
+    password = text(form, "password", max_length=1000, strip=False)
+    code = text(form, "code", max_length=20, strip=False)
+    csrf = text(form, "csrf", max_length=200, strip=False)
+    next = text(form, "next", "/", max_length=2000, strip=False)
     gettext = i18n.translator(
         i18n.negotiate(request.headers.get("accept-language"), request.cookies.get(LANG_COOKIE))
     )
