@@ -298,6 +298,22 @@ def all_templates(
     return labels, matrix
 
 
+def subject_vectors(
+    session: Session, keys: Keyring, subject_id: str, model_id: str
+) -> list[NDArray[np.float32]]:
+    """The subject's templates of ``model_id``, decrypted (the enrolment's same-person
+    check compares a new photo with them)."""
+    subject = get_subject(session, subject_id)
+    key = keys.get(subject.id)
+    return [
+        np.frombuffer(
+            crypto.open_sealed(key, t.sealed, _aad(subject.id, t.id, t.model_id)), dtype="<f4"
+        ).astype(np.float32)
+        for t in subject.templates
+        if t.model_id == model_id
+    ]
+
+
 CONSENT_TOKEN = "consent_token"
 """Meta key that the database re-stamps on every change of subjects or consents
 (triggers of migration 0005)."""

@@ -2,7 +2,10 @@
 
 An image is rejected, with a reason and a machine-readable :class:`RejectCode` (which a
 console translates), when it cannot be read, shows no face, shows more than one face large
-enough to matter, or its face is too small, turned away or blurred. Photos are never kept:
+enough to matter, or its face is too small, turned away or blurred; or when its face is not
+the person of the subject's other photos (:data:`SAME_PERSON_FMR`): one subject is one
+person with their own consent record, so a folder of many people's photos cannot be
+imported under one consent. Photos are never kept:
 only the sealed template and its reference crop (the aligned face chip the template was
 computed from, JPEG, sealed under the subject's data key: what a reviewer compares a probe
 with; see :mod:`visage.usecases.references`).
@@ -14,6 +17,8 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel
 
 from visage.core import ImageInput, Visage
@@ -36,6 +41,12 @@ MIN_QUALITY = 0.35
 
 MAX_YAW = 0.45
 
+SAME_PERSON_FMR = 1e-2
+"""The false-match rate of the same-person check: a new photo must match one of the
+subject's templates (or of the photos accepted before it in the same request) at the
+calibrated threshold for this rate. Looser than 1:N matching (1e-3), because refusing a
+true photo of the person costs a retake, while a stranger let in costs a consent."""
+
 
 class RejectCode(StrEnum):
     """Why a photo was not enrolled, for a door to translate (``reason`` is the English)."""
@@ -48,6 +59,7 @@ class RejectCode(StrEnum):
     turned_away = "turned_away"
     blurred = "blurred"
     consent = "consent"  # no valid consent record (any more)
+    other_person = "other_person"  # not the person of the subject's other photos
     other = "other"
 
 
@@ -174,6 +186,33 @@ def check_enrolable(faces: list[Face], min_face_px: int) -> Face:
     return face
 
 
+def _same_person_threshold(core: Visage) -> float:
+    fitted = core.calibration.threshold_for(SAME_PERSON_FMR)
+    return core.threshold if fitted is None else min(fitted, core.threshold)
+
+
+def check_same_person(
+    core: Visage,
+    embedding: NDArray[np.float32],
+    known: Sequence[NDArray[np.float32]],
+    threshold: float,
+) -> None:
+    """Nothing when the subject has no template yet or ``embedding`` matches one of
+    ``known`` (calibrated score, as 1:1 verify scores) at ``threshold``; else
+    :class:`NotEnrolableError` (``other_person``)."""
+    if not known:
+        return
+    cosines = np.stack(list(known)) @ embedding
+    best = float(core.calibration.scores(cosines.astype(np.float32)).max())
+    if best < threshold:
+        raise NotEnrolableError(
+            RejectCode.other_person,
+            f"this face is not the person of the subject's other photos (similarity "
+            f"{best:.2f} < {threshold:.2f}); one subject is one person: enrol someone else "
+            "as their own subject, with their own consent record",
+        )
+
+
 def enroll(
     core: Visage,
     subject_id: str,
@@ -186,12 +225,15 @@ def enroll(
         subject = repo.get_subject(session, subject_id)
         if not repo.has_valid_consent(subject):
             raise ConsentError(f"subject {subject_id} has no valid consent record; cannot enrol")
+        known = repo.subject_vectors(session, core.keyring, subject_id, core.analyzer.model_id)
+    same_person = _same_person_threshold(core)
     for i, image in enumerate(images):
         label = _label(image, i)
         try:
             loaded = core.load_image(image)
             face = check_enrolable(core.analyzer.analyze(loaded.pixels), core.settings.min_face_px)
             assert face.embedding is not None
+            check_same_person(core, face.embedding, known, same_person)
             reference = reference_crop(face.chip) if face.chip is not None else None
             with core.store.session() as session:
                 subject = repo.get_subject(session, subject_id)
@@ -218,6 +260,7 @@ def enroll(
                     ),
                 )
             core.gallery.added(subject_id, face.embedding, version)
+            known.append(face.embedding)
             report.enrolled.append(
                 Enrolled(image=label, template_id=template_id, quality=round(face.quality.score, 3))
             )
