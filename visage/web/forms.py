@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.datastructures import FormData, UploadFile
 
+from visage.api.uploads import MAX_PARTS
 from visage.core import Visage
 from visage.errors import InputError, UploadTooLargeError
 
@@ -38,7 +39,9 @@ class Upload:
     data: bytes
 
 
-async def files(core: Visage, form: FormData, name: str, *, max_files: int = 20) -> list[Upload]:
+async def files(
+    core: Visage, form: FormData, name: str, *, max_files: int = MAX_PARTS
+) -> list[Upload]:
     """The files of field ``name`` (empty parts skipped), each read up to the installation's
     ``max_bytes``; a larger one is refused with :class:`UploadTooLargeError`. The form was
     read in memory under the same limit (:func:`visage.web.session.csrf_form`), so an

@@ -25,7 +25,7 @@ from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
 
 from visage.api.deps import Core
-from visage.api.uploads import FormBudget, read_form_data
+from visage.api.uploads import MAX_PARTS, FormBudget, read_form_data
 from visage.core import Visage
 from visage.governance import access
 from visage.governance.access import AuthError, ForbiddenError, Principal, UseCase
@@ -188,9 +188,10 @@ HaltAdminViewer = Annotated[Viewer, Depends(allowed(UseCase.halt))]
 """Page dependencies: the signed-in viewer, if the policy lets its role use the page."""
 
 
-MAX_FILES = 64
+MAX_FILES = MAX_PARTS
 MAX_FIELDS = 200
-"""The most file parts and text fields one console form may carry."""
+"""The most file parts and text fields one console form may carry: as many photos as one
+API request (``MAX_PARTS``), so that a form's body stays within 8 x ``max_bytes`` of memory."""
 
 
 def form_budget(core: Visage) -> FormBudget:
