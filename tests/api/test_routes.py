@@ -363,3 +363,18 @@ def test_upload_size_limit(tmp_path: Path, shared_app: Visage, data: Path) -> No
         r = c.post("/v1/detect", headers=auth(key), files={"image": image(data)})
         assert r.status_code == 413 and "limit" in r.json()["detail"]
     small.close()
+
+
+def test_text_with_a_nul_character_is_bad_input_on_every_store(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """A NUL character in any text stored as text (PostgreSQL cannot store one: it was a 500
+    there, found by schemathesis) is an input error at the store, whichever route it came
+    through. (Names of people are sealed: stored as ciphertext, never as text.)"""
+    admin = auth(keys[Role.admin])
+    r = client.post("/v1/keys", headers=admin, json={"role": "admin", "name": "\u0000"})
+    assert r.status_code in (400, 422) and "NUL" in r.json()["detail"], r.text
+    r = client.post("/v1/keys", headers=admin, json={"role": "auditor", "owner": "A\u0000n"})
+    assert r.status_code in (400, 422) and "NUL" in r.json()["detail"], r.text
+    listed = client.get("/v1/keys", headers=admin).json()
+    assert all("\u0000" not in (k.get("name") or "") for k in listed)

@@ -25,7 +25,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from visage.errors import NotInitialisedError, VisageError
+from visage.errors import InputError, NotInitialisedError, VisageError
 from visage.masking import mask_url
 from visage.store import DB_FILE as DB_FILE  # its home: see there
 
@@ -147,6 +147,30 @@ class ScrubResult:
         return self.secure_delete and self.wal_truncated
 
 
+def _refuse_nul_text(
+    conn: object,
+    cursor: object,
+    statement: str,
+    parameters: object,
+    context: object,
+    executemany: bool,
+) -> None:
+    """Refuses a text value holding a NUL character (``\\x00``) before it reaches the
+    database, on both stores alike: PostgreSQL cannot store one in a text column (it failed
+    as a 500: a key named ``"\\u0000"``), and SQLite would keep a name that cuts short in
+    any C string. Whichever door the text came through, the caller gets an input error."""
+    rows = parameters if executemany and isinstance(parameters, Sequence) else [parameters]
+    for row in rows:
+        if isinstance(row, Mapping):
+            values: Iterable[object] = row.values()
+        elif isinstance(row, Sequence) and not isinstance(row, str):
+            values = row
+        else:
+            continue
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise InputError("text may not contain a NUL character (\\x00)")
+
+
 class Store:
     """Owns the engine and hands out sessions (one unit of work each).
 
@@ -180,6 +204,7 @@ class Store:
             )
         else:
             raise VisageError(f"unsupported store engine {self.dialect!r}")
+        event.listen(self.engine, "before_cursor_execute", _refuse_nul_text)
         self.url = mask_url(parsed.render_as_string(hide_password=False))
         """Where the store is, password masked (for messages and reports)."""
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
