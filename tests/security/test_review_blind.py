@@ -335,9 +335,9 @@ def test_anonymize_keeping_enrolled_people_is_refused_for_a_watchlist(
         assert "watchlist" in r.stderr and "two reviewers" in r.stderr, r.stderr
         assert "drop --keep-enrolled" in r.stderr  # the CLI's hint
         assert w.subject_id not in r.stdout + r.stderr and "Biden" not in r.stdout + r.stderr
-    # Nothing written: no output file (the folder run made at most its empty folder), no
-    # review item, no event.
-    assert [p for p in out.rglob("*") if p.is_file()] == []
+    # Nothing written: no output file, not even the folder run's output folder, no review
+    # item, no event.
+    assert list(out.iterdir()) == []
     assert _rows(w.core, ReviewRow) == 0 and _rows(w.core, EventRow) == 0
     entries = _audit_since(w.core, head)
     refusals = [e for e in entries if e.operation == "anonymize"]

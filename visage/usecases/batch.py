@@ -45,6 +45,7 @@ from visage.media.redact import RedactOptions
 from visage.media.video import VIDEO_SUFFIXES
 from visage.usecases import anonymize as single
 from visage.usecases.anonymize import IMAGE_SUFFIXES, ProgressFn
+from visage.usecases.matching import MatchOperation, PurposeMatcher
 
 MANIFEST = ".visage-batch.json"
 ENCODER_THREADS = 2
@@ -394,6 +395,12 @@ def anonymize_folder(
         )
     rels = discover(in_dir, out_dir)
     audited = single.plan(core, keep_enrolled=keep_enrolled).audited
+    if keep_enrolled and purpose:
+        # The gate first (audited if it refuses): a refused run leaves nothing behind, not
+        # even its output folder. Each file's run checks it again, as a single file's does.
+        PurposeMatcher(
+            core, purpose, actor, MatchOperation.anonymize, authorisation_ref=authorisation_ref
+        ).check_gate()
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = batch_settings(core, options, codec, crf)
     manifest = Manifest(out_dir)
