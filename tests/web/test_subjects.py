@@ -141,29 +141,17 @@ def test_invalid_subject_form_is_refused_with_the_values_kept(
     assert response.status_code == 422
     assert 'role="alert"' in response.text and "Purposes" in response.text
     assert 'value="Grace Hopper"' in response.text
-    bad_basis = enzo.post(
-        "/subjects/new",
-        data={
-            "csrf": token,
-            "name": "Grace Hopper",
-            "reference": "F-1",
-            "purposes": "demo",
-            "legal_basis": "because",
-        },
-    )
-    assert bad_basis.status_code == 422 and "Legal basis: must be one of:" in bad_basis.text
+    bad_basis = {
+        "csrf": token,
+        "name": "Grace Hopper",
+        "reference": "F-1",
+        "purposes": "demo",
+        "legal_basis": "because",
+    }
+    english = enzo.post("/subjects/new", data=bad_basis)
+    assert english.status_code == 422 and "Legal basis: must be one of:" in english.text
     # The same refusal in French: the label and pydantic's problem, both translated.
-    french = enzo.post(
-        "/subjects/new",
-        data={
-            "csrf": token,
-            "name": "Grace Hopper",
-            "reference": "F-1",
-            "purposes": "demo",
-            "legal_basis": "because",
-        },
-        headers={"Accept-Language": "fr"},
-    )
+    french = enzo.post("/subjects/new", data=bad_basis, headers={"Accept-Language": "fr"})
     assert french.status_code == 422
     assert "Base légale: doit être l\u2019une des valeurs" in french.text
     assert "Input should be" not in french.text

@@ -188,26 +188,24 @@ HaltAdminViewer = Annotated[Viewer, Depends(allowed(UseCase.halt))]
 """Page dependencies: the signed-in viewer, if the policy lets its role use the page."""
 
 
-MAX_FILES = MAX_PARTS
 MAX_FIELDS = 200
-"""The most file parts and text fields one console form may carry: as many photos as one
-API request (``MAX_PARTS``), so that a form's body stays within 8 x ``max_bytes`` of memory."""
+"""The most text fields one console form may carry."""
 
 
 def form_budget(core: Visage) -> FormBudget:
-    """What one console form may carry: :data:`MAX_FILES` files of at most ``max_bytes``
-    each, :data:`MAX_FIELDS` text fields of 64 KB in all."""
-    return FormBudget(core.settings.max_bytes, MAX_FILES, MAX_FIELDS)
+    """What one console form may carry: as many photos as one API request (``MAX_PARTS``,
+    so a body stays within 8 x ``max_bytes`` of memory) of at most ``max_bytes`` each, and
+    :data:`MAX_FIELDS` text fields of 64 KB in all."""
+    return FormBudget(core.settings.max_bytes, MAX_PARTS, MAX_FIELDS)
 
 
-async def csrf_form(request: Request, viewer: AnyViewer) -> FormData:
+async def csrf_form(request: Request, core: Core, viewer: AnyViewer) -> FormData:
     """The posted form, once its CSRF token (field ``csrf`` or header ``X-CSRF-Token``)
     matches the session's. Every state-changing console route reads its form through this.
 
     The body is read by the API's upload reader, in memory, under :func:`form_budget`
     (413 as soon as it is passed), never by ``request.form()``, which spools file parts over
     1 MB to the temp dir: a photo posted here may show bystanders."""
-    core: Visage = request.app.state.core
     form = await read_form_data(request, form_budget(core))
     sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
     if not isinstance(sent, str) or not hmac.compare_digest(sent, viewer.csrf):
